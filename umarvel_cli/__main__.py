@@ -1,0 +1,3 @@
+from umarvel_cli.app import main
+
+main()

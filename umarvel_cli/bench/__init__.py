@@ -1,0 +1,38 @@
+"""Speed benchmarks. Each compares our path with a baseline measured in the same run and reports the
+ratio, so numbers stay meaningful across machines. Never run from tests with timing assertions.
+
+A benchmark module exposes `run(size: str) -> BenchResult`; `size` is "quick" (seconds, for smoke
+checks) or "default" (what `make bench` runs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+REGISTRY: dict[str, str] = {
+    "prepare": "umarvel_cli.bench.prepare",
+    "embed": "umarvel_cli.bench.embed",
+    "search": "umarvel_cli.bench.search",
+    "train": "umarvel_cli.bench.train",
+    "loss": "umarvel_cli.bench.loss",
+}
+
+
+@dataclass
+class BenchResult:
+    name: str
+    summary: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load(name: str):
+    """The benchmark module, or None when it is not built yet."""
+    try:
+        return importlib.import_module(REGISTRY[name])
+    except ModuleNotFoundError as e:
+        if e.name == REGISTRY[name]:
+            return None
+        raise

@@ -1,0 +1,10 @@
+"""`umarvel search`: not implemented yet (a later issue builds it)."""
+
+from __future__ import annotations
+
+from umarvel_cli.errors import NotImplementedStage
+
+
+def command() -> None:
+    """Not implemented yet."""
+    raise NotImplementedStage("`umarvel search` is not implemented yet")

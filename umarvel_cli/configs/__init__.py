@@ -1,0 +1,1 @@
+"""Stage default configs (YAML), shipped with the package."""

@@ -1,0 +1,1 @@
+"""Data: dataset descriptions, readers, the demo generator and the one input formatter."""

@@ -1,0 +1,1 @@
+"""Pure metric functions (no I/O) and report rendering."""

@@ -1,0 +1,1 @@
+"""Backbone registry, attention, pooling, LoRA and the embedder."""

@@ -1,0 +1,1 @@
+"""faiss index build/load, shard-streaming exact search, top-k merge."""

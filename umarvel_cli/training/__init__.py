@@ -1,0 +1,1 @@
+"""The training loop, distributed helpers, checkpoint/resume and schedules."""
