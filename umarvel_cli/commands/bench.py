@@ -38,7 +38,10 @@ def _run(names: list[str], size: str, json_out: Path | None) -> None:
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(
-            json.dumps([{"name": r.name, "summary": r.summary, "rows": r.rows, "extra": r.extra} for r in results], indent=2)
+            json.dumps(
+                [{"name": r.name, "summary": r.summary, "rows": r.rows, "extra": r.extra} for r in results],
+                indent=2,
+            )
         )
 
 

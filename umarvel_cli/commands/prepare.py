@@ -1,15 +1,12 @@
-"""`umarvel prepare`: M-BEIR and pair corpora into tables; the built-in demo data."""
+"""`umarvel prepare`: groups the prepare sub-commands (each lives in its own module)."""
 
 from __future__ import annotations
 
 import typer
 
-from umarvel_cli.errors import NotImplementedStage
+from umarvel_cli.commands import prepare_demo, prepare_mbeir, prepare_pairs
 
 app = typer.Typer(no_args_is_help=True)
-
-
-@app.command("mbeir")
-def mbeir() -> None:
-    """Not implemented yet."""
-    raise NotImplementedStage("`umarvel prepare mbeir` is not implemented yet")
+app.command("mbeir", help="Read an M-BEIR folder into validated tables.")(prepare_mbeir.command)
+app.command("demo", help="Write the built-in demo dataset in the exact M-BEIR layout.")(prepare_demo.command)
+app.command("pairs", help="Read NLI csv / caption jsonl corpora into a pairs table.")(prepare_pairs.command)

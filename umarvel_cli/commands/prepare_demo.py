@@ -1,0 +1,10 @@
+"""`umarvel prepare demo`: not implemented yet."""
+
+from __future__ import annotations
+
+from umarvel_cli.errors import NotImplementedStage
+
+
+def command() -> None:
+    """Not implemented yet."""
+    raise NotImplementedStage("`umarvel prepare demo` is not implemented yet")

@@ -1,0 +1,10 @@
+"""`umarvel prepare mbeir`: not implemented yet."""
+
+from __future__ import annotations
+
+from umarvel_cli.errors import NotImplementedStage
+
+
+def command() -> None:
+    """Not implemented yet."""
+    raise NotImplementedStage("`umarvel prepare mbeir` is not implemented yet")
