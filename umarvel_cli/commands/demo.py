@@ -1,10 +1,27 @@
-"""`umarvel demo`: not implemented yet (a later issue builds it)."""
+"""`umarvel demo`: the whole pipeline on the built-in demo data with a tiny model, on a CPU."""
 
 from __future__ import annotations
 
-from umarvel_cli.errors import NotImplementedStage
+from pathlib import Path
+
+import typer
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise NotImplementedStage("`umarvel demo` is not implemented yet")
+def command(
+    out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for every stage's output (resumable)."),
+    size: str = typer.Option("small", "--size", help="Demo data size: tiny (seconds) or small."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the data and the model."),
+    backbone: str = typer.Option(
+        "tiny-qwen2-vl", "--backbone", help="tiny-qwen2-vl, tiny-qwen2.5-vl or tiny-qwen3-vl."
+    ),
+    split: str = typer.Option("test", "--split", help="Split the models are evaluated on."),
+    set_: list[str] = typer.Option([], "--set", help="Training config override key=value (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Redo every step."),
+) -> None:
+    """Run prepare → init-model → train progressive → embed → search → eval on demo data; writes OUT/report.md."""
+    from umarvel_cli.demo import run_demo
+
+    result = run_demo(
+        out, size=size, seed=seed, backbone=backbone, split=split, force=force, train_overrides=set_
+    )
+    typer.echo(result.report.read_text() if result.report else "")
