@@ -1,0 +1,103 @@
+"""Memory-bounded InfoNCE with id-based false-negative exclusion: one autograd function, two backends.
+
+Formula (q [B, d] and c [N, d] are L2-normalised by the caller, tau > 0):
+
+    logits_ij   = (q_i · c_j) / tau
+    excluded_ij = j != labels_i  and  cand_ids_j ∈ {query_pos_ids_ip : query_pos_ids_ip >= 0}
+    loss_i      = logsumexp_{j not excluded} logits_ij − logits_i,labels_i
+
+The forward keeps only lse_i (fp32, [B]); the backward recomputes scores chunk by chunk
+(`grad_logits` = grad_i · (softmax_ij − [j = labels_i]), zero where excluded) and feeds each chunk to
+two matmuls: dq += G·c_chunk / tau, dc_chunk = Gᵀ·q / tau. The temperature gradient needs no extra
+pass: dL/dtau = −(1/tau²)·Σ_ij G_ij s_ij = −(1/tau)·Σ_i q_i · dq_i.
+
+Backends: "torch" (`kernels.infonce_reference`, any device) and "triton" (`kernels.infonce_triton`:
+fused split-N online-logsumexp forward, fused recompute+mask+softmax-gradient tile kernel in the
+backward). Triton is imported only when the triton backend runs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernels import infonce_reference
+
+BACKENDS = ("torch", "triton")
+
+
+def default_chunk(b: int, device: torch.device) -> int:
+    """Candidates per backward chunk: a [B, chunk] block of ~16 MiB (CPU) / ~128 MiB fp32 (CUDA)."""
+    budget = 2**25 if device.type == "cuda" else 2**22
+    return max(16, budget // max(b, 1))
+
+
+def _backend(name: str):
+    if name == "torch":
+        return infonce_reference
+    if name == "triton":
+        from kernels import infonce_triton  # lazy: imports triton
+
+        return infonce_triton
+    raise ValueError(f"unknown backend {name!r} (expected one of {BACKENDS})")
+
+
+class _InfoNCE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, c, tau, labels, cand_ids, query_pos_ids, backend, chunk):
+        impl = _backend(backend)
+        lse, pos = impl.forward_stats(q, c, labels, tau, cand_ids, query_pos_ids, chunk)
+        ctx.save_for_backward(q, c, tau, labels, cand_ids, query_pos_ids, lse)
+        ctx.backend, ctx.chunk = backend, chunk
+        return lse - pos
+
+    @staticmethod
+    def backward(ctx, grad_rows):
+        q, c, tau, labels, cand_ids, query_pos_ids, lse = ctx.saved_tensors
+        impl = _backend(ctx.backend)
+        grad_rows = grad_rows.float().contiguous()
+        n, chunk = c.shape[0], ctx.chunk
+        need_c = ctx.needs_input_grad[1]
+        dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
+        dc = torch.empty_like(c) if need_c else None
+        for n0 in range(0, n, chunk):
+            n1 = min(n, n0 + chunk)
+            g = impl.grad_logits(
+                q,
+                c[n0:n1],
+                labels - n0,
+                tau,
+                None if cand_ids is None else cand_ids[n0:n1],
+                query_pos_ids,
+                lse,
+                grad_rows,
+            ).to(q.dtype)
+            dq += (g @ c[n0:n1]).float()
+            if need_c:
+                dc[n0:n1] = ((g.T @ q).float() / tau).to(c.dtype)
+        dq /= tau
+        dtau = None
+        if ctx.needs_input_grad[2]:
+            dtau = -(q.float() * dq).sum() / tau
+        dq_out = dq.to(q.dtype) if ctx.needs_input_grad[0] else None
+        return dq_out, dc, dtau, None, None, None, None, None
+
+
+def info_nce_rows(
+    q: torch.Tensor,
+    c: torch.Tensor,
+    labels: torch.Tensor,
+    tau: torch.Tensor,
+    cand_ids: torch.Tensor | None = None,
+    query_pos_ids: torch.Tensor | None = None,
+    backend: str = "torch",
+    chunk: int | None = None,
+) -> torch.Tensor:
+    """Per-query InfoNCE losses [B] (fp32); gradients flow to q, c and tau (a 0-dim fp32 tensor).
+
+    Inputs are trusted (shapes/dtypes checked by `umarvel_cli.losses.infonce`). `cand_ids` [N] and
+    `query_pos_ids` [B, P] are int64 (pad -1), both or neither.
+    """
+    if chunk is None:
+        chunk = default_chunk(q.shape[0], q.device)
+    q, c = q.contiguous(), c.contiguous()
+    return _InfoNCE.apply(q, c, tau, labels, cand_ids, query_pos_ids, backend, chunk)
