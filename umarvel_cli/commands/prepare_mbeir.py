@@ -1,10 +1,37 @@
-"""`umarvel prepare mbeir`: not implemented yet."""
+"""`umarvel prepare mbeir`: read an M-BEIR folder into validated tables (queries, candidates, pools, qrels,
+instructions)."""
 
 from __future__ import annotations
 
-from umarvel_cli.errors import NotImplementedStage
+from pathlib import Path
+
+import typer
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise NotImplementedStage("`umarvel prepare mbeir` is not implemented yet")
+def command(
+    root: Path = typer.Option(
+        ...,
+        "--root",
+        help="The M-BEIR folder (holds query/, cand_pool/, qrels/, instructions/, mbeir_images/).",
+    ),
+    out: Path = typer.Option(..., "--out", help="Output folder for the tables and manifest.json."),
+    splits: str = typer.Option(
+        "train,val,test", "--splits", help="Comma list of the splits to read: train, val, test."
+    ),
+    on_error: str = typer.Option(
+        "fail",
+        "--on-error",
+        help="fail: stop at the first bad row with one line naming file, line and field (exit 2). "
+        "skip: leave bad rows out, count them in the manifest and list them in OUT/rejected.jsonl.",
+    ),
+    rows_per_shard: int = typer.Option(100_000, "--rows-per-shard", help="Rows per Parquet shard."),
+    force: bool = typer.Option(False, "--force", help="Redo even when OUT is up to date."),
+) -> None:
+    """Read the real M-BEIR layout (per-dataset train files, per-task val/test files, local and global
+    pools, 5-column qrels, instructions TSV) into tables, with a validation report on stderr.
+
+    A run killed midway resumes from its completed shards; an identical second run says "up to date".
+    """
+    from umarvel_cli.data.mbeir_reader import prepare_mbeir
+
+    prepare_mbeir(root, out, splits=splits, on_error=on_error, force=force, rows_per_shard=rows_per_shard)
