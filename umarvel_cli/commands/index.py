@@ -1,10 +1,31 @@
-"""`umarvel index`: not implemented yet (a later issue builds it)."""
+"""`umarvel index`: build a faiss index over candidate embeddings."""
 
 from __future__ import annotations
 
-from umarvel_cli.errors import NotImplementedStage
+from pathlib import Path
+
+import typer
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise NotImplementedStage("`umarvel index` is not implemented yet")
+def command(
+    embeddings: Path = typer.Option(
+        ..., "--embeddings", help="Candidate embeddings: an `umarvel embed` --out."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for index.faiss, the ids table and manifest.json."),
+    factory: str = typer.Option(
+        "Flat", "--factory", help="faiss index_factory string: Flat (exact), IVF4096,Flat, HNSW32, ..."
+    ),
+    gpu: bool | None = typer.Option(
+        None, "--gpu/--no-gpu", help="Shard over all visible GPUs (default: when faiss has GPU support)."
+    ),
+    train_size: int = typer.Option(262_144, "--train-size", help="Vectors sampled to train IVF/PQ indexes."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date."),
+) -> None:
+    """Build a faiss inner-product index over normalised candidate embeddings."""
+    from umarvel_cli.retrieval.faiss_index import build_index
+
+    manifest = build_index(embeddings, out, factory=factory, gpu=gpu, train_size=train_size, force=force)
+    typer.echo(
+        f"index: {manifest.counts.get('vectors', 0):,} vectors, {manifest.extra.get('factory')} "
+        f"on {manifest.extra.get('device')} -> {out}"
+    )

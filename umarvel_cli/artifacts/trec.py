@@ -1,0 +1,128 @@
+"""TREC text formats, so runs and qrels move between umarvel, trec_eval, pyserini and UniIR.
+
+- run: `qid Q0 did rank score run_id` (UniIR appends a 7th column, the task id, which we accept);
+- qrels: standard `qid 0 did relevance` or M-BEIR's `qid 0 did relevance task_id`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from umarvel_cli.artifacts.schemas import TABLES
+from umarvel_cli.errors import UmarvelError
+
+
+@dataclass(frozen=True)
+class QrelRow:
+    qid: str
+    did: str
+    relevance: int
+    task_id: int | None
+
+
+def _lines(path: Path) -> Iterable[tuple[int, list[str]]]:
+    if not path.is_file():
+        raise UmarvelError("file not found", file=path)
+    with open(path, encoding="utf-8") as fh:
+        for n, raw in enumerate(fh, start=1):
+            parts = raw.split()
+            if parts:
+                yield n, parts
+
+
+def _int(value: str, path: Path, line: int, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise UmarvelError(f"{name} {value!r} is not an integer", file=path, line=line, field=name) from None
+
+
+def _float(value: str, path: Path, line: int, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise UmarvelError(f"{name} {value!r} is not a number", file=path, line=line, field=name) from None
+
+
+def read_trec_run(path: str | Path) -> pa.Table:
+    """Read a TREC run file into a `run` table (qid, did, rank, score), in file order."""
+    path = Path(path)
+    qids: list[str] = []
+    dids: list[str] = []
+    ranks: list[int] = []
+    scores: list[float] = []
+    for n, parts in _lines(path):
+        if len(parts) not in (6, 7):
+            raise UmarvelError(
+                f"{len(parts)} columns",
+                file=path,
+                line=n,
+                expected="'qid Q0 did rank score run_id' (6 columns, or 7 with UniIR's task id)",
+            )
+        qids.append(parts[0])
+        dids.append(parts[2])
+        ranks.append(_int(parts[3], path, n, "rank"))
+        scores.append(_float(parts[4], path, n, "score"))
+    return pa.Table.from_pydict(
+        {"qid": qids, "did": dids, "rank": ranks, "score": scores}, schema=TABLES["run"]
+    )
+
+
+def write_trec_run(
+    path: str | Path, run: pa.Table | Iterable[pa.RecordBatch], run_id: str = "umarvel"
+) -> Path:
+    """Write a `run` table (or its batches) as a TREC run file, atomically."""
+    if any(c.isspace() for c in run_id) or not run_id:
+        raise UmarvelError(f"run id {run_id!r} must be one word", field="run_id")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    batches = run.to_batches() if isinstance(run, pa.Table) else run
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for batch in batches:
+            cols = batch.to_pydict()
+            for qid, did, rank, score in zip(
+                cols["qid"], cols["did"], cols["rank"], cols["score"], strict=True
+            ):
+                if any(c.isspace() for c in qid + did):
+                    raise UmarvelError(f"id {qid!r}/{did!r} holds whitespace; TREC files cannot carry it")
+                fh.write(f"{qid} Q0 {did} {rank} {score:.6f} {run_id}\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_qrels(path: str | Path) -> list[QrelRow]:
+    """Read 4-column TREC qrels or 5-column M-BEIR qrels (the 5th column is the task id)."""
+    path = Path(path)
+    rows: list[QrelRow] = []
+    for n, parts in _lines(path):
+        if len(parts) not in (4, 5):
+            raise UmarvelError(
+                f"{len(parts)} columns",
+                file=path,
+                line=n,
+                expected="'qid 0 did relevance' or M-BEIR's 'qid 0 did relevance task_id'",
+            )
+        task = _int(parts[4], path, n, "task_id") if len(parts) == 5 else None
+        rows.append(QrelRow(parts[0], parts[2], _int(parts[3], path, n, "relevance"), task))
+    return rows
+
+
+def write_qrels(path: str | Path, rows: Iterable[QrelRow]) -> Path:
+    """Write qrels; 5 columns (M-BEIR) when every row has a task id, else 4 (trec_eval)."""
+    rows = list(rows)
+    five = bool(rows) and all(r.task_id is not None for r in rows)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for r in rows:
+            tail = f" {r.task_id}" if five else ""
+            fh.write(f"{r.qid} 0 {r.did} {r.relevance}{tail}\n")
+    os.replace(tmp, path)
+    return path

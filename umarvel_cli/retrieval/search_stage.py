@@ -1,0 +1,77 @@
+"""The `search` stage: top-k for a query embedding set, exact (streaming) or through a faiss index,
+written as a `run` table and, on request, a TREC run file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from umarvel_cli.artifacts import TABLES, Manifest, ShardWriter, fingerprint, finish_stage, plan_stage
+from umarvel_cli.artifacts.manifest import require_manifest
+from umarvel_cli.artifacts.shards import iter_batches
+from umarvel_cli.artifacts.trec import write_trec_run
+from umarvel_cli.console import info
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.retrieval.embeddings import open_embeddings
+from umarvel_cli.retrieval.exact import SearchResult, exact_search, pick_device
+from umarvel_cli.retrieval.run_table import iter_run_batches
+
+STAGE = "search"
+RUN_TABLE = "run"
+
+
+def run_search(
+    queries: str | Path,
+    out: str | Path,
+    *,
+    index: str | Path | None = None,
+    embeddings: str | Path | None = None,
+    topk: int = 100,
+    batch_size: int = 4096,
+    trec: str | Path | None = None,
+    gpu: bool | None = None,
+    force: bool = False,
+) -> Manifest:
+    """Search every query of `queries` against an index or (exactly) against candidate embeddings."""
+    if (index is None) == (embeddings is None):
+        raise UmarvelError("give exactly one of --index or --embeddings", field="--index/--embeddings")
+    if topk < 1:
+        raise UmarvelError(f"--topk must be >= 1, not {topk}", field="--topk")
+    q_set = open_embeddings(queries)
+    source = Path(index if index is not None else embeddings)
+    inputs = {"queries": fingerprint(q_set.root), "candidates": fingerprint(source)}
+    params = {"topk": topk, "method": "faiss" if index is not None else "exact", "trec": str(trec or "")}
+    plan = plan_stage(out, STAGE, params, inputs, force)
+    if plan.up_to_date:
+        info(f"search: {out} is up to date")
+        return require_manifest(out, STAGE)
+    qids, qx = q_set.read()
+    if index is not None:
+        from umarvel_cli.retrieval.faiss_index import load_index, search_index
+
+        loaded = load_index(index, gpu=gpu)
+        dim = loaded.manifest.extra.get("dim")
+        if dim is not None and dim != q_set.dim:
+            raise UmarvelError(
+                f"index holds {dim}-d vectors, queries are {q_set.dim}-d",
+                file=index,
+                expected="query and candidate embeddings from the same model",
+            )
+        result = search_index(loaded, qx, topk, query_block=max(batch_size, 1))
+        extra = {"method": "faiss", "device": loaded.device, "factory": loaded.manifest.extra.get("factory")}
+    else:
+        c_set = open_embeddings(embeddings)
+        device = "cuda" if gpu else ("cpu" if gpu is False else pick_device())
+        result = exact_search(qx, c_set.iter_blocks(), topk, query_block=batch_size, device=device)
+        extra = {"method": "exact", "device": device, "candidates": c_set.count}
+    rows = write_run(plan.out, qids, result)
+    if trec is not None:
+        write_trec_run(trec, iter_batches(plan.out, RUN_TABLE), run_id="umarvel")
+    extra.update({"topk": topk, "dim": q_set.dim, "trec": str(trec) if trec else None})
+    return finish_stage(plan, {"queries": len(qids), "rows": rows}, extra)
+
+
+def write_run(out: str | Path, qids, result: SearchResult) -> int:
+    with ShardWriter(out, RUN_TABLE, TABLES["run"], rows_per_shard=2_000_000) as writer:
+        for batch in iter_run_batches(qids, result):
+            writer.write_batch(batch)
+    return writer.rows_written
