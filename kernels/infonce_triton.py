@@ -1,0 +1,299 @@
+"""Triton InfoNCE kernels: the same two functions as `kernels.infonce_reference`, fused.
+
+- `forward_stats`: grid (query blocks × candidate splits); each program streams its candidate range
+  in [BLOCK_M, BLOCK_N] score tiles (a BLOCK_D loop of tl.dot over d), applies the id-based
+  exclusion on the fly and keeps an online logsumexp (flash-attention style); the per-split
+  results (O(splits·B)) are merged in torch. Nothing of size B × N is written.
+- `grad_logits`: one launch per candidate chunk; each program recomputes its score tile and writes
+  grad_i · (softmax_ij − [j = label_i]) (zero where excluded) into the [B, chunk] buffer that the
+  autograd function multiplies with c_chunk and q (cuBLAS). d is far too large (1.5k–3.5k) to keep a
+  [BLOCK_M, d] gradient tile on chip, so the two output products stay dense GEMMs.
+
+Importing this module imports triton; `kernels.infonce` does so only when the triton backend runs.
+Under TRITON_INTERPRET=1 (CPU tests) blocks are small and bf16 tiles are upcast before tl.dot,
+because the interpreter's bf16 dot returns garbage (triton 3.9; fp16/fp32 are fine).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _config() -> dict:
+    """Tile sizes: 16s under the interpreter (several tiles on tiny test shapes), GPU-sized otherwise."""
+    if _interpreting():
+        return {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": 16, "num_warps": 4, "num_stages": 1}
+    return {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "num_warps": 8, "num_stages": 3}
+
+
+@triton.jit
+def _score_tile(
+    q_ptr,
+    c_ptr,
+    offs_m,
+    offs_n,
+    m_mask,
+    n_mask,
+    D,
+    stride_qm,
+    stride_cn,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """fp32 [BLOCK_M, BLOCK_N] tile of q · cᵀ (rows contiguous along d)."""
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for d0 in range(0, D, BLOCK_D):
+        offs_d = d0 + tl.arange(0, BLOCK_D)
+        d_mask = offs_d < D
+        a = tl.load(
+            q_ptr + offs_m[:, None].to(tl.int64) * stride_qm + offs_d[None, :],
+            mask=m_mask[:, None] & d_mask[None, :],
+            other=0.0,
+        )
+        b = tl.load(
+            c_ptr + offs_n[:, None].to(tl.int64) * stride_cn + offs_d[None, :],
+            mask=n_mask[:, None] & d_mask[None, :],
+            other=0.0,
+        )
+        if UPCAST:
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        acc = tl.dot(a, tl.trans(b), acc, input_precision=PRECISION)
+    return acc
+
+
+@triton.jit
+def _kept(
+    offs_m,
+    offs_n,
+    m_mask,
+    n_mask,
+    labels,
+    cid_ptr,
+    qpos_ptr,
+    P,
+    stride_pm,
+    stride_pp,
+    HAS_IDS: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """(kept [M, N] bool, is_positive [M, N] bool): in range and not another positive of the query."""
+    is_pos = offs_n[None, :] == labels[:, None]
+    keep = m_mask[:, None] & n_mask[None, :]
+    if HAS_IDS:
+        cid = tl.load(cid_ptr + offs_n, mask=n_mask, other=-2)
+        hit = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+        for p in range(0, P):
+            pid = tl.load(qpos_ptr + offs_m.to(tl.int64) * stride_pm + p * stride_pp, mask=m_mask, other=-1)
+            same = (cid[None, :] == pid[:, None]) & (pid[:, None] >= 0)
+            hit = hit | same.to(tl.int32)
+        keep = keep & ((hit == 0) | is_pos)
+    return keep, is_pos
+
+
+@triton.jit
+def _fwd_kernel(
+    q_ptr,
+    c_ptr,
+    labels_ptr,
+    cid_ptr,
+    qpos_ptr,
+    tau_ptr,
+    lse_part_ptr,
+    pos_part_ptr,
+    B,
+    N,
+    D,
+    P,
+    per_split,
+    stride_qm,
+    stride_cn,
+    stride_pm,
+    stride_pp,
+    HAS_IDS: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    split = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    m_mask = offs_m < B
+    labels = tl.load(labels_ptr + offs_m, mask=m_mask, other=-1)
+    inv_tau = 1.0 / tl.load(tau_ptr).to(tl.float32)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    pos = tl.zeros([BLOCK_M], dtype=tl.float32)
+    n_begin = split * per_split
+    n_end = tl.minimum(n_begin + per_split, N)
+    for n0 in range(n_begin, n_end, BLOCK_N):
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        n_mask = offs_n < n_end
+        s = _score_tile(
+            q_ptr, c_ptr, offs_m, offs_n, m_mask, n_mask, D, stride_qm, stride_cn,
+            BLOCK_M, BLOCK_N, BLOCK_D, UPCAST, PRECISION,
+        )  # fmt: skip
+        logits = s * inv_tau
+        keep, is_pos = _kept(
+            offs_m, offs_n, m_mask, n_mask, labels, cid_ptr, qpos_ptr, P, stride_pm, stride_pp,
+            HAS_IDS, BLOCK_M, BLOCK_N,
+        )  # fmt: skip
+        pos += tl.sum(tl.where(is_pos & keep, logits, 0.0), axis=1)
+        logits = tl.where(keep, logits, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(logits, axis=1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        l_i = l_i * tl.exp(m_i - m_safe) + tl.sum(tl.exp(logits - m_safe[:, None]), axis=1)
+        m_i = m_new
+    # -inf when this split kept nothing for the row (log of a clamped sum: no log(0) evaluated)
+    lse = tl.where(l_i > 0, m_i + tl.log(tl.maximum(l_i, 1e-30)), float("-inf"))
+    out = split * B + offs_m
+    tl.store(lse_part_ptr + out, lse, mask=m_mask)
+    tl.store(pos_part_ptr + out, pos, mask=m_mask)
+
+
+@triton.jit
+def _grad_kernel(
+    q_ptr,
+    c_ptr,
+    labels_ptr,
+    cid_ptr,
+    qpos_ptr,
+    tau_ptr,
+    lse_ptr,
+    g_ptr,
+    out_ptr,
+    B,
+    N,
+    D,
+    P,
+    stride_qm,
+    stride_cn,
+    stride_pm,
+    stride_pp,
+    stride_om,
+    HAS_IDS: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    m_mask = offs_m < B
+    n_mask = offs_n < N
+    labels = tl.load(labels_ptr + offs_m, mask=m_mask, other=-1)
+    inv_tau = 1.0 / tl.load(tau_ptr).to(tl.float32)
+    s = _score_tile(
+        q_ptr, c_ptr, offs_m, offs_n, m_mask, n_mask, D, stride_qm, stride_cn,
+        BLOCK_M, BLOCK_N, BLOCK_D, UPCAST, PRECISION,
+    )  # fmt: skip
+    keep, is_pos = _kept(
+        offs_m, offs_n, m_mask, n_mask, labels, cid_ptr, qpos_ptr, P, stride_pm, stride_pp,
+        HAS_IDS, BLOCK_M, BLOCK_N,
+    )  # fmt: skip
+    lse = tl.load(lse_ptr + offs_m, mask=m_mask, other=0.0)
+    g = tl.load(g_ptr + offs_m, mask=m_mask, other=0.0)
+    p = tl.where(keep, tl.exp(s * inv_tau - lse[:, None]), 0.0)
+    grad = g[:, None] * (p - tl.where(is_pos & keep, 1.0, 0.0))
+    tl.store(
+        out_ptr + offs_m[:, None].to(tl.int64) * stride_om + offs_n[None, :],
+        grad.to(out_ptr.dtype.element_ty),
+        mask=m_mask[:, None] & n_mask[None, :],
+    )
+
+
+def _flags(q: torch.Tensor) -> dict:
+    return {
+        "UPCAST": _interpreting() and q.dtype == torch.bfloat16,
+        # fp32 inputs: exact fp32 products like torch's default matmul (not TF32)
+        "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32",
+    }
+
+
+def _id_args(labels, cand_ids, query_pos_ids) -> tuple:
+    """(cid, qpos, P, stride_pm, stride_pp, HAS_IDS); dummies when there are no ids."""
+    if cand_ids is None or query_pos_ids is None:
+        return labels, labels, 0, 0, 0, False
+    qpos = query_pos_ids.contiguous()
+    return cand_ids.contiguous(), qpos, qpos.shape[1], qpos.stride(0), qpos.stride(1), True
+
+
+def _splits(b: int, n: int, cfg: dict, device: torch.device) -> int:
+    """Candidate splits so that the forward grid has ~4 programs per SM even for small B."""
+    n_blocks = triton.cdiv(n, cfg["BLOCK_N"])
+    if _interpreting():
+        return min(2, n_blocks)
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    m_blocks = triton.cdiv(b, cfg["BLOCK_M"])
+    return max(1, min(n_blocks, (4 * sms) // m_blocks))
+
+
+def forward_stats(
+    q: torch.Tensor,
+    c: torch.Tensor,
+    labels: torch.Tensor,
+    tau: torch.Tensor,
+    cand_ids: torch.Tensor | None,
+    query_pos_ids: torch.Tensor | None,
+    chunk: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lse [B], positive logit [B]) in fp32; `chunk` is unused (the kernel streams all of c)."""
+    del chunk
+    b, d = q.shape
+    n = c.shape[0]
+    cfg = _config()
+    splits = _splits(b, n, cfg, q.device)
+    per_split = triton.cdiv(triton.cdiv(n, splits), cfg["BLOCK_N"]) * cfg["BLOCK_N"]
+    splits = triton.cdiv(n, per_split)
+    lse_part = torch.empty(splits, b, dtype=torch.float32, device=q.device)
+    pos_part = torch.empty(splits, b, dtype=torch.float32, device=q.device)
+    cid, qpos, p, spm, spp, has_ids = _id_args(labels, cand_ids, query_pos_ids)
+    grid = (triton.cdiv(b, cfg["BLOCK_M"]), splits)
+    _fwd_kernel[grid](
+        q, c, labels.contiguous(), cid, qpos, tau, lse_part, pos_part,
+        b, n, d, p, per_split, q.stride(0), c.stride(0), spm, spp,
+        HAS_IDS=has_ids, **_flags(q), **cfg,
+    )  # fmt: skip
+    return torch.logsumexp(lse_part, dim=0), pos_part.sum(0)
+
+
+def grad_logits(
+    q: torch.Tensor,
+    c_chunk: torch.Tensor,
+    labels_local: torch.Tensor,
+    tau: torch.Tensor,
+    cand_ids_chunk: torch.Tensor | None,
+    query_pos_ids: torch.Tensor | None,
+    lse: torch.Tensor,
+    grad_rows: torch.Tensor,
+) -> torch.Tensor:
+    """[B, n] dLoss/dlogits of one candidate chunk, in q's dtype (the GEMMs that follow run in it)."""
+    b, d = q.shape
+    n = c_chunk.shape[0]
+    cfg = _config()
+    out = torch.empty(b, n, dtype=q.dtype, device=q.device)
+    cid, qpos, p, spm, spp, has_ids = _id_args(labels_local, cand_ids_chunk, query_pos_ids)
+    grid = (triton.cdiv(b, cfg["BLOCK_M"]), triton.cdiv(n, cfg["BLOCK_N"]))
+    _grad_kernel[grid](
+        q, c_chunk, labels_local.contiguous(), cid, qpos, tau, lse, grad_rows, out,
+        b, n, d, p, q.stride(0), c_chunk.stride(0), spm, spp, out.stride(0),
+        HAS_IDS=has_ids, **_flags(q), **cfg,
+    )  # fmt: skip
+    return out

@@ -1,0 +1,81 @@
+"""Triton InfoNCE kernels under the CPU interpreter against the plain loss (value and all gradients).
+
+TRITON_INTERPRET must be set before `kernels.infonce_triton` (and so triton's @jit) is imported; the
+kernels module is imported lazily by the triton backend, so setting it here, first, is enough.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from kernels.infonce import info_nce_rows  # noqa: E402
+from tests.losses.cases import infonce_case, loss_and_grads  # noqa: E402
+from umarvel_cli.losses.infonce import info_nce_loss  # noqa: E402
+
+TOL = {
+    torch.float32: {"rtol": 1e-5, "atol": 1e-5},
+    torch.float16: {"rtol": 2e-2, "atol": 2e-3},
+    torch.bfloat16: {"rtol": 5e-2, "atol": 2e-2},
+}
+
+
+def triton_rows(chunk):
+    def fn(q, c, labels, tau, **kw):
+        return info_nce_rows(q, c, labels, tau, backend="triton", chunk=chunk, **kw).mean()
+
+    return fn
+
+
+def plain_fp32(q, c, labels, tau, **kw):
+    """The oracle: the unfused loss on the same (rounded) values, computed in fp32."""
+    return info_nce_loss(q.float(), c.float(), labels, tau, impl="plain", **kw)
+
+
+def compare(case, chunk, with_ids, dtype=torch.float32):
+    kw = {"cand_ids": case.cand_ids, "query_pos_ids": case.query_pos_ids} if with_ids else {}
+    got = loss_and_grads(triton_rows(chunk), case, **kw)
+    ref = loss_and_grads(plain_fp32, case, **kw)
+    assert got[1].dtype == dtype and got[2].dtype == dtype
+    for name, a, b in zip(["loss", "dq", "dc", "dtau"], got, ref, strict=True):
+        torch.testing.assert_close(a.float(), b.float(), msg=name, **TOL[dtype])
+
+
+@pytest.mark.parametrize("with_ids", [False, True])
+def test_several_tiles_fp32(with_ids):
+    # B=37: 3 query tiles (last partial); N=70: 5 candidate tiles, 2 splits; d=40: partial d tile;
+    # chunk 24 cuts the backward mid-tile.
+    compare(infonce_case(37, 70, 40, seed=11), chunk=24, with_ids=with_ids)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precisions(dtype):
+    compare(infonce_case(20, 40, 32, dtype=dtype, seed=12), chunk=64, with_ids=True, dtype=dtype)
+
+
+@pytest.mark.parametrize(("b", "n"), [(5, 3), (3, 1)])
+def test_fewer_candidates_than_a_tile(b, n):
+    compare(infonce_case(b, n, 16, seed=13), chunk=64, with_ids=n > 1)
+
+
+def test_all_excluded_but_positive():
+    case = infonce_case(6, 20, 16, seed=14)
+    case.cand_ids = torch.full((20,), 7, dtype=torch.int64)
+    case.query_pos_ids = torch.full((6, 2), -1, dtype=torch.int64)
+    case.query_pos_ids[:, 0] = 7
+    loss, dq, dc, dtau = loss_and_grads(triton_rows(8), case, cand_ids=case.cand_ids,
+                                        query_pos_ids=case.query_pos_ids)  # fmt: skip
+    assert float(loss) == 0.0
+    assert float(dq.abs().max()) == 0.0 and float(dc.abs().max()) == 0.0 and float(dtau) == 0.0
+
+
+def test_public_api_triton_impl_matches_chunked():
+    case = infonce_case(18, 50, 24, seed=15)
+    kw = {"cand_ids": case.cand_ids, "query_pos_ids": case.query_pos_ids, "reduction": "none"}
+    got = info_nce_loss(case.q, case.c, case.labels, 0.05, impl="triton", **kw)
+    ref = info_nce_loss(case.q, case.c, case.labels, 0.05, impl="chunked", **kw)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
