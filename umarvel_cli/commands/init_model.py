@@ -1,10 +1,25 @@
-"""`umarvel init-model`: not implemented yet (a later issue builds it)."""
+"""`umarvel init-model`: write a tiny random-initialised backbone as a normal model folder."""
 
 from __future__ import annotations
 
-from umarvel_cli.errors import NotImplementedStage
+from pathlib import Path
+
+import typer
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise NotImplementedStage("`umarvel init-model` is not implemented yet")
+def command(
+    backbone: str = typer.Option(
+        ...,
+        "--backbone",
+        help="tiny-qwen2-vl | tiny-qwen2.5-vl | tiny-qwen3-vl (random init, built offline).",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder to write (config, weights, tokenizer, umarvel.json)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random initialisation."),
+) -> None:
+    """Write a tiny Qwen-VL model folder that every other command treats like a real checkpoint."""
+    from umarvel_cli.models.tiny import init_tiny_model
+
+    path = init_tiny_model(backbone, out, seed=seed)
+    typer.echo(str(path))

@@ -1,0 +1,58 @@
+"""Our own collator: pads formatted items into one batch (the stock processor needs torchvision).
+
+It emits what transformers 5 needs for Qwen-VL (`mm_token_type_ids` whenever images are present)
+plus `pool_mask`: the tokens mean pooling averages (non-pad, outside the instruction span).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from umarvel_cli.data.formatter import EncodedInput
+
+
+class Collator:
+    """Right-pads token ids; concatenates image patches in item order."""
+
+    def __init__(self, pad_token_id: int, image_token_id: int, pad_to_multiple_of: int | None = None) -> None:
+        self.pad_token_id = pad_token_id
+        self.image_token_id = image_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, items: Sequence[EncodedInput]) -> dict[str, torch.Tensor]:
+        if not items:
+            raise ValueError("cannot collate an empty batch")
+        longest = max(it.length for it in items)
+        if self.pad_to_multiple_of:
+            m = self.pad_to_multiple_of
+            longest = (longest + m - 1) // m * m
+        ids = np.full((len(items), longest), self.pad_token_id, dtype=np.int64)
+        attention = np.zeros((len(items), longest), dtype=np.int64)
+        pool = np.zeros((len(items), longest), dtype=bool)
+        for i, it in enumerate(items):
+            n = it.length
+            ids[i, :n] = it.input_ids
+            attention[i, :n] = 1
+            pool[i, :n] = True
+            if it.instruction_span is not None:
+                s, e = it.instruction_span
+                pool[i, s:e] = False
+        input_ids = torch.from_numpy(ids)
+        batch: dict[str, torch.Tensor] = {
+            "input_ids": input_ids,
+            "attention_mask": torch.from_numpy(attention),
+            "mm_token_type_ids": ((input_ids == self.image_token_id) & torch.from_numpy(attention).bool()).to(
+                torch.int32
+            ),
+            "pool_mask": torch.from_numpy(pool),
+        }
+        with_image = [it for it in items if it.pixel_values is not None]
+        if with_image:
+            batch["pixel_values"] = torch.from_numpy(
+                np.concatenate([it.pixel_values for it in with_image], axis=0)  # type: ignore[misc]
+            )
+            batch["image_grid_thw"] = torch.tensor([it.image_grid_thw for it in with_image], dtype=torch.long)
+        return batch

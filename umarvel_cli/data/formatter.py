@@ -1,0 +1,203 @@
+"""The ONE input formatter: (text, image, instruction, modality, role) -> token ids + image patches.
+
+Training, mining, embedding and reranking all call `InputFormatter.encode`, so the chat template,
+instruction markers, text cleaning, truncation and image resolution cannot drift apart between
+stages (the released code's bugs B3, B4 and B6). The rendered conversation is
+
+    [system prompt of the template] user: [image]? + [<instruction_start>Instr.<instruction_end> ]text[prompt]
+    assistant: <emb>.
+
+with `add_generation_prompt=False` for train and eval alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from umarvel_cli.data.text import format_string
+from umarvel_cli.errors import UmarvelError
+
+Role = Literal["query", "candidate"]
+MODALITIES = ("text", "image", "image,text")
+
+
+@dataclass
+class Record:
+    """One thing to embed. `image` is a path (resolved by the caller) or a PIL image."""
+
+    id: str
+    text: str | None = None
+    image: str | Path | Image.Image | None = None
+    instruction: str | None = None
+    modality: str | None = None
+
+    def resolved_modality(self) -> str:
+        if self.modality is not None:
+            return self.modality
+        has_text = bool(self.text and self.text.strip())
+        if self.image is not None:
+            return "image,text" if has_text else "image"
+        return "text"
+
+
+@dataclass
+class EncodedInput:
+    """Model inputs of one item, image tokens already expanded; what the collator pads into batches."""
+
+    input_ids: np.ndarray  # int64 [L]
+    instruction_span: tuple[int, int] | None  # [start, end) in token positions, markers included
+    pixel_values: np.ndarray | None  # float32 [patches, patch_dim]
+    image_grid_thw: tuple[int, int, int] | None
+
+    @property
+    def length(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def num_patches(self) -> int:
+        return 0 if self.pixel_values is None else int(self.pixel_values.shape[0])
+
+
+def load_image(image: str | Path | Image.Image, item_id: str | None = None) -> Image.Image:
+    """Open an image as RGB, with a one-line error naming the file when it is missing or unreadable."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    path = Path(image)
+    if not path.is_file():
+        raise UmarvelError(f"image file not found (item {item_id})", file=path, field="image")
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise UmarvelError(f"unreadable image (item {item_id}): {e}", file=path, field="image") from e
+
+
+class InputFormatter:
+    """Holds the tokenizer, image processor and `umarvel.json` settings; `encode` is the one formatter."""
+
+    def __init__(self, tokenizer: Any, image_processor: Any, config: Any) -> None:
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.config = config
+        self.merge_size = int(image_processor.merge_size)
+        self.image_pad_id = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        self.inst_start_id = tokenizer.convert_tokens_to_ids(config.instruction_start)
+        self.inst_end_id = tokenizer.convert_tokens_to_ids(config.instruction_end)
+
+    # -- text -------------------------------------------------------------------------------------
+    def _clean(self, text: str) -> str:
+        return format_string(text) if self.config.clean_text else text.strip()
+
+    def truncate(self, text: str) -> str:
+        """Cut text to the token budget (tokenise, keep the first N tokens, decode)."""
+        budget = self.config.text_token_budget
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= budget:
+            return text
+        return self.tokenizer.decode(ids[:budget])
+
+    def user_text(self, record: Record, role: Role) -> str:
+        """The user turn's text: instruction (queries only) in markers, cleaned text, compression prompt."""
+        modality = record.resolved_modality()
+        text = record.text if "text" in modality and record.text else ""
+        text = self._clean(self.truncate(text)) if text else ""
+        parts = []
+        if role == "query" and record.instruction:
+            inst = self._clean(record.instruction)
+            parts.append(f"{self.config.instruction_start}{inst}{self.config.instruction_end}")
+        if text:
+            parts.append(text)
+        out = " ".join(parts)
+        prompt = self.config.compression_prompt
+        if prompt:
+            out += prompt.get(modality, "")
+        return out
+
+    def messages(self, record: Record, role: Role) -> list[dict[str, Any]]:
+        content: list[dict[str, Any]] = []
+        if "image" in record.resolved_modality():
+            content.append({"type": "image"})
+        text = self.user_text(record, role)
+        if text:
+            content.append({"type": "text", "text": text})
+        return [
+            {"role": "user", "content": content},
+            {"role": "assistant", "content": [{"type": "text", "text": self.config.assistant_text}]},
+        ]
+
+    def render(self, record: Record, role: Role) -> str:
+        return self.tokenizer.apply_chat_template(
+            self.messages(record, role), tokenize=False, add_generation_prompt=False
+        )
+
+    # -- checks and images ------------------------------------------------------------------------
+    def validate(self, record: Record) -> None:
+        modality = record.resolved_modality()
+        if modality not in MODALITIES:
+            raise UmarvelError(
+                f"unknown modality {modality!r} (item {record.id})",
+                field="modality",
+                expected=" | ".join(MODALITIES),
+            )
+        has_text = bool(record.text and record.text.strip())
+        if "image" in modality and record.image is None:
+            raise UmarvelError(f"modality {modality} but no image (item {record.id})", field="image")
+        if modality != "image" and not has_text and record.image is None:
+            raise UmarvelError(f"empty input: no text and no image (item {record.id})", field="text")
+        if modality == "text" and not has_text:
+            raise UmarvelError(f"empty text (item {record.id})", field="text")
+
+    def image_patches(self, image: Image.Image) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """Resize within min/max pixels and cut into flattened patches (PIL backend, no torchvision)."""
+        out = self.image_processor(images=[image], return_tensors="np")
+        grid = tuple(int(x) for x in out["image_grid_thw"][0])
+        return np.asarray(out["pixel_values"], dtype=np.float32), grid  # type: ignore[return-value]
+
+    # -- the one formatter ------------------------------------------------------------------------
+    def encode(self, record: Record, role: Role) -> EncodedInput:
+        """Validate, render, tokenise, expand image tokens and mark the instruction span."""
+        return self.encode_many([record], role)[0]
+
+    def encode_many(self, records: list[Record], role: Role) -> list[EncodedInput]:
+        """`encode` for several records with one batched tokeniser call (same result, faster)."""
+        for r in records:
+            self.validate(r)
+        texts = [self.render(r, role) for r in records]
+        ids_list = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        out = []
+        for record, ids in zip(records, ids_list, strict=True):
+            pixel_values = grid = None
+            ids_arr = np.asarray(ids, dtype=np.int64)
+            if "image" in record.resolved_modality():
+                assert record.image is not None
+                pixel_values, grid = self.image_patches(load_image(record.image, record.id))
+                n_tokens = grid[0] * grid[1] * grid[2] // (self.merge_size**2)
+                pos = np.flatnonzero(ids_arr == self.image_pad_id)
+                if pos.size != 1:
+                    raise UmarvelError(
+                        f"the chat template produced {pos.size} image placeholders (item {record.id})",
+                        expected="exactly one <|image_pad|> per image",
+                    )
+                p = int(pos[0])
+                ids_arr = np.concatenate(
+                    [ids_arr[:p], np.full(n_tokens, self.image_pad_id, dtype=np.int64), ids_arr[p + 1 :]]
+                )
+            out.append(EncodedInput(ids_arr, self._instruction_span(ids_arr), pixel_values, grid))
+        return out
+
+    def _instruction_span(self, ids: np.ndarray) -> tuple[int, int] | None:
+        starts = np.flatnonzero(ids == self.inst_start_id)
+        ends = np.flatnonzero(ids == self.inst_end_id)
+        if starts.size == 0 or ends.size == 0:
+            return None
+        return int(starts[0]), int(ends[-1]) + 1
+
+
+def format_input(formatter: InputFormatter, record: Record, role: Role) -> EncodedInput:
+    """Functional spelling of `InputFormatter.encode`."""
+    return formatter.encode(record, role)

@@ -1,0 +1,224 @@
+"""The embedder: a Qwen-VL backbone + the one formatter + pooling + a learnable temperature.
+
+`forward(batch)` is what training differentiates; `encode(records)` is inference (bucketed by
+length and image size, order restored, OOM-safe). Both go through the same attention, position
+and pooling code, configured only by the folder's `umarvel.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from umarvel_cli.data.collator import Collator
+from umarvel_cli.data.formatter import EncodedInput, InputFormatter, Record, Role
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.attention import set_attention
+from umarvel_cli.models.image_processor import build_image_processor
+from umarvel_cli.models.pooling import pool
+from umarvel_cli.models.registry import (
+    Family,
+    attention_implementation,
+    default_dtype,
+    detect_family,
+    get_family,
+    quiet_transformers,
+)
+from umarvel_cli.models.tokenizer import ensure_tokens
+from umarvel_cli.models.umarvel_config import UmarvelConfig
+
+MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def bucket_order(items: Sequence[EncodedInput]) -> list[int]:
+    """Indices sorted so batches hold similar image sizes and lengths (biggest first: OOM shows early)."""
+    return sorted(range(len(items)), key=lambda i: (-items[i].num_patches, -items[i].length, i))
+
+
+class Embedder(nn.Module):
+    """Qwen-VL retriever. Attributes: `config` (UmarvelConfig), `tokenizer`, `backbone`, `log_temperature`."""
+
+    def __init__(
+        self, backbone: nn.Module, tokenizer: Any, image_processor: Any, config: UmarvelConfig
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.config = config
+        self.family: Family = get_family(config.family)
+        self.log_temperature = nn.Parameter(
+            torch.tensor(float(config.log_temperature), dtype=torch.float32), requires_grad=False
+        )
+        self.formatter = InputFormatter(tokenizer, image_processor, config)
+        self.collator = Collator(tokenizer.pad_token_id, self.formatter.image_pad_id)
+        set_attention(self.backbone, config.attention)
+
+    # -- loading and saving -----------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        **overrides: Any,
+    ) -> Embedder:
+        """Load a model folder (umarvel.json optional: a plain Qwen-VL checkpoint gets the defaults).
+
+        `overrides` replace umarvel.json fields for this instance (e.g. `attention="causal"`).
+        """
+        import transformers
+
+        quiet_transformers()
+        path = Path(path)
+        if not path.is_dir():
+            raise UmarvelError("model folder not found", file=path, expected="a folder with config.json")
+        if UmarvelConfig.exists(path):
+            config = UmarvelConfig.load(path)
+        else:
+            config = UmarvelConfig(family=detect_family(path).name)
+        if overrides:
+            config = UmarvelConfig(**{**config.to_dict(), **overrides})
+        family = get_family(config.family)
+        dev = resolve_device(device)
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        dtype = dtype or default_dtype(dev)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        tokenizer.padding_side = "right"
+        ensure_tokens(tokenizer, [config.instruction_start, config.instruction_end, config.emb_token])
+        backbone = family.model_cls().from_pretrained(
+            path, dtype=dtype, attn_implementation=attention_implementation(dev)
+        )
+        if len(tokenizer) > backbone.get_input_embeddings().weight.shape[0]:
+            backbone.resize_token_embeddings(len(tokenizer))
+        backbone.to(dev)
+        image_processor = build_image_processor(family, config.min_pixels, config.max_pixels)
+        embedder = cls(backbone, tokenizer, image_processor, config)
+        embedder.to(dev)
+        embedder.eval()
+        return embedder
+
+    def sync_config(self) -> UmarvelConfig:
+        """Copy the live temperature into the config (what gets saved)."""
+        self.config.set_log_temperature(float(self.log_temperature.detach().cpu()))
+        return self.config
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write a plain model folder: weights, tokenizer, image processor config, umarvel.json."""
+        if hasattr(self.backbone, "peft_config"):
+            raise UmarvelError(
+                "this embedder carries LoRA adapters",
+                expected="umarvel_cli.models.lora.save_adapter or merge_lora before save_pretrained",
+            )
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        self.image_processor.save_pretrained(path)
+        self.sync_config().save(path)
+        return path
+
+    # -- properties -------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.log_temperature.device
+
+    @property
+    def dim(self) -> int:
+        return int(self.backbone.get_input_embeddings().weight.shape[1])
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_temperature.exp()
+
+    # -- model inputs -----------------------------------------------------------------------------
+    def prepare(self, records: Sequence[Record], role: Role = "query") -> dict[str, torch.Tensor]:
+        """Format and collate records into one batch (training and tests)."""
+        return self.collator(self.formatter.encode_many(list(records), role))
+
+    def _model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        dev = self.device
+        inputs: dict[str, Any] = {k: batch[k].to(dev) for k in MODEL_KEYS if k in batch}
+        if self.config.position_ids == "sequential":
+            # 1-D positions over the sequence (what the released checkpoints were trained with).
+            mask = inputs["attention_mask"]
+            inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        inputs["use_cache"] = False
+        return inputs
+
+    def hidden_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Last-layer hidden states [B, L, H]."""
+        return self.backbone(**self._model_inputs(batch)).last_hidden_state
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """L2-normalised embeddings [B, d] (fp32), differentiable."""
+        hidden = self.hidden_states(batch)
+        dev = hidden.device
+        return pool(hidden, batch["attention_mask"].to(dev), batch["pool_mask"].to(dev), self.config.pooling)
+
+    # -- inference --------------------------------------------------------------------------------
+    def encode(
+        self,
+        records: Iterable[Record],
+        batch_size: int = 32,
+        role: Role = "query",
+        chunk_size: int = 1024,
+    ) -> np.ndarray:
+        """Embeddings [N, d] float32 in input order. Records are formatted once, in chunks."""
+        records = list(records)
+        out = np.zeros((len(records), self.dim), dtype=np.float32)
+        for start in range(0, len(records), chunk_size):
+            encoded = self.formatter.encode_many(records[start : start + chunk_size], role)
+            out[start : start + len(encoded)] = self.encode_inputs(encoded, batch_size)
+        return out
+
+    def encode_inputs(
+        self,
+        items: Sequence[EncodedInput],
+        batch_size: int = 32,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed formatted items: bucketed batches under inference_mode; on CUDA OOM the batch halves."""
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        order = bucket_order(items)
+        was_training = self.training
+        self.eval()
+        pos, size = 0, max(1, batch_size)
+        try:
+            with torch.inference_mode():
+                while pos < len(order):
+                    idx = order[pos : pos + size]
+                    try:
+                        vecs = self.forward(self.collator([items[i] for i in idx]))
+                    except torch.cuda.OutOfMemoryError as e:
+                        if size == 1:
+                            raise UmarvelError(
+                                "out of GPU memory with batch size 1",
+                                expected="a smaller max_pixels or text_token_budget in umarvel.json",
+                            ) from e
+                        torch.cuda.empty_cache()
+                        size = max(1, size // 2)
+                        continue
+                    out[idx] = vecs.float().cpu().numpy()
+                    pos += len(idx)
+                    if on_batch is not None:
+                        on_batch(len(idx))
+        finally:
+            self.train(was_training)
+        return out
+
+    def similarity(self, q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities divided by the temperature (the logits of InfoNCE)."""
+        return q @ c.T / self.temperature

@@ -1,0 +1,129 @@
+"""Tiny random-initialised backbones of the real transformers classes, written as normal model folders.
+
+Tests and the demo run these on CPU in milliseconds; every command treats the folder exactly like a
+real checkpoint (config.json, model.safetensors, tokenizer files, chat template, image processor
+config, umarvel.json).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.image_processor import build_image_processor
+from umarvel_cli.models.registry import TINY_PREFIX, Family, get_family, quiet_transformers
+from umarvel_cli.models.tokenizer import build_byte_tokenizer
+from umarvel_cli.models.umarvel_config import UmarvelConfig
+
+HIDDEN = 64
+HEADS = 4
+
+
+def _text_config(family: Family, tok: Any) -> dict[str, Any]:
+    head_dim = HIDDEN // HEADS
+    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2]}
+    text: dict[str, Any] = dict(
+        vocab_size=len(tok),
+        hidden_size=HIDDEN,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=HEADS,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+    )
+    if family.name == "qwen3-vl":
+        text["head_dim"] = head_dim
+        rope = {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [4, 2, 2],
+            "mrope_interleaved": True,
+        }
+    text["rope_parameters"] = rope
+    return text
+
+
+def _vision_config(family: Family) -> dict[str, Any]:
+    if family.name == "qwen2-vl":
+        return dict(
+            depth=2,
+            embed_dim=32,
+            hidden_size=HIDDEN,
+            num_heads=2,
+            mlp_ratio=2,
+            patch_size=family.patch_size,
+            spatial_merge_size=family.merge_size,
+            temporal_patch_size=family.temporal_patch_size,
+        )
+    if family.name == "qwen2.5-vl":
+        return dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            out_hidden_size=HIDDEN,
+            num_heads=2,
+            patch_size=family.patch_size,
+            spatial_merge_size=family.merge_size,
+            temporal_patch_size=family.temporal_patch_size,
+            window_size=56,
+            fullatt_block_indexes=[1],
+        )
+    return dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        out_hidden_size=HIDDEN,
+        num_heads=2,
+        patch_size=family.patch_size,
+        spatial_merge_size=family.merge_size,
+        temporal_patch_size=family.temporal_patch_size,
+        num_position_embeddings=64,
+        deepstack_visual_indexes=[0],
+    )
+
+
+def tiny_umarvel_config(family: Family) -> UmarvelConfig:
+    """Defaults for a tiny model: images kept at 1..16 merged tokens so CPU runs stay fast."""
+    return UmarvelConfig(
+        family=family.name,
+        min_pixels=family.factor**2,
+        max_pixels=16 * family.factor**2,
+        text_token_budget=128,
+    )
+
+
+def init_tiny_model(backbone: str, out: Path, seed: int = 0) -> Path:
+    """Write a tiny random-initialised `backbone` (e.g. "tiny-qwen2-vl") as a model folder at `out`."""
+    import torch
+
+    if not backbone.startswith(TINY_PREFIX):
+        raise UmarvelError(
+            f"init-model builds tiny backbones only, not {backbone!r}",
+            field="--backbone",
+            expected=", ".join(TINY_PREFIX + n for n in ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")),
+        )
+    quiet_transformers()
+    family = get_family(backbone)
+    ucfg = tiny_umarvel_config(family)
+    tok = build_byte_tokenizer((ucfg.instruction_start, ucfg.instruction_end, ucfg.emb_token))
+    cfg = family.config_cls()(
+        text_config=_text_config(family, tok),
+        vision_config=_vision_config(family),
+        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"),
+    )
+    torch.manual_seed(seed)
+    model = family.model_cls()(cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    build_image_processor(family, ucfg.min_pixels, ucfg.max_pixels).save_pretrained(out)
+    ucfg.save(out)
+    return out
