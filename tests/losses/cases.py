@@ -42,3 +42,14 @@ def loss_and_grads(fn, case: InfoNCECase, **kw):
     loss = fn(q, c, case.labels, tau, **kw)
     loss.backward()
     return loss.detach(), q.grad, c.grad, tau.grad
+
+
+def distill_case(b=6, k=5, n=20, d=16, seed=0, dtype=torch.float32):
+    """q [b, d], c [n, d], index [b, k] sharing rows across queries (row 0 padded), teacher [b, k]."""
+    g = torch.Generator().manual_seed(seed)
+    q = F.normalize(torch.randn(b, d, generator=g), dim=-1).to(dtype)
+    c = F.normalize(torch.randn(n, d, generator=g), dim=-1).to(dtype)
+    index = torch.randint(0, n, (b, k), generator=g)  # shared rows: duplicates across queries
+    index[0, -2:] = -1  # padding
+    teacher = torch.rand(b, k, generator=g)
+    return q, c, index, teacher

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from kernels.distill_kl import distill_kl_rows
+from tests.losses.cases import distill_case
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.losses.distill_kl import distill_kl_loss
-
-
-def distill_case(b=6, k=5, n=20, d=16, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    q = F.normalize(torch.randn(b, d, generator=g), dim=-1).to(dtype)
-    c = F.normalize(torch.randn(n, d, generator=g), dim=-1).to(dtype)
-    index = torch.randint(0, n, (b, k), generator=g)  # shared rows: duplicates across queries
-    index[0, -2:] = -1  # padding
-    teacher = torch.rand(b, k, generator=g)
-    return q, c, index, teacher
 
 
 def grads(fn, q, c, tau):
