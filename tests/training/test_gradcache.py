@@ -55,7 +55,8 @@ def test_cached_backward_equals_plain_loss_and_gradients():
     for chunk in (1, 2, 4, 100):
         torch.manual_seed(3)
         model = ToyEncoder(dropout=0.2)
-        got = cached_backward(model, [QUERIES, DOCS, NEGS], lambda e, m=model: _loss(m, e), chunk_size=chunk)
+        sides = [split_chunks(x, chunk) for x in (QUERIES, DOCS, NEGS)]
+        got = cached_backward(model, sides, lambda e, m=model: _loss(m, e))
         assert abs(got.item() - loss.item()) < 1e-5, chunk
         for g, r in zip(_grads(model), ref, strict=True):
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
@@ -66,7 +67,8 @@ def test_cached_backward_equals_plain_loss_and_gradients():
 def test_cached_backward_scales_and_skips_empty_side():
     torch.manual_seed(0)
     a = ToyEncoder(dropout=0.0)
-    cached_backward(a, [QUERIES, DOCS, []], lambda e: _loss(a, e), chunk_size=3, scale=0.5)
+    sides = [split_chunks(QUERIES, 3), split_chunks(DOCS, 3), []]
+    cached_backward(a, sides, lambda e: _loss(a, e), scale=0.5)
     torch.manual_seed(0)
     b = ToyEncoder(dropout=0.0)
     (0.5 * _loss(b, [b(QUERIES), b(DOCS), torch.zeros(0, 16)])).backward()

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from umarvel_cli.data.formatter import Record
+
 BUCKETS = 512
 
 
@@ -31,6 +33,13 @@ class ToyEncoder(torch.nn.Module):
             self.proj.bias.zero_()
         self.dropout = torch.nn.Dropout(dropout)
         self.log_temperature = torch.nn.Parameter(torch.tensor(0.05).log())
+
+    def prepare(self, records: Sequence[Record], role: str) -> list[str]:
+        """The trainer's model contract: records -> model inputs (instructions only on queries)."""
+        return [
+            f"{r.instruction} {r.text}" if role == "query" and r.instruction else (r.text or str(r.image))
+            for r in records
+        ]
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         ids = [trigram_ids(t) for t in texts]

@@ -41,22 +41,22 @@ def split_chunks(items: Sequence[Any], chunk_size: int) -> list[Sequence[Any]]:
 
 
 def cached_backward(
-    encode: Callable[[Sequence[Any]], torch.Tensor],
+    encode: Callable[[Any], torch.Tensor],
     sides: Sequence[Sequence[Any]],
     loss_fn: Callable[[list[torch.Tensor]], torch.Tensor],
-    chunk_size: int,
     scale: float = 1.0,
 ) -> torch.Tensor:
-    """Backpropagate `scale * loss_fn([encode(side) for side in sides])` chunk by chunk.
+    """Backpropagate `scale * loss_fn([cat(encode(chunk) for chunk in side) for side in sides])`.
 
-    `encode` maps a list of inputs to embeddings [n, d]; empty sides give an empty [0, d] tensor
-    (shaped after the first non-empty side). Returns the detached loss (unscaled).
+    `sides[s]` is side s (queries, positives, ...) already cut into chunks of model inputs, so
+    inputs are prepared once and reused by both passes; `encode` maps one chunk to embeddings
+    [n, d]. A side without chunks gives an empty [0, d] tensor. Returns the detached, unscaled loss.
     """
     cached: list[torch.Tensor | None] = []
     states: list[list[RngReplay]] = []
-    for side in sides:
+    for chunks in sides:
         parts, side_states = [], []
-        for chunk in split_chunks(side, chunk_size) if len(side) else []:
+        for chunk in chunks:
             side_states.append(RngReplay())
             with torch.no_grad():
                 parts.append(encode(chunk))
@@ -69,14 +69,14 @@ def cached_backward(
     ]
     loss = loss_fn(leaves)
     (loss * scale).backward()
-    for side, leaf, side_states in zip(sides, leaves, states, strict=True):
-        if leaf.grad is None or not len(side):
+    for chunks, leaf, side_states in zip(sides, leaves, states, strict=True):
+        if leaf.grad is None:
             continue
         start = 0
-        for chunk, rng in zip(split_chunks(side, chunk_size), side_states, strict=True):
+        for chunk, rng in zip(chunks, side_states, strict=True):
             with rng:
                 emb = encode(chunk)
-            grad = leaf.grad[start : start + len(chunk)]
-            start += len(chunk)
+            grad = leaf.grad[start : start + emb.shape[0]]
+            start += emb.shape[0]
             emb.backward(gradient=grad.to(emb.dtype))
     return loss.detach()

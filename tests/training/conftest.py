@@ -1,0 +1,55 @@
+"""Fixtures for trainer tests: a small pairs table of paraphrases the toy encoder can learn."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from umarvel_cli.artifacts import TABLES, ShardWriter
+from umarvel_cli.training.config import resolve_config
+
+COLOURS = ["red", "green", "blue", "yellow", "black", "white", "purple", "orange"]
+THINGS = ["car", "house", "bird", "cup", "tree", "boat", "chair", "lamp"]
+
+
+def pair_rows(kind: str = "nli") -> list[dict]:
+    rows = []
+    for i, c in enumerate(COLOURS):
+        for j, t in enumerate(THINGS):
+            rows.append(
+                {
+                    "pair_id": f"{kind}-{i}-{j}",
+                    "kind": kind,
+                    "query_text": f"the {t} is {c}",
+                    "query_image": None,
+                    "pos_text": f"a {c} {t}",
+                    "pos_image": None,
+                    "neg_text": f"the {t} is not {c}",
+                    "neg_image": None,
+                }
+            )
+    return rows
+
+
+@pytest.fixture(scope="session")
+def pairs_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    with ShardWriter(root, "pairs", TABLES["pairs"], rows_per_shard=40) as w:
+        w.write_rows(pair_rows("nli") + pair_rows("caption"))
+    return root
+
+
+def toy_config(**changes):
+    base = resolve_config("nli", "paper")
+    defaults = dict(
+        lora=False,
+        batch_size=16,
+        epochs=3,
+        lr=3e-2,
+        warmup_ratio=0.1,
+        save_every=4,
+        gradient_checkpointing=False,
+        loss_impl="plain",
+    )
+    return dataclasses.replace(base, **{**defaults, **changes})
