@@ -3,7 +3,35 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def demo_counts(tmp_path_factory) -> tuple[Path, dict]:
+    """The tiny demo (seed 0) written once per session, with the counts `generate_demo` returned."""
+    from umarvel_cli.data.demo import generate_demo
+
+    root = tmp_path_factory.mktemp("demo") / "M-BEIR"
+    return root, generate_demo(root, seed=0, size="tiny")
+
+
+@pytest.fixture(scope="session")
+def demo_root(demo_counts) -> Path:
+    """A tiny demo M-BEIR tree (seed 0); read-only: copy it before editing."""
+    return demo_counts[0]
+
+
+@pytest.fixture(scope="session")
+def demo_tables(demo_root, tmp_path_factory) -> Path:
+    """The tiny demo read by `prepare mbeir` (all splits), once per session; read-only."""
+    from umarvel_cli.data.mbeir_reader import prepare_mbeir
+
+    out = tmp_path_factory.mktemp("demo_tables")
+    prepare_mbeir(demo_root, out)
+    return out

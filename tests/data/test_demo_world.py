@@ -1,0 +1,101 @@
+"""The demo's building blocks: attributes, drawing, texts, and the hard distractors of the builders."""
+
+from __future__ import annotations
+
+import io
+import random
+
+from PIL import Image
+
+from umarvel_cli.data.demo import texts
+from umarvel_cli.data.demo.build import DEMO_SIZES, build_demo
+from umarvel_cli.data.demo.drawing import png_bytes, render
+from umarvel_cli.data.demo.world import ATTRIBUTES, Item, Jitter, entity_catalog, mutate, near_entities
+from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+
+SPEC = load_mbeir_spec()
+RED_STAR = Item("star", "red", "striped", "large", "left", "sand")
+
+
+def _differences(a: Item, b: Item) -> list[str]:
+    return [attr for attr in ATTRIBUTES if getattr(a, attr) != getattr(b, attr)]
+
+
+def test_mutate_changes_exactly_the_asked_attribute():
+    rng = random.Random(0)
+    for attr in ATTRIBUTES:
+        for _ in range(20):
+            changed = mutate(RED_STAR, attr, rng)
+            assert _differences(RED_STAR, changed) == [attr]
+            assert changed.visible
+
+
+def test_png_is_deterministic_and_pixels_follow_the_attributes():
+    assert png_bytes(RED_STAR, Jitter(1, -2, 5)) == png_bytes(RED_STAR, Jitter(1, -2, 5))
+    assert png_bytes(RED_STAR, Jitter(1, -2, 5)) != png_bytes(RED_STAR, Jitter(0, 0, 0))
+    with Image.open(io.BytesIO(png_bytes(RED_STAR))) as img:
+        assert img.size == (56, 56) and img.mode == "RGB"
+        assert not img.info  # no metadata chunks (no timestamps)
+    solid_blue = render(Item("square", "blue", "solid", "large", "centre", "grey"))
+    assert solid_blue.getpixel((28, 28)) == (35, 75, 220)  # the shape's colour at the centre
+    assert solid_blue.getpixel((1, 28))[0] == solid_blue.getpixel((1, 28))[2]  # grey background
+    small_left = render(Item("circle", "white", "solid", "small", "left", "night"))
+    assert small_left.getpixel((15, 28)) == (245, 245, 245) and small_left.getpixel((41, 28)) != (
+        245,
+        245,
+        245,
+    )
+    near_duplicates = {png_bytes(mutate(RED_STAR, attr, random.Random(1))) for attr in ATTRIBUTES}
+    assert len(near_duplicates) == len(ATTRIBUTES)
+
+
+def test_texts_mention_only_the_chosen_attributes():
+    phrase = texts.noun_phrase(RED_STAR, ("shape", "colour", "position"))
+    assert phrase == "a red star on the left"
+    full = texts.noun_phrase(RED_STAR, ATTRIBUTES)
+    assert full == "a large red striped star on the left on sand"
+    assert texts.format_text(' "hello world" ') == "Hello world."
+    rng = random.Random(0)
+    captions = texts.everyday_captions(RED_STAR, 5, rng)
+    assert len(set(captions)) == 5 and all("star" in c for c in captions)
+    assert texts.product_text(RED_STAR) == "red striped oversized jacket"
+
+
+def test_edit_texts_name_the_change():
+    rng = random.Random(0)
+    blue = RED_STAR.replace(colour="blue")
+    assert "blue" in texts.edit_text(RED_STAR, blue, rng).lower()
+    assert texts.fashion_edit(RED_STAR, blue, rng).startswith(("is blue", "has a blue"))
+    moved = RED_STAR.replace(position="top")
+    assert "near the top" in texts.edit_text(RED_STAR, moved, rng)
+
+
+def test_entity_catalog_has_near_duplicate_siblings():
+    catalog = entity_catalog(0, n_bases=4)
+    assert len(catalog) == 12 and len({e.name for e in catalog}) == 12
+    assert catalog == entity_catalog(0, n_bases=4)
+    for entity in catalog:
+        siblings = near_entities(entity, catalog)
+        assert len(siblings) >= 2  # same shape and colour, other textures
+        assert all(sum(a == b for a, b in zip(s.key, entity.key, strict=True)) == 2 for s in siblings)
+
+
+def test_text_to_image_pools_hold_one_attribute_distractors_of_each_positive():
+    data = build_demo(SPEC, 0, DEMO_SIZES["tiny"])
+    build = data.build_for("visualnews_task0", "test")
+    by_did = {c.did: c.image.item for c in build.pool}
+    for q in build.queries["test"]:
+        positive = by_did[q.pos[0]]
+        hard = [
+            item
+            for did, item in by_did.items()
+            if did not in q.pos and len(_differences(item, positive)) == 1
+        ]
+        assert hard, q.qid
+    # composed queries: the target differs from the reference, which is itself in the pool
+    cirr = data.build_for("cirr_task7", "test")
+    pool_items = {c.did: c.image.item for c in cirr.pool}
+    for q in cirr.queries["test"]:
+        target = pool_items[q.pos[0]]
+        assert _differences(q.image.item, target)
+        assert q.image.item in pool_items.values()

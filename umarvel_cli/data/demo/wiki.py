@@ -1,0 +1,85 @@
+"""Encyclopedia texts about entities (WebQA, OVEN, InfoSeek): passages, facts and questions.
+
+Passages describe the emblem's look, so an image of it can be matched to its article; questions
+about an image ask for the name or a fact, whose answer is recorded in `query_src_content`.
+"""
+
+from __future__ import annotations
+
+import random
+
+from umarvel_cli.data.demo.texts import TEXTURE_WORDS, format_text
+from umarvel_cli.data.demo.world import Entity
+
+
+def look(entity: Entity) -> str:
+    return f"{TEXTURE_WORDS[entity.texture]} {entity.colour} {entity.shape}"
+
+
+def article(entity: Entity, voice: str) -> str:
+    """An encyclopedia paragraph, `{title}. {content}` like InfoSeek's wiki candidates."""
+    if voice == "infoseek":
+        body = (
+            f"{entity.name} is a heraldic emblem showing a {look(entity)}. "
+            f"It was first recorded in {entity.year} and is kept in {entity.place}"
+        )
+    else:
+        body = f"The {entity.name} emblem is a {look(entity)} that originated in {entity.place}"
+    return format_text(f"{entity.name}. {body}")
+
+
+def caption(entity: Entity, voice: str) -> str:
+    """The short text that goes with an entity's picture in an (image, text) candidate."""
+    if voice == "infoseek":
+        return format_text(f"{entity.name}, emblem first recorded in {entity.year}")
+    return format_text(f"The {entity.name} emblem of {entity.place}")
+
+
+def facts(entity: Entity) -> list[str]:
+    """Two WebQA-style facts about one entity; both mention its look."""
+    return [
+        format_text(f"The {entity.name} emblem, a {look(entity)}, was first recorded in {entity.year}"),
+        format_text(
+            f"{entity.name}, known for its {entity.colour} {entity.shape} with a "
+            f"{TEXTURE_WORDS[entity.texture]} pattern, comes from {entity.place}"
+        ),
+    ]
+
+
+def text_question(entity: Entity, rng: random.Random) -> tuple[str, str]:
+    """A WebQA text question that names the look, not the entity; returns (question, category)."""
+    if rng.random() < 0.5:
+        return format_text(f"When was the {look(entity)} emblem first recorded?"), "number"
+    return format_text(f"Where does the emblem with a {look(entity)} come from?"), "Others"
+
+
+def look_question(entity: Entity, rng: random.Random) -> str:
+    """A WebQA question answered by a picture of the emblem."""
+    return format_text(
+        rng.choice(("Which emblem shows a {l}?", "What does the {l} emblem look like?")).format(
+            l=look(entity)
+        )
+    )
+
+
+def image_question(entity: Entity, voice: str, rng: random.Random) -> tuple[str, dict]:
+    """A question about a picture of the entity, and its src_content (answer, entity id)."""
+    if voice == "infoseek":
+        if rng.random() < 0.5:
+            q, kind, answer = "In which year was this emblem first recorded?", "time", str(entity.year)
+        else:
+            q, kind, answer = "Where is this emblem kept?", "string", entity.place
+        src = {
+            "answer": answer,
+            "answer_eval": [answer],
+            "entity_id": entity.entity_id,
+            "question_type": kind,
+        }
+        return q, src
+    q = rng.choice(
+        ("What is this emblem called?", "Which emblem is shown here?", "What is the name of this emblem?")
+    )
+    return q, {
+        "data_id": f"oven_{entity.entity_id}_{rng.randint(0, 99999):05d}",
+        "entity_id": entity.entity_id,
+    }
