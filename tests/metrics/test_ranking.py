@@ -101,3 +101,21 @@ def test_bad_arguments():
         order_by_score(["a"], [1.0, 2.0])
     with pytest.raises(ValueError):
         top_distinct(["a"], 0)
+
+
+def test_query_metrics_equals_single_metric_functions():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(300):
+        pool = [f"d{i}" for i in range(30)]
+        ranking = [rng.choice(pool) for _ in range(rng.randint(0, 60))]
+        relevant = {d: rng.choice([0, 1, 1, 2]) for d in rng.sample(pool + ["absent"], rng.randint(0, 6))}
+        m = query_metrics(ranking, relevant, cutoffs=(1, 3, 10, 50), map_cutoffs=(5, 25))
+        for k in (1, 3, 10, 50):
+            assert m[f"hit@{k}"] == hit_at_k(ranking, relevant, k)
+            assert m[f"recall@{k}"] == pytest.approx(recall_at_k(ranking, relevant, k))
+        assert m["mrr@10"] == pytest.approx(reciprocal_rank_at_k(ranking, relevant, 10))
+        assert m["ndcg@10"] == pytest.approx(ndcg_at_k(ranking, relevant, 10))
+        for k in (5, 25):
+            assert m[f"map@{k}"] == pytest.approx(average_precision_at_k(ranking, relevant, k))

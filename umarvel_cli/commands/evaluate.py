@@ -1,15 +1,42 @@
-"""`umarvel eval`: not implemented yet (a later issue builds it)."""
+"""`umarvel eval`: evaluation sub-commands (M-BEIR for now)."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-from umarvel_cli.errors import NotImplementedStage
+import typer
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("mbeir")
-def _not_yet() -> None:
-    """Not implemented yet."""
-    raise NotImplementedStage("`umarvel eval mbeir` is not implemented yet")
+def mbeir(
+    data: Path = typer.Option(..., "--data", help="Prepared tables: the --out of `umarvel prepare mbeir`."),
+    split: str = typer.Option("test", "--split", help="val or test."),
+    pool: str = typer.Option("local", "--pool", help="local (each task's pool) or global (the union pool)."),
+    out: Path = typer.Option(..., "--out", help="Folder for metrics.json, report.md, CSV, TREC run, chart."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Embed with this model folder, search, evaluate."
+    ),
+    run: Path | None = typer.Option(
+        None, "--run", help="Evaluate an existing run: an `umarvel search` --out or a TREC run file."
+    ),
+    modality_filter: bool = typer.Option(
+        False,
+        "--modality-filter",
+        help="Global only: restrict candidates to the task's modality (NON-standard).",
+    ),
+    topk: int = typer.Option(100, "--topk", help="Candidates retrieved per query with --model (>= 100)."),
+    force: bool = typer.Option(False, "--force", help="Evaluate again even when up to date."),
+) -> None:
+    """Score a model or a run on M-BEIR exactly as UniIR does (Recall@k = hit rate; k=10 for the
+    Fashion200K tasks and FashionIQ, else 5), per task in UniIR's order and averaged."""
+    from umarvel_cli.evaluation import evaluate_mbeir
+
+    record = evaluate_mbeir(
+        data, split, pool, out, model=model, run=run, modality_filter=modality_filter, topk=topk, force=force
+    )
+    for task in record["tasks"]:
+        typer.echo(f"{task['task']}\tRecall@{task['k']}\t{task['score']:.4f}\t({task['n_queries']} queries)")
+    mean = record["headline"]["mean"]
+    typer.echo(f"mean\t\t{mean:.4f}\t(over {record['headline']['over_tasks']} tasks) -> {out}")

@@ -1,0 +1,215 @@
+"""`umarvel eval mbeir`: M-BEIR evaluation of a model or of any system's run, exactly as UniIR scores it.
+
+Headline per task: UniIR "Recall@k" (a hit rate), k = the task's `metric_k` in mbeir.yaml (10 for
+the Fashion200K tasks and FashionIQ, 5 otherwise), in UniIR's fixed order, and the unweighted mean
+over the tasks present. Beside it: true recall@k, hit@1/5/10/50/100, MRR@10 and NDCG@10.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from umarvel_cli import __version__
+from umarvel_cli.artifacts import Manifest, fingerprint, read_manifest, write_manifest
+from umarvel_cli.artifacts.manifest import MANIFEST
+from umarvel_cli.artifacts.trec import write_trec_run
+from umarvel_cli.console import info
+from umarvel_cli.data.mbeir_tasks import MBEIRSpec, load_mbeir_spec
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_json, write_report_files
+from umarvel_cli.evaluation.prepared import PreparedSplit, candidate_ids, load_split
+from umarvel_cli.evaluation.published import load_published
+from umarvel_cli.evaluation.run_input import read_run, to_rankings, validate_run
+from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
+from umarvel_cli.metrics.ranking import DEFAULT_CUTOFFS, METRIC_DEFINITIONS
+from umarvel_cli.metrics.report import ComparisonRow
+
+STAGE = "eval-mbeir"
+REFERENCE_METHOD = "U-MARVEL (Qwen2VL-7B)"
+_SHORT = {"text": "t", "image": "i", "image,text": "(i,t)"}
+
+
+def task_labels(spec: MBEIRSpec) -> dict[str, str]:
+    """Column labels as in the paper: dataset, query→candidate modality, and R@10 where it applies."""
+    out = {}
+    for t in spec.tasks:
+        label = (
+            f"{spec.display.get(t.dataset_id, t.dataset)} {_SHORT.get(t.query_modality, t.query_modality)}→"
+        )
+        label += _SHORT.get(t.cand_modality, t.cand_modality)
+        out[t.stem] = label + (f" (R@{t.metric_k})" if t.metric_k != 5 else "")
+    return out
+
+
+def setting_name(pool: str, modality_filter: bool) -> str:
+    if pool == "local":
+        return "local pools (M-BEIR_local)"
+    if modality_filter:
+        return "global union pool with modality filter (NON-STANDARD, not comparable to published numbers)"
+    return "global union pool (M-BEIR, no modality filter, as UniIR)"
+
+
+def _check_options(
+    split: str, pool: str, model: Path | None, run: Path | None, modality_filter: bool, topk: int
+):
+    if split not in ("val", "test"):
+        raise UmarvelError(f"unknown split {split!r}", field="--split", expected="val or test")
+    if pool not in ("local", "global"):
+        raise UmarvelError(f"unknown pool {pool!r}", field="--pool", expected="local or global")
+    if (model is None) == (run is None):
+        raise UmarvelError("give exactly one of --model or --run", field="--model/--run")
+    if modality_filter and pool != "global":
+        raise UmarvelError("--modality-filter only applies to --pool global", field="--modality-filter")
+    if topk < max(DEFAULT_CUTOFFS):
+        raise UmarvelError(f"--topk {topk} is below {max(DEFAULT_CUTOFFS)}", field="--topk")
+
+
+def _up_to_date(out: Path, params: dict[str, Any], inputs: dict[str, str]) -> dict[str, Any] | None:
+    manifest = read_manifest(out) if out.is_dir() else None
+    if manifest is None:
+        return None
+    if manifest.stage != STAGE:
+        raise UmarvelError(
+            f"holds the output of stage '{manifest.stage}'",
+            file=out,
+            expected=f"an empty folder or a '{STAGE}' output",
+        )
+    if manifest.params == params and manifest.inputs == inputs and (out / METRICS_JSON).is_file():
+        return json.loads((out / METRICS_JSON).read_text())
+    return None
+
+
+def evaluate_mbeir(
+    data: Path,
+    split: str,
+    pool: str,
+    out: Path,
+    model: Path | None = None,
+    run: Path | None = None,
+    modality_filter: bool = False,
+    topk: int = 100,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Evaluate and write metrics.json, report.md, per_task.csv, run.trec and scores.png in `out`.
+
+    Returns the metrics.json record. `out` keeps embeddings between runs (per their manifests); the
+    evaluation itself is redone when inputs or options change, or with `force`.
+    """
+    data, out = Path(data), Path(out)
+    _check_options(split, pool, model, run, modality_filter, topk)
+    spec = load_mbeir_spec()
+    prepared = load_split(data, split, spec)
+    source = Path(model if model is not None else run)
+    params = {"split": split, "pool": pool, "modality_filter": modality_filter, "topk": topk}
+    params["mode"] = "model" if model is not None else "run"
+    inputs = {"data": fingerprint(data), params["mode"]: fingerprint(source)}
+    if not force and (record := _up_to_date(out, params, inputs)) is not None:
+        info(f"eval: {out} is up to date")
+        return record
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the new manifest lands
+
+    search_info: dict[str, Any] | None = None
+    if model is not None:
+        from umarvel_cli.evaluation.model_search import search_with_model
+
+        search_info = search_with_model(model, prepared, spec, pool, out, modality_filter, topk)
+        run_source = out
+    else:
+        run_source = Path(run)
+    table = read_run(run_source)
+    validate_run(table, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run_source)
+    rankings = to_rankings(table)
+    outcomes = evaluate_queries(prepared.qids, rankings.by_qid, rankings.relevance(prepared.qrels))
+    summary = summarize_tasks(
+        outcomes, prepared.task_of, {t.stem: t.metric_k for t in spec.tasks}, spec.order
+    )
+    ordered = table.sort_by(
+        [("qid", "ascending"), ("score", "descending"), ("rank", "ascending"), ("did", "ascending")]
+    )
+    write_trec_run(
+        out / RUN_TREC, ordered.to_batches(max_chunksize=262_144), run_id=f"umarvel_{pool}_{split}"
+    )
+
+    labels = task_labels(spec)
+    published = _published(prepared, pool) if prepared.is_mbeir and split == "test" else []
+    record = _record(prepared, params, inputs, source, summary, labels, modality_filter, search_info)
+    notes = [
+        f"data: `{data}` ({prepared.manifest.stage}), split `{split}`, {len(prepared.qids):,} queries",
+        f"setting: {setting_name(pool, modality_filter)}",
+        f"evaluated: {'model' if model is not None else 'run'} `{source}`",
+        "metric: Recall@k as UniIR computes it = share of queries with >= 1 positive in the top k "
+        "(k = 10 for Fashion200K and FashionIQ, 5 otherwise); queries without positives count as misses",
+    ]
+    if split != "test" or not prepared.is_mbeir:
+        notes.append("published numbers (M-BEIR test split) are not shown: this is not the M-BEIR test split")
+    reference = next((r for r in published if r.method == REFERENCE_METHOD), None)
+    files = write_report_files(
+        out,
+        record,
+        summary,
+        labels,
+        spec.order if prepared.is_mbeir else prepared.tasks,
+        f"M-BEIR {split}, {pool}",
+        notes,
+        published,
+        reference,
+    )
+    counts = {"queries": len(prepared.qids), "tasks": len(summary.tasks), "run_rows": table.num_rows}
+    write_manifest(
+        out, Manifest(stage=STAGE, params=params, inputs=inputs, counts=counts, extra={"files": files})
+    )
+    return record
+
+
+def _published(prepared: PreparedSplit, pool: str) -> list[ComparisonRow]:
+    rows = load_published()["local" if pool == "local" else "global"]
+    return [ComparisonRow(r.method, r.values, r.avg) for r in rows]
+
+
+def _record(
+    prepared: PreparedSplit,
+    params: dict[str, Any],
+    inputs: dict[str, str],
+    source: Path,
+    summary,
+    labels: dict[str, str],
+    modality_filter: bool,
+    search_info: dict[str, Any] | None,
+) -> dict[str, Any]:
+    source_manifest = read_manifest(source) if source.is_dir() else None
+    return {
+        "benchmark": "M-BEIR",
+        "split": prepared.split,
+        "pool": params["pool"],
+        "setting": setting_name(params["pool"], modality_filter),
+        "standard": not modality_filter,
+        "headline": {
+            "name": "Recall@k (UniIR hit rate)",
+            "mean": summary.mean,
+            "over_tasks": len(summary.tasks),
+            "missing_tasks": summary.missing,
+        },
+        **summary_to_json(summary, labels),
+        "definitions": METRIC_DEFINITIONS,
+        "params": params,
+        "inputs": inputs,
+        "evaluated": {
+            "kind": params["mode"],
+            "path": str(source),
+            "manifest_hash": inputs[params["mode"]],
+            "manifest_stage": source_manifest.stage if source_manifest else None,
+        },
+        "data_manifest_hash": inputs["data"],
+        "search": search_info,
+        "package_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+__all__ = ["evaluate_mbeir", "task_labels"]

@@ -1,0 +1,124 @@
+"""`eval --model`: embed the split's queries and the pools it needs, search them, write one run.
+
+Embeddings go to OUT/embeddings/{queries,pool-NAME}; `run_embed` skips those whose manifest says
+they are up to date, so a second evaluation (say global after local) reuses them.
+Local: each task's queries against its own pool. Global: all queries against the union of the
+local pools of the split (deduplicated by id, no modality filter, as UniIR); with
+`modality_filter`, each query only sees candidates of its task's target modality (non-standard).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from umarvel_cli.artifacts import TABLES, ShardWriter, count_rows, read_table
+from umarvel_cli.console import info
+from umarvel_cli.data.mbeir_tasks import MBEIRSpec
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.evaluation.prepared import PreparedSplit, ids_by_modality
+from umarvel_cli.retrieval.embeddings import EmbeddingSet, ids_in, open_embeddings
+from umarvel_cli.retrieval.exact import chain_sets, exact_search
+from umarvel_cli.retrieval.run_table import iter_run_batches
+
+RUN_TABLE = "run"
+
+
+def load_run_embed() -> Callable[..., Any]:
+    """`umarvel_cli.embedding.run_embed`, imported only when a model is evaluated."""
+    try:
+        from umarvel_cli.embedding import run_embed
+    except ImportError as e:
+        raise UmarvelError(
+            "evaluating --model needs the embedder (umarvel_cli.embedding.run_embed), which is not available "
+            "yet in this build",
+            field="--model",
+            expected="--run with a run from `umarvel search` or any TREC run file",
+        ) from e
+    return run_embed
+
+
+def _task_spec(spec: MBEIRSpec, task: str):
+    try:
+        return spec.task(task)
+    except KeyError:
+        raise UmarvelError(
+            f"task {task!r} is not one of the M-BEIR tasks, so its local pool is unknown",
+            expected="queries of the 16 M-BEIR (dataset, task) pairs",
+        ) from None
+
+
+def _existing_pools(data: Path) -> set[str]:
+    t = read_table(data, "pools", columns=["pool"])
+    return set(t.column("pool").unique().to_pylist())
+
+
+def search_with_model(
+    model: Path,
+    prepared: PreparedSplit,
+    spec: MBEIRSpec,
+    pool: str,
+    out: Path,
+    modality_filter: bool = False,
+    topk: int = 100,
+) -> dict[str, Any]:
+    """Write OUT/run (the run table) and return what was embedded and searched."""
+    run_embed = load_run_embed()
+    data, split = prepared.data, prepared.split
+    emb_root = out / "embeddings"
+    run_embed(model, data, split, "queries", emb_root / "queries")
+    q_set = open_embeddings(emb_root / "queries")
+    q_ids, q_x = q_set.read()
+    row_of = {q: i for i, q in enumerate(q_ids.to_pylist())}
+    missing = [q for q in prepared.qids if q not in row_of]
+    if missing:
+        raise UmarvelError(
+            f"{len(missing)} {split} queries have no embedding (e.g. {missing[0]!r})",
+            file=emb_root / "queries",
+        )
+
+    def embed_pool(name: str) -> EmbeddingSet:
+        target = emb_root / f"pool-{name}"
+        run_embed(model, data, split, "candidates", target, pool=name)
+        return open_embeddings(target)
+
+    available = _existing_pools(data)
+    groups: list[tuple[str, list[str], list[EmbeddingSet], Any]] = []
+    if pool == "local":
+        for task in prepared.tasks:
+            name = _task_spec(spec, task).pool(split)
+            if name not in available:
+                raise UmarvelError(f"local pool {name!r} of task {task} is not in the pools table", file=data)
+            groups.append((task, prepared.qids_of(task), [embed_pool(name)], None))
+    else:
+        names = [n for n in dict.fromkeys(t.pool(split) for t in spec.tasks) if n in available]
+        sets = [embed_pool(n) for n in names]
+        info(f"eval: global pool = union of {len(names)} local {split} pools")
+        if not modality_filter:
+            groups.append(("union", list(prepared.qids), sets, None))
+        else:
+            by_mod = ids_by_modality(data)
+            wanted: dict[str, list[str]] = {}
+            for q in prepared.qids:
+                wanted.setdefault(_task_spec(spec, prepared.task_of[q]).cand_modality, []).append(q)
+            for modality, qids in wanted.items():
+                groups.append((f"union[{modality}]", qids, sets, ids_in(by_mod.get(modality, set()))))
+
+    searched = []
+    with ShardWriter(out, RUN_TABLE, TABLES["run"], rows_per_shard=2_000_000) as writer:
+        for label, qids, sets, keep in groups:
+            rows = np.fromiter((row_of[q] for q in qids), dtype=np.int64, count=len(qids))
+            blocks = chain_sets(sets, keep=keep, dedupe=len(sets) > 1)
+            result = exact_search(q_x[rows], blocks, topk)
+            for batch in iter_run_batches(pa.array(qids, type=pa.string()), result):
+                writer.write_batch(batch)
+            searched.append({"group": label, "queries": len(qids), "candidates": len(result.candidate_ids)})
+    return {
+        "embeddings": {p.name: str(p) for p in sorted(emb_root.iterdir()) if p.is_dir()},
+        "searched": searched,
+        "run_rows": count_rows(out, RUN_TABLE),
+    }

@@ -1,0 +1,91 @@
+"""What evaluation needs from the prepared M-BEIR tables (`umarvel prepare mbeir` output) for a split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from umarvel_cli.artifacts import Manifest, read_table
+from umarvel_cli.artifacts.manifest import require_manifest
+from umarvel_cli.data.mbeir_tasks import MBEIRSpec
+from umarvel_cli.errors import UmarvelError
+
+MBEIR_STAGE = "prepare-mbeir"
+
+
+@dataclass
+class PreparedSplit:
+    data: Path
+    split: str
+    manifest: Manifest
+    qids: list[str]
+    task_of: dict[str, str]  # qid -> task stem (e.g. "mscoco_task0")
+    qrels: dict[str, dict[str, int]]  # qid -> {did: relevance}
+    tasks: list[str]  # tasks present, in the spec's report order (unknown tasks last, sorted)
+
+    @property
+    def is_mbeir(self) -> bool:
+        """Real M-BEIR data (published numbers are comparable), not the demo tables."""
+        return self.manifest.stage == MBEIR_STAGE
+
+    def qids_of(self, task: str) -> list[str]:
+        return [q for q in self.qids if self.task_of[q] == task]
+
+
+def task_stem(spec: MBEIRSpec, dataset_id: int, task_id: int) -> str:
+    name = spec.datasets.get(dataset_id, f"dataset{dataset_id}")
+    return f"{name}_task{task_id}"
+
+
+def load_split(data: str | Path, split: str, spec: MBEIRSpec) -> PreparedSplit:
+    data = Path(data)
+    manifest = require_manifest(data)
+    queries = read_table(data, "queries", columns=["qid", "split", "task_id", "dataset_id"])
+    queries = queries.filter(pc.equal(queries.column("split"), split))
+    if queries.num_rows == 0:
+        raise UmarvelError(
+            f"no {split} queries in the prepared tables", file=data, expected=f"data with a {split} split"
+        )
+    qids = queries.column("qid").to_pylist()
+    if len(set(qids)) != len(qids):
+        raise UmarvelError(f"duplicate {split} query ids in the queries table", file=data, field="qid")
+    stems = [
+        task_stem(spec, d, t)
+        for d, t in zip(
+            queries.column("dataset_id").to_pylist(), queries.column("task_id").to_pylist(), strict=True
+        )
+    ]
+    task_of = dict(zip(qids, stems, strict=True))
+    qrels_t = read_table(data, "qrels", columns=["qid", "did", "relevance", "split"])
+    qrels_t = qrels_t.filter(pc.equal(qrels_t.column("split"), split))
+    qrels: dict[str, dict[str, int]] = {}
+    for q, d, r in zip(
+        qrels_t.column("qid").to_pylist(),
+        qrels_t.column("did").to_pylist(),
+        qrels_t.column("relevance").to_pylist(),
+        strict=True,
+    ):
+        qrels.setdefault(q, {})[d] = r
+    present = set(stems)
+    tasks = [t for t in spec.order if t in present] + sorted(present - set(spec.order))
+    return PreparedSplit(data, split, manifest, qids, task_of, qrels, tasks)
+
+
+def candidate_ids(data: str | Path) -> pa.Array:
+    return read_table(data, "candidates", columns=["did"]).column("did").combine_chunks()
+
+
+def pool_ids(data: str | Path, pool: str) -> pa.Array:
+    t = read_table(data, "pools", columns=["pool", "did"])
+    return t.filter(pc.equal(t.column("pool"), pool)).column("did").combine_chunks()
+
+
+def ids_by_modality(data: str | Path) -> dict[str, set[str]]:
+    t = read_table(data, "candidates", columns=["did", "modality"])
+    out: dict[str, set[str]] = {}
+    for d, m in zip(t.column("did").to_pylist(), t.column("modality").to_pylist(), strict=True):
+        out.setdefault(m, set()).add(d)
+    return out

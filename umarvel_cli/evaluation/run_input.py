@@ -1,0 +1,101 @@
+"""Read any system's run (our Parquet run folder or a TREC run file) into per-query rankings.
+
+Rankings are ordered by the metrics' tie rule (score descending, then the run's rank, then id), and
+candidate ids become integer codes so a 19M-row run stays compact in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from umarvel_cli.artifacts import fingerprint, read_table
+from umarvel_cli.artifacts.trec import read_trec_run
+from umarvel_cli.errors import UmarvelError
+
+
+@dataclass
+class Rankings:
+    by_qid: dict[str, list[int]]  # qid -> candidate codes, best first
+    dictionary: pa.Array  # code -> candidate id
+
+    def codes(self, dids: list[str]) -> list[int]:
+        """Codes of candidate ids; ids never retrieved get distinct negative codes."""
+        found = pc.index_in(pa.array(dids, type=pa.string()), value_set=self.dictionary).to_pylist()
+        return [c if c is not None else -(i + 1) for i, c in enumerate(found)]
+
+    def relevance(self, qrels: dict[str, dict[str, int]]) -> dict[str, dict[int, int]]:
+        """The qrels in code space (positives absent from the run keep distinct negative codes)."""
+        flat = [(q, d, r) for q, judged in qrels.items() for d, r in judged.items()]
+        codes = self.codes([d for _, d, _ in flat])
+        out: dict[str, dict[int, int]] = {}
+        for (q, _, r), c in zip(flat, codes, strict=True):
+            out.setdefault(q, {})[c] = r
+        return out
+
+
+def read_run(path: str | Path) -> pa.Table:
+    """A `run` table from a TREC file, a search output folder or its `run/` table folder."""
+    p = Path(path)
+    if p.is_file():
+        return read_trec_run(p)
+    if (p / "run").is_dir():
+        return read_table(p, "run")
+    if p.name == "run" and p.is_dir():
+        return read_table(p.parent, "run")
+    raise UmarvelError(
+        "not a run", file=p, expected="a TREC run file or an `umarvel search` output folder (holding run/)"
+    )
+
+
+def run_fingerprint(path: str | Path) -> str:
+    return fingerprint(path)
+
+
+def _unknown(values: pa.Array, known: pa.Array) -> list[str]:
+    mask = pc.invert(pc.is_in(values, value_set=known))
+    return pc.filter(values, mask).to_pylist()
+
+
+def validate_run(run: pa.Table, qids: pa.Array, dids: pa.Array, split: str, source: str | Path) -> None:
+    """Refuse a run whose query or candidate ids the prepared data does not know."""
+    if run.num_rows == 0:
+        raise UmarvelError("the run is empty", file=source)
+    bad_q = _unknown(pc.unique(run.column("qid")), qids)
+    if bad_q:
+        raise UmarvelError(
+            f"{len(bad_q)} query id(s) of the run are not {split} queries of the prepared data "
+            f"(e.g. {', '.join(map(repr, bad_q[:3]))})",
+            file=source,
+            field="qid",
+            expected=f"a run over the {split} split of these tables",
+        )
+    bad_d = _unknown(pc.unique(run.column("did")), dids)
+    if bad_d:
+        raise UmarvelError(
+            f"{len(bad_d)} candidate id(s) of the run are not in the prepared candidates "
+            f"(e.g. {', '.join(map(repr, bad_d[:3]))})",
+            file=source,
+            field="did",
+            expected="candidate ids from the prepared candidates table",
+        )
+
+
+def to_rankings(run: pa.Table) -> Rankings:
+    """Group a run by query, each ranking ordered by (score desc, rank asc, did asc)."""
+    ordered = run.sort_by(
+        [("qid", "ascending"), ("score", "descending"), ("rank", "ascending"), ("did", "ascending")]
+    )
+    q = pc.dictionary_encode(ordered.column("qid").combine_chunks())
+    d = pc.dictionary_encode(ordered.column("did").combine_chunks())
+    q_codes = q.indices.to_numpy(zero_copy_only=False)
+    d_codes = d.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, q_codes[1:] != q_codes[:-1]]) if len(q_codes) else np.array([], int)
+    ends = np.r_[starts[1:], len(q_codes)]
+    names = q.dictionary.to_pylist()
+    by_qid = {names[q_codes[s]]: d_codes[s:e].tolist() for s, e in zip(starts, ends, strict=True)}
+    return Rankings(by_qid, d.dictionary)
