@@ -162,3 +162,50 @@ def test_parse_instruction_line():
     with pytest.raises(RowError) as info:
         parse_instruction_line("text\timage\tX\t0\t\t", {0})
     assert info.value.field == "prompts"
+
+
+def _candidate_variants() -> list:
+    """Plain and odd records: the inline path of parse_candidate must agree with the checked one."""
+    base = {"txt": "T.", "img_path": "mbeir_images/a/b.jpg", "modality": "image,text", "did": "1:2"}
+    variants = [base, {**base, "src_content": '{"a": 1}'}, {**base, "src_content": ""}, [], "x", None]
+    values = {
+        "txt": [None, "", "null", "T.", 3, ["x"]],
+        "img_path": [None, "", "null", "a.jpg", "./a.jpg", "a//b.jpg", "../a.jpg", "/a.jpg", "C:/a", "a/", 7],
+        "modality": ["text", "image", "image,text", "video", None],
+        "did": ["1:2", "", None, 12],
+        "src_content": [None, "", "null", "{}", {"a": 1}],
+    }
+    for key, options in values.items():
+        for value in options:
+            for modality in ("text", "image", "image,text"):
+                variants.append({**base, "modality": modality, key: value})
+        variants.append({k: v for k, v in base.items() if k != key})
+    return variants
+
+
+def _outcome(fn, rec):
+    try:
+        return fn(rec)
+    except RowError as e:
+        return ("error", e.field, e.reason)
+
+
+def test_parse_candidate_fast_path_equals_checked_path():
+    from umarvel_cli.data.mbeir_records import parse_candidate_checked
+
+    variants = _candidate_variants()
+    assert len(variants) > 100
+    for rec in variants:
+        assert _outcome(parse_candidate, rec) == _outcome(parse_candidate_checked, rec), rec
+
+
+def test_parse_json_line():
+    from umarvel_cli.data.mbeir_records import parse_json_line
+
+    assert parse_json_line(b'{"a": [1, "x"]}\n') == {"a": [1, "x"]}
+    assert parse_json_line(b'{"a": 1}') == {"a": 1}
+    assert parse_json_line(b'  {"a": 1}  \r\n') == {"a": 1}
+    assert parse_json_line('{"t": "caf\u00e9"}\n'.encode()) == {"t": "caf\u00e9"}
+    for bad in (b'{"a": 1}x\n', b'{"a": 1}x', b'{"a": 1', b"", b"\xff\xfe{}\n", b'{"a": 1} {"b": 2}\n'):
+        with pytest.raises(RowError, match="malformed JSON line"):
+            parse_json_line(bad)

@@ -18,38 +18,62 @@ REJECTED = "rejected.jsonl"
 
 
 class TableSink:
-    """Collects row tuples in schema column order and hands Arrow batches to a ShardWriter.
+    """Collects rows in schema column order and hands Arrow batches to a ShardWriter.
 
-    On resume the writer's completed shards already hold the first `rows_done` rows of this table's
-    (deterministic) row stream, so that many rows are counted but not written again.
+    Rows come in blocks, as row tuples (`extend`) or as columns (`extend_columns`); they are kept as
+    Python column lists until a batch is full. On resume the writer's completed shards already hold the
+    first `rows_done` rows of this table's (deterministic) row stream, so that many rows are counted
+    but not written again.
     """
 
-    def __init__(self, out: Path, table: str, rows_per_shard: int, resume: bool, batch_rows: int = 32_768):
+    def __init__(self, out: Path, table: str, rows_per_shard: int, resume: bool, batch_rows: int = 65_536):
         self.schema = TABLES[table]
         self.writer = ShardWriter(out, table, self.schema, rows_per_shard=rows_per_shard, resume=resume)
         self.skip = self.writer.rows_done
         self.rows = 0
         self.batch_rows = min(batch_rows, rows_per_shard)
-        self._pending: list[tuple] = []
+        self._columns: list[list] = [[] for _ in self.schema]
+        self._rows: list[tuple] = []
 
     def add(self, row: tuple) -> None:
-        self.rows += 1
+        """Append one row tuple (gathered and moved into the columns a few thousand at a time)."""
+        self._rows.append(row)
+        if len(self._rows) >= 4096:
+            self._move_rows()
+
+    def _move_rows(self) -> None:
+        rows, self._rows = self._rows, []
+        self.extend(rows)
+
+    def extend(self, rows: list[tuple]) -> None:
+        """Append a block of row tuples."""
+        if rows:
+            self.extend_columns([[row[i] for row in rows] for i in range(len(self._columns))])
+
+    def extend_columns(self, columns: list[list]) -> None:
+        """Append a block given column by column (equal lengths, schema order)."""
+        if self._rows:
+            self._move_rows()
+        n = len(columns[0])
+        self.rows += n
         if self.skip:
-            self.skip -= 1
-            return
-        self._pending.append(row)
-        if len(self._pending) >= self.batch_rows:
+            dropped = min(self.skip, n)
+            self.skip -= dropped
+            columns = [col[dropped:] for col in columns]
+        for pending, col in zip(self._columns, columns, strict=True):
+            pending.extend(col)
+        if len(self._columns[0]) >= self.batch_rows:
             self._emit()
 
     def _emit(self) -> None:
-        if not self._pending:
+        if not self._columns[0]:
             return
-        columns = list(zip(*self._pending, strict=True))
-        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, self.schema, strict=True)]
-        self._pending = []
+        arrays = [pa.array(col, type=f.type) for col, f in zip(self._columns, self.schema, strict=True)]
+        self._columns = [[] for _ in self.schema]
         self.writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
 
     def close(self) -> int:
+        self._move_rows()
         self._emit()
         self.writer.close()
         return self.rows

@@ -9,7 +9,6 @@ again and skips the rows its completed shards already hold.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from umarvel_cli.data.mbeir_records import (
     RowError,
     parse_candidate,
     parse_instruction_line,
+    parse_json_line,
     parse_qrels_line,
     parse_query,
 )
@@ -34,33 +34,30 @@ STAGE = "prepare-mbeir"
 TABLE_NAMES = ("instructions", "candidates", "pools", "queries", "qrels")
 _POOL_BITS = 6  # a candidate's last pool index is packed into the low bits of its content key
 _MAX_IMAGE_EXAMPLES = 5
-_PROGRESS_EVERY = 65_536
+_BLOCK_BYTES = 1 << 20
 
 
-def iter_lines(path: Path, label: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw line) of the non-blank lines, with a byte-based progress bar on stderr."""
+def iter_line_blocks(path: Path, label: str) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the block's first line, its raw lines) over a file, ~1 MiB at a time, with a progress
+    bar on stderr. Blocks keep the per-line loop tight in the callers."""
     total = path.stat().st_size
     with make_progress("rows") as progress, open(path, "rb") as fh:
         task = progress.add_task(label, total=total, rate="")
+        lineno = 1
         done = 0
-        pending = 0
-        for lineno, raw in enumerate(fh, 1):
-            pending += len(raw)
-            if lineno % _PROGRESS_EVERY == 0:
-                done += pending
-                progress.update(task, completed=done, rate=f"{lineno:,} lines")
-                pending = 0
-            if len(raw) < 3 and not raw.strip():
-                continue
-            yield lineno, raw
-        progress.update(task, completed=total)
+        while lines := fh.readlines(_BLOCK_BYTES):
+            yield lineno, lines
+            lineno += len(lines)
+            done += sum(map(len, lines))
+            progress.update(task, completed=done, rate=f"{lineno - 1:,} lines")
 
 
-def _json(raw: bytes) -> object:
-    try:
-        return json.loads(raw)
-    except ValueError as e:
-        raise RowError(None, f"malformed JSON line ({e})") from None
+def iter_lines(path: Path, label: str) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) of the non-blank lines (for the small files)."""
+    for first, lines in iter_line_blocks(path, label):
+        for lineno, raw in enumerate(lines, first):
+            if raw.strip():
+                yield lineno, raw
 
 
 class CandidateIndex:
@@ -140,35 +137,42 @@ class MBEIRPreparer:
         check_images = self.check_images
         low = (1 << _POOL_BITS) - 1
         rows = 0
-        for lineno, raw in iter_lines(source.path, source.rel):
-            try:
-                row = parse_candidate(_json(raw))
-            except RowError as e:
-                bad(source.path, lineno, e)
-                continue
-            did = row[0]
-            key = (hash(row[1:]) << _POOL_BITS) | pool_index
-            previous = content.get(did)
-            if previous is None:
-                candidates.add(row)
-                if check_images and row[3] is not None:
-                    self._check_image("candidates", row[3])
-            elif previous >> _POOL_BITS != key >> _POOL_BITS:
-                other = index.pool_names[previous & low]
-                bad(
-                    source.path,
-                    lineno,
-                    RowError("did", f"candidate {did} differs from its row in pool {other}"),
-                )
-                continue
-            elif previous & low == pool_index:
-                bad(source.path, lineno, RowError("did", f"duplicate did {did} in pool {name}"))
-                continue
-            content[did] = key
+        for first, lines in iter_line_blocks(source.path, source.rel):
+            new: list[tuple] = []
+            dids: list[str] = []
+            for lineno, raw in enumerate(lines, first):
+                if len(raw) < 3 and not raw.strip():
+                    continue
+                try:
+                    row = parse_candidate(parse_json_line(raw))
+                except RowError as e:
+                    bad(source.path, lineno, e)
+                    continue
+                did, modality, text, image, src = row
+                key = (hash((modality, text, image, src)) << _POOL_BITS) | pool_index
+                previous = content.get(did)
+                if previous is None:
+                    new.append(row)
+                    if check_images and image is not None:
+                        self._check_image("candidates", image)
+                elif previous >> _POOL_BITS != key >> _POOL_BITS:
+                    other = index.pool_names[previous & low]
+                    bad(
+                        source.path,
+                        lineno,
+                        RowError("did", f"candidate {did} differs from its row in pool {other}"),
+                    )
+                    continue
+                elif previous & low == pool_index:
+                    bad(source.path, lineno, RowError("did", f"duplicate did {did} in pool {name}"))
+                    continue
+                content[did] = key
+                dids.append(did)
             if members is not None:
-                members.add(did)
-            pools.add((name, did))
-            rows += 1
+                members.update(dids)
+            candidates.extend(new)
+            pools.extend_columns([[name] * len(dids), dids])
+            rows += len(dids)
         self.report.pools[name] = rows
 
     # -- queries --------------------------------------------------------------------------------
@@ -184,7 +188,9 @@ class MBEIRPreparer:
         prefix = f"{dataset_id}:"
         for lineno, raw in iter_lines(source.path, source.rel):
             try:
-                qid, modality, text, image, pos, neg, src, task_id = parse_query(_json(raw), self.known_tasks)
+                qid, modality, text, image, pos, neg, src, task_id = parse_query(
+                    parse_json_line(raw), self.known_tasks
+                )
                 stem = source.stem_of(task_id)
                 if stem is None:
                     expected = ", ".join(str(t) for t, _ in source.tasks)

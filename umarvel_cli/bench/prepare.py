@@ -1,0 +1,138 @@
+"""Benchmark `prepare mbeir`'s candidate-pool reading against pyarrow's own JSON-lines reader.
+
+A synthetic pool in the real record shape (mixed modalities, nulls, JSON src_content) is written to a
+temporary folder; each reader then runs in a fresh process so its peak memory (ru_maxrss) is its own.
+Ours parses, validates, dedupes and writes the `candidates` and `pools` tables; pyarrow only parses.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from umarvel_cli.bench import BenchResult
+
+SIZES = {"quick": 50_000, "default": 1_000_000}
+_WORDS = [
+    "a",
+    "man",
+    "woman",
+    "dog",
+    "red",
+    "blue",
+    "small",
+    "large",
+    "photo",
+    "of",
+    "the",
+    "on",
+    "in",
+    "with",
+    "near",
+    "street",
+    "table",
+    "news",
+    "fashion",
+]
+
+
+def write_pool(path: Path, rows: int, seed: int = 0) -> int:
+    """A candidate pool like the real ones (key order txt, img_path, modality, did, src_content); bytes."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as fh:
+        for n in range(rows):
+            modality = ("image", "text", "image,text")[n % 3]
+            text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(6, 30))).capitalize() + "."
+            rec = {
+                "txt": text if "text" in modality else None,
+                "img_path": f"mbeir_images/bench_images/{n // 1000:04d}/{n}.jpg"
+                if "image" in modality
+                else None,
+                "modality": modality,
+                "did": f"{n % 10}:{n}",
+                "src_content": json.dumps({"id": n}) if n % 4 == 0 else None,
+            }
+            fh.write(json.dumps(rec) + "\n")
+    return path.stat().st_size
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def _ours(path: str, out: str) -> tuple[float, int, float]:
+    from umarvel_cli.data.mbeir_layout import MBEIRInputs, SourceFile
+    from umarvel_cli.data.mbeir_reader import MBEIRPreparer
+    from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+
+    source = SourceFile(kind="pool", path=Path(path), rel=Path(path).name, pool="bench_pool")
+    inputs = MBEIRInputs(Path(path).parent, source, (source,), (), (), ())
+    start = time.perf_counter()
+    preparer = MBEIRPreparer(load_mbeir_spec(), inputs, Path(out), "fail", 100_000, False, False)
+    preparer.read_pool(source, keep_ids=True)
+    rows = preparer.sinks["pools"].close()
+    preparer.sinks["candidates"].close()
+    return time.perf_counter() - start, rows, _peak_mib()
+
+
+def _pyarrow(path: str, threads: bool) -> tuple[float, int, float]:
+    import pyarrow.json as pj
+
+    start = time.perf_counter()
+    table = pj.read_json(path, read_options=pj.ReadOptions(use_threads=threads, block_size=8 << 20))
+    return time.perf_counter() - start, table.num_rows, _peak_mib()
+
+
+def _in_fresh_process(fn, *args) -> tuple[float, int, float]:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def run(size: str = "default") -> BenchResult:
+    n = SIZES[size]
+    with tempfile.TemporaryDirectory(prefix="umarvel-bench-prepare-") as tmp:
+        path = Path(tmp) / "mbeir_bench_cand_pool.jsonl"
+        size_bytes = write_pool(path, n)
+        measured = {
+            "umarvel prepare (parse+validate+dedupe+write)": _in_fresh_process(
+                _ours, str(path), str(Path(tmp) / "out")
+            ),
+            "pyarrow.json.read_json (threads)": _in_fresh_process(_pyarrow, str(path), True),
+            "pyarrow.json.read_json (1 thread)": _in_fresh_process(_pyarrow, str(path), False),
+        }
+    rows = []
+    for name, (seconds, count, peak) in measured.items():
+        if count != n:
+            raise RuntimeError(f"{name} read {count} rows, expected {n}")
+        rows.append(
+            {
+                "reader": name,
+                "rows": count,
+                "seconds": seconds,
+                "rows_per_s": count / seconds,
+                "peak_mib": peak,
+            }
+        )
+    ours, threaded, single = (r["rows_per_s"] for r in rows)
+    summary = (
+        f"{n:,} pool rows ({size_bytes / 2**20:,.0f} MiB): ours {ours:,.0f} rows/s, "
+        f"pyarrow {threaded:,.0f} rows/s (threads) / {single:,.0f} (1 thread); "
+        f"ratio ours/pyarrow {ours / threaded:.2f} (threads), {ours / single:.2f} (1 thread); "
+        f"peak {rows[0]['peak_mib']:,.0f} MiB ours vs {rows[1]['peak_mib']:,.0f} MiB pyarrow"
+    )
+    return BenchResult(
+        name="prepare",
+        summary=summary,
+        rows=rows,
+        extra={
+            "pool_rows": n,
+            "pool_bytes": size_bytes,
+            "ratio_vs_pyarrow_threads": ours / threaded,
+            "ratio_vs_pyarrow_1_thread": ours / single,
+        },
+    )
