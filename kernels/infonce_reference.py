@@ -42,7 +42,7 @@ def chunk_logits(
     query_pos_ids: torch.Tensor | None,
 ) -> torch.Tensor:
     """fp32 [B, n] logits of one chunk with excluded entries at -inf."""
-    logits = (q @ c_chunk.T).float() / tau
+    logits = (q @ c_chunk.T).float().div_(tau)  # in place: the matmul result is a fresh tensor
     excl = excluded_mask(labels_local, cand_ids_chunk, query_pos_ids)
     if excl is not None:
         logits.masked_fill_(excl, float("-inf"))
@@ -87,9 +87,9 @@ def grad_logits(
 ) -> torch.Tensor:
     """dLoss/dlogits for one chunk: grad_i · (softmax_ij − [j = label_i]), zero where excluded (fp32)."""
     logits = chunk_logits(q, c_chunk, labels_local, tau, cand_ids_chunk, query_pos_ids)
-    g = torch.exp(logits - lse[:, None])  # exp(-inf) = 0 on excluded entries
+    g = logits.sub_(lse[:, None]).exp_()  # in place, one [B, n] buffer; exp(-inf) = 0 when excluded
     n = c_chunk.shape[0]
     inside = (labels_local >= 0) & (labels_local < n)
     rows = torch.nonzero(inside).squeeze(1)
     g[rows, labels_local[rows]] -= 1.0
-    return g * grad_rows[:, None]
+    return g.mul_(grad_rows[:, None])

@@ -223,7 +223,7 @@ def _flags(q: torch.Tensor) -> dict:
     return {
         "UPCAST": _interpreting() and q.dtype == torch.bfloat16,
         # fp32 inputs: exact fp32 products like torch's default matmul (not TF32)
-        "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32",
+        "PRECISION": "ieee" if q.dtype == torch.float32 else None,
     }
 
 

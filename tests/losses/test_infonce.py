@@ -124,3 +124,12 @@ def test_bad_inputs_raise_one_line_errors(monkeypatch):
 
 def test_auto_is_chunked_on_cpu():
     assert resolve_impl("auto", torch.device("cpu")) == "chunked"
+
+
+def test_chunked_matches_plain_on_a_larger_shape():
+    case = infonce_case(300, 1800, 64, seed=7)
+    kw = {"cand_ids": case.cand_ids, "query_pos_ids": case.query_pos_ids}
+    got = loss_and_grads(chunked(512), case, **kw)
+    ref = loss_and_grads(plain, case, **kw)
+    for name, a, b in zip(["loss", "dq", "dc", "dtau"], got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
