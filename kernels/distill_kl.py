@@ -20,6 +20,7 @@ import torch
 from kernels import distill_kl_reference
 
 BACKENDS = ("torch", "triton")
+MAX_K = 1024  # the triton kernel keeps a query's whole list in one [BLOCK_K, BLOCK_D] tile
 
 
 def default_chunk(k: int, d: int, device: torch.device) -> int:

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-MAX_K = 1024
+from kernels.distill_kl import MAX_K
 
 
 def _blocks(k: int, d: int) -> dict:

@@ -133,3 +133,11 @@ def test_chunked_matches_plain_on_a_larger_shape():
     ref = loss_and_grads(plain, case, **kw)
     for name, a, b in zip(["loss", "dq", "dc", "dtau"], got, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_auto_and_triton_dtype_rules(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert resolve_impl("triton", torch.device("cpu"), torch.bfloat16) == "triton"
+    with pytest.raises(UmarvelError, match="does not take torch.float64"):
+        resolve_impl("triton", torch.device("cpu"), torch.float64)
+    assert resolve_impl("auto", torch.device("cpu"), torch.float64) == "chunked"

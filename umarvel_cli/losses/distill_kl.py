@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kernels.distill_kl import MAX_K, distill_kl_rows
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.losses.infonce import resolve_impl, temperature_tensor
 
@@ -83,7 +84,14 @@ def distill_kl_loss(
     side is always constant. Returns an fp32 scalar.
     """
     _check(q, c, teacher_scores, index)
-    which = resolve_impl(impl, q.device)
+    which = resolve_impl(impl, q.device, q.dtype)
+    k = teacher_scores.shape[1]
+    if which == "triton" and k > MAX_K:
+        if impl != "auto":
+            raise UmarvelError(
+                f"{k} candidates per query", field="impl", expected=f"at most {MAX_K} for triton"
+            )
+        which = "chunked"
     tau = temperature_tensor(temperature, q.device)
     t_tau = tau.detach() if teacher_temperature is None else temperature_tensor(teacher_temperature, q.device)
     t_logits = teacher_scores.detach().float() / t_tau.detach()
@@ -91,8 +99,6 @@ def distill_kl_loss(
     if which == "plain":
         rows = _plain_rows(q, c_flat, idx, t_logits, tau)
     else:
-        from kernels.distill_kl import distill_kl_rows
-
         rows = distill_kl_rows(
             q, c_flat, idx, t_logits, tau, backend="torch" if which == "chunked" else "triton"
         )

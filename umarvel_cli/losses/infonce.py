@@ -27,6 +27,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from kernels.infonce import info_nce_rows
 from umarvel_cli.errors import UmarvelError
 
 IMPLS = ("auto", "plain", "chunked", "triton")
@@ -38,13 +39,21 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def resolve_impl(impl: str, device: torch.device) -> str:
-    """The concrete implementation `impl` stands for on `device` (auto → triton or chunked)."""
+TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def resolve_impl(impl: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str:
+    """The concrete implementation `impl` stands for (auto → triton for CUDA fp32/fp16/bf16, else chunked)."""
     if impl not in IMPLS:
         raise UmarvelError(f"unknown loss impl {impl!r}", field="impl", expected=" | ".join(IMPLS))
     if impl == "auto":
-        return "triton" if device.type == "cuda" and triton_available() else "chunked"
+        fused = device.type == "cuda" and dtype in TRITON_DTYPES and triton_available()
+        return "triton" if fused else "chunked"
     if impl == "triton":
+        if dtype not in TRITON_DTYPES:
+            raise UmarvelError(
+                f"impl 'triton' does not take {dtype}", field="impl", expected="fp32/fp16/bf16"
+            )
         if not triton_available():
             raise UmarvelError("impl 'triton' needs the triton package", expected="pip install triton")
         if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -94,7 +103,7 @@ def _check(
             field="labels",
             expected=f"int64 [{b}]",
         )
-    if bool((labels < 0).any()) or bool((labels >= n).any()):
+    if bool(((labels < 0) | (labels >= n)).any()):  # one host sync
         raise UmarvelError("a label is out of range", field="labels", expected=f"indices in [0, {n})")
     if (cand_ids is None) != (query_pos_ids is None):
         raise UmarvelError(
@@ -155,13 +164,11 @@ def info_nce_loss(
     Returns fp32: a scalar for "mean"/"sum", [B] for "none".
     """
     _check(q, c, labels, cand_ids, query_pos_ids, reduction)
-    which = resolve_impl(impl, q.device)
+    which = resolve_impl(impl, q.device, q.dtype)
     tau = temperature_tensor(temperature, q.device)
     if which == "plain":
         rows = _plain_rows(q, c, labels, tau, cand_ids, query_pos_ids).float()
     else:
-        from kernels.infonce import info_nce_rows
-
         rows = info_nce_rows(
             q,
             c,
