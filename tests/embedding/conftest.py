@@ -18,3 +18,11 @@ def tiny_embedders(tiny_models):
     from umarvel_cli.models.embedder import Embedder
 
     return {b: Embedder.from_pretrained(p, device="cpu") for b, p in tiny_models.items()}
+
+
+@pytest.fixture(scope="session")
+def embed_tables(tmp_path_factory):
+    """Prepared-style tables: 7 test + 2 val queries, 8 candidates in two pools, instructions, images."""
+    from tests.embedding.tables import build_tables
+
+    return build_tables(tmp_path_factory.mktemp("embed-tables"))

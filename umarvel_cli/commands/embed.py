@@ -1,10 +1,52 @@
-"""`umarvel embed`: not implemented yet (a later issue builds it)."""
+"""`umarvel embed`: encode queries or candidates into embedding shards (resumable; torchrun-aware)."""
 
 from __future__ import annotations
 
-from umarvel_cli.errors import NotImplementedStage
+from pathlib import Path
+
+import typer
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise NotImplementedStage("`umarvel embed` is not implemented yet")
+def command(
+    model: Path = typer.Option(
+        ..., "--model", help="Model folder (umarvel.json + weights), e.g. from init-model."
+    ),
+    data: Path = typer.Option(..., "--data", help="Prepared tables (output of `umarvel prepare`)."),
+    split: str = typer.Option("test", "--split", help="Split of the queries to encode (train/val/test)."),
+    side: str = typer.Option(..., "--side", help="queries | candidates."),
+    pool: str | None = typer.Option(
+        None, "--pool", help="Candidate pool name from the pools table (default: all candidates)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output folder: embeddings/part-*.parquet + manifest.json."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Items per forward (halved on CUDA OOM)."),
+    dtype: str = typer.Option("float32", "--dtype", help="Stored vector type: float16 | float32."),
+    instruction_mode: str = typer.Option(
+        "first", "--instruction-mode", help="Query instruction: first | seeded (by qid) | none."
+    ),
+    shard_size: int = typer.Option(4096, "--shard-size", help="Items per output shard (the resume unit)."),
+    on_error: str = typer.Option(
+        "fail", "--on-error", help="Bad item (missing/unreadable image, empty input): fail | skip (counted)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Recompute even when the output is up to date."),
+) -> None:
+    """Encode one side of a split; run it again after a kill to resume; run under torchrun for multi-GPU."""
+    from umarvel_cli.embedding import run_embed
+
+    manifest = run_embed(
+        model,
+        data,
+        split,
+        side,
+        out,
+        pool=pool,
+        batch_size=batch_size,
+        dtype=dtype,
+        instruction_mode=instruction_mode,
+        force=force,
+        on_error=on_error,
+        shard_size=shard_size,
+    )
+    typer.echo(
+        f"embed: {manifest.counts.get('embedded', 0):,} {side} embedded, "
+        f"{manifest.counts.get('skipped', 0):,} skipped, dim {manifest.extra.get('dim')} -> {out}"
+    )

@@ -1,0 +1,107 @@
+"""The one input formatter: template, instruction markers, cleaning, truncation, images, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from umarvel_cli.data.formatter import InputFormatter, Record, load_image
+from umarvel_cli.data.text import format_string
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.image_processor import build_image_processor
+from umarvel_cli.models.registry import get_family
+from umarvel_cli.models.tokenizer import build_byte_tokenizer
+from umarvel_cli.models.umarvel_config import UmarvelConfig
+
+SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+
+
+@pytest.fixture(scope="module")
+def formatter() -> InputFormatter:
+    cfg = UmarvelConfig(family="qwen2-vl", min_pixels=28 * 28, max_pixels=16 * 28 * 28, text_token_budget=40)
+    tok = build_byte_tokenizer((cfg.instruction_start, cfg.instruction_end, cfg.emb_token))
+    return InputFormatter(
+        tok, build_image_processor(get_family("qwen2-vl"), cfg.min_pixels, cfg.max_pixels), cfg
+    )
+
+
+def test_format_string_is_unirs():
+    assert format_string('  "a dog on grass"\r ') == "A dog on grass."
+    assert format_string("is it red?") == "Is it red?"
+    assert format_string("Stop!") == "Stop!"
+    assert format_string("   ") == ""
+
+
+def test_query_render_wraps_the_instruction_and_ends_with_the_assistant_turn(formatter):
+    rec = Record("q", "a red bus", None, "find an image")
+    assert formatter.render(rec, "query") == (
+        SYSTEM + "<|im_start|>user\n<instruction_start>Find an image.<instruction_end> A red bus.<|im_end|>\n"
+        "<|im_start|>assistant\n<emb>.<|im_end|>\n"
+    )
+    # candidates never carry an instruction; the template is the same for train and eval (no generation prompt)
+    assert formatter.render(rec, "candidate") == (
+        SYSTEM + "<|im_start|>user\nA red bus.<|im_end|>\n<|im_start|>assistant\n<emb>.<|im_end|>\n"
+    )
+
+
+def test_instruction_span_covers_the_markers(formatter):
+    enc = formatter.encode(Record("q", "a red bus", None, "find"), "query")
+    s, e = enc.instruction_span
+    ids = enc.input_ids
+    assert ids[s] == formatter.inst_start_id and ids[e - 1] == formatter.inst_end_id
+    assert formatter.tokenizer.decode(ids[s:e]) == "<instruction_start>Find.<instruction_end>"
+    assert formatter.encode(Record("c", "a red bus"), "candidate").instruction_span is None
+
+
+def test_text_is_truncated_to_the_token_budget(formatter):
+    long = "x" * 100
+    assert formatter.truncate(long) == "x" * 40  # byte-level: one token per character
+    enc_long = formatter.encode(Record("a", long), "candidate")
+    enc_cut = formatter.encode(Record("b", "x" * 40), "candidate")
+    assert np.array_equal(enc_long.input_ids, enc_cut.input_ids)
+
+
+def test_image_tokens_are_expanded_and_pixels_bounded(formatter):
+    img = Image.new("RGB", (300, 200), (200, 10, 10))
+    enc = formatter.encode(Record("i", None, img), "candidate")
+    t, h, w = enc.image_grid_thw
+    assert t == 1 and h * w * 14 * 14 <= 16 * 28 * 28 and h % 2 == 0 and w % 2 == 0
+    assert enc.pixel_values.shape == (t * h * w, 3 * 2 * 14 * 14)
+    n_pad = int((enc.input_ids == formatter.image_pad_id).sum())
+    assert n_pad == t * h * w // 4
+    small = formatter.encode(Record("s", None, Image.new("RGB", (5, 5))), "candidate")
+    assert small.image_grid_thw == (1, 2, 2)  # raised to min_pixels
+    text = formatter.tokenizer.decode(enc.input_ids)
+    assert "<|vision_start|>" + "<|image_pad|>" * n_pad + "<|vision_end|>" in text
+
+
+def test_modality_decides_what_is_used(formatter):
+    img = Image.new("RGB", (56, 56))
+    text_only = formatter.encode(Record("a", "words", img, modality="text"), "candidate")
+    assert text_only.pixel_values is None
+    both = formatter.encode(Record("b", "words", img), "candidate")
+    assert both.pixel_values is not None and both.length > text_only.length
+
+
+def test_compression_prompt_is_off_by_default_and_per_modality(formatter):
+    assert formatter.config.compression_prompt is None
+    cfg = UmarvelConfig(
+        family="qwen2-vl", compression_prompt={"text": "\nSummarize above sentence in one word: "}
+    )
+    f2 = InputFormatter(formatter.tokenizer, formatter.image_processor, cfg)
+    assert f2.user_text(Record("a", "hi"), "candidate") == "Hi.\nSummarize above sentence in one word: "
+
+
+def test_bad_inputs_give_one_line_errors(formatter, tmp_path):
+    with pytest.raises(UmarvelError, match=r"image file not found \(item x\)") as e:
+        formatter.encode(Record("x", None, tmp_path / "nope.png"), "candidate")
+    assert "nope.png" in str(e.value)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(UmarvelError, match=r"unreadable image \(item y\)"):
+        load_image(bad, "y")
+    with pytest.raises(UmarvelError, match="empty input: no text and no image"):
+        formatter.encode(Record("z", "  "), "query")
+    with pytest.raises(UmarvelError, match="unknown modality"):
+        formatter.encode(Record("w", "a", modality="video"), "query")
