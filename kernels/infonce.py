@@ -7,9 +7,10 @@ Formula (q [B, d] and c [N, d] are L2-normalised by the caller, tau > 0):
     loss_i      = logsumexp_{j not excluded} logits_ij − logits_i,labels_i
 
 The forward keeps only lse_i (fp32, [B]); the backward recomputes scores chunk by chunk
-(`grad_logits` = grad_i · (softmax_ij − [j = labels_i]), zero where excluded) and feeds each chunk to
-two matmuls: dq += G·c_chunk / tau, dc_chunk = Gᵀ·q / tau. The temperature gradient needs no extra
-pass: dL/dtau = −(1/tau²)·Σ_ij G_ij s_ij = −(1/tau)·Σ_i q_i · dq_i.
+(`grad_scores`: G_ij = grad_i · (softmax_ij − [j = labels_i]) / tau, zero where excluded, in q's
+dtype) and feeds each chunk to two matmuls: dq += G·c_chunk (fp32 accumulator), dc_chunk = Gᵀ·q.
+The temperature gradient needs no extra pass: with s_ij = q_i · c_j,
+dL/dtau = −(1/tau)·Σ_ij G_ij s_ij = −(1/tau)·Σ_i q_i · dq_i.
 
 Backends: "torch" (`kernels.infonce_reference`, any device) and "triton" (`kernels.infonce_triton`:
 fused split-N online-logsumexp forward, fused recompute+mask+softmax-gradient tile kernel in the
@@ -61,7 +62,7 @@ class _InfoNCE(torch.autograd.Function):
         dc = torch.empty_like(c) if need_c else None
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
-            g = impl.grad_logits(
+            g = impl.grad_scores(
                 q,
                 c[n0:n1],
                 labels - n0,
@@ -70,11 +71,10 @@ class _InfoNCE(torch.autograd.Function):
                 query_pos_ids,
                 lse,
                 grad_rows,
-            ).to(q.dtype)
-            dq += (g @ c[n0:n1]).float()
+            )
+            dq.add_(g @ c[n0:n1])  # promotes into the fp32 accumulator without an fp32 copy
             if need_c:
-                dc[n0:n1] = ((g.T @ q).float() / tau).to(c.dtype)
-        dq /= tau
+                torch.mm(g.T, q, out=dc[n0:n1])
         dtau = None
         if ctx.needs_input_grad[2]:
             dtau = -(q.float() * dq).sum() / tau

@@ -75,7 +75,7 @@ def forward_stats(
     return lse, pos
 
 
-def grad_logits(
+def grad_scores(
     q: torch.Tensor,
     c_chunk: torch.Tensor,
     labels_local: torch.Tensor,
@@ -85,11 +85,14 @@ def grad_logits(
     lse: torch.Tensor,
     grad_rows: torch.Tensor,
 ) -> torch.Tensor:
-    """dLoss/dlogits for one chunk: grad_i · (softmax_ij − [j = label_i]), zero where excluded (fp32)."""
+    """dLoss/dscores of one chunk, grad_i · (softmax_ij − [j = label_i]) / tau, zero where excluded.
+
+    Returned in q's dtype: the two matmuls that consume it run in that dtype.
+    """
     logits = chunk_logits(q, c_chunk, labels_local, tau, cand_ids_chunk, query_pos_ids)
     g = logits.sub_(lse[:, None]).exp_()  # in place, one [B, n] buffer; exp(-inf) = 0 when excluded
     n = c_chunk.shape[0]
     inside = (labels_local >= 0) & (labels_local < n)
     rows = torch.nonzero(inside).squeeze(1)
     g[rows, labels_local[rows]] -= 1.0
-    return g.mul_(grad_rows[:, None])
+    return g.mul_(grad_rows[:, None] / tau).to(q.dtype)

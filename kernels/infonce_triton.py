@@ -4,8 +4,8 @@
   in [BLOCK_M, BLOCK_N] score tiles (a BLOCK_D loop of tl.dot over d), applies the id-based
   exclusion on the fly and keeps an online logsumexp (flash-attention style); the per-split
   results (O(splits·B)) are merged in torch. Nothing of size B × N is written.
-- `grad_logits`: one launch per candidate chunk; each program recomputes its score tile and writes
-  grad_i · (softmax_ij − [j = label_i]) (zero where excluded) into the [B, chunk] buffer that the
+- `grad_scores`: one launch per candidate chunk; each program recomputes its score tile and writes
+  grad_i · (softmax_ij − [j = label_i]) / tau (zero where excluded) into the [B, chunk] buffer that the
   autograd function multiplies with c_chunk and q (cuBLAS). d is far too large (1.5k–3.5k) to keep a
   [BLOCK_M, d] gradient tile on chip, so the two output products stay dense GEMMs.
 
@@ -211,7 +211,7 @@ def _grad_kernel(
     lse = tl.load(lse_ptr + offs_m, mask=m_mask, other=0.0)
     g = tl.load(g_ptr + offs_m, mask=m_mask, other=0.0)
     p = tl.where(keep, tl.exp(s * inv_tau - lse[:, None]), 0.0)
-    grad = g[:, None] * (p - tl.where(is_pos & keep, 1.0, 0.0))
+    grad = (g * inv_tau)[:, None] * (p - tl.where(is_pos & keep, 1.0, 0.0))
     tl.store(
         out_ptr + offs_m[:, None].to(tl.int64) * stride_om + offs_n[None, :],
         grad.to(out_ptr.dtype.element_ty),
@@ -274,7 +274,7 @@ def forward_stats(
     return torch.logsumexp(lse_part, dim=0), pos_part.sum(0)
 
 
-def grad_logits(
+def grad_scores(
     q: torch.Tensor,
     c_chunk: torch.Tensor,
     labels_local: torch.Tensor,
@@ -284,7 +284,7 @@ def grad_logits(
     lse: torch.Tensor,
     grad_rows: torch.Tensor,
 ) -> torch.Tensor:
-    """[B, n] dLoss/dlogits of one candidate chunk, in q's dtype (the GEMMs that follow run in it)."""
+    """[B, n] dLoss/dscores of one candidate chunk, in q's dtype (the GEMMs that follow run in it)."""
     b, d = q.shape
     n = c_chunk.shape[0]
     cfg = _config()
