@@ -177,7 +177,8 @@ def test_train_files_hold_all_tasks_of_their_dataset(demo_root):
 def test_some_records_have_nulls_source_content_and_several_positives(demo_root):
     coco_i2t = _eval_queries(demo_root, "mscoco_task3", "test")
     assert all(q["query_txt"] is None for q in coco_i2t)
-    assert max(len(q["pos_cand_list"]) for q in coco_i2t) == 5  # several captions per image
+    assert min(len(q["pos_cand_list"]) for q in coco_i2t) >= 4  # several captions per image
+    assert max(len(q["pos_cand_list"]) for q in coco_i2t) >= 5
     infoseek = _eval_queries(demo_root, "infoseek_task6", "test")
     src = json.loads(infoseek[0]["query_src_content"])
     assert set(src) == {"answer", "answer_eval", "entity_id", "question_type"}

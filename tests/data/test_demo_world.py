@@ -57,7 +57,12 @@ def test_texts_mention_only_the_chosen_attributes():
     assert texts.format_text(' "hello world" ') == "Hello world."
     rng = random.Random(0)
     captions = texts.everyday_captions(RED_STAR, 5, rng)
-    assert len(set(captions)) == 5 and all("star" in c for c in captions)
+    assert len({c for c, _ in captions}) == 5
+    for caption, mention in captions:
+        assert len(mention) >= 4 and {"shape", "colour"} <= set(mention)
+        assert "red star" in caption or "red striped star" in caption or "red plain star" in caption
+        assert ("on sand" in caption) == ("background" in mention)
+        assert ("large" in caption) == ("size" in mention)
     assert texts.product_text(RED_STAR) == "red striped oversized jacket"
 
 

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 
 from umarvel_cli.data.demo.records import Registry
-from umarvel_cli.data.demo.tasks import BUILDERS, TaskBuild
+from umarvel_cli.data.demo.tasks import BUILDERS, TaskBuild, label_all_matches
 from umarvel_cli.data.demo.world import entity_catalog
 from umarvel_cli.data.mbeir_tasks import MBEIRSpec, TaskSpec
 
@@ -89,6 +89,7 @@ def build_demo(spec: MBEIRSpec, seed: int, size: DemoSize) -> DemoData:
             )
             for split in splits:
                 builder(b, split, size.queries(split))
+            label_all_matches(b)
             builds.append(b)
     data = DemoData(spec, builds, registry, {s: {} for s in SPLITS})
     _link_cross_positives(data)

@@ -22,6 +22,15 @@ class Picture:
     jitter: Jitter
 
 
+Meaning = tuple[Item, tuple[str, ...]]  # an item and the attributes a text states about it
+
+
+def agrees(item: Item, meaning: Meaning) -> bool:
+    """Whether a text with this meaning describes `item` (it states nothing the item contradicts)."""
+    said, attributes = meaning
+    return all(getattr(item, a) == getattr(said, a) for a in attributes)
+
+
 def _src(content: dict[str, Any] | None) -> str | None:
     return None if content is None else json.dumps(content, sort_keys=True)
 
@@ -34,6 +43,7 @@ class Candidate:
     image: Picture | None = None
     src_content: dict[str, Any] | None = None
     entity: str | None = None  # entity id for the wiki tasks (cross-dataset positives)
+    meaning: Meaning | None = None  # what the text says, for labelling every matching query
 
     def record(self) -> dict[str, Any]:
         """Key order of the real files: txt, img_path, modality, did, src_content."""
@@ -58,6 +68,7 @@ class Query:
     neg: list[str] = field(default_factory=list)
     entity: str | None = None
     cross: bool = False  # also gets the same entity's candidate of the partner dataset as a positive
+    meaning: Meaning | None = None  # what the query text says about the wanted item
 
     def record(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from umarvel_cli.data.demo import texts, wiki
-from umarvel_cli.data.demo.records import Candidate, Picture, Query, Registry
+from umarvel_cli.data.demo.records import Candidate, Meaning, Picture, Query, Registry, id_number
 from umarvel_cli.data.demo.world import (
     ATTRIBUTES,
     Entity,
@@ -156,6 +156,7 @@ class TaskBuild:
         src: dict[str, Any] | None = None,
         neg: list[Candidate] | None = None,
         entity: str | None = None,
+        meaning: Meaning | None = None,
     ) -> Query:
         _check_modality(self.task.query_modality, txt, image, self.task.stem)
         pos_ids = list(dict.fromkeys(c.did for c in pos))
@@ -170,6 +171,7 @@ class TaskBuild:
             pos=pos_ids,
             neg=neg_ids,
             entity=entity,
+            meaning=meaning,
         )
         self.queries.setdefault(split, []).append(q)
         return q
@@ -194,14 +196,16 @@ def text_to_image(b: TaskBuild, split: str, n: int) -> None:
             pos = _product_images(b, item, rng.choice((1, 2, 2, 3)))
             for _ in range(b.hard):
                 _product_images(b, b.near(item, texts.FASHION_ATTRIBUTES)[0], 1)
-            b.add_query(split, txt=texts.product_text(item), pos=pos)
+            b.add_query(
+                split, txt=texts.product_text(item), pos=pos, meaning=(item, texts.FASHION_ATTRIBUTES)
+            )
             continue
         item = b.fresh("image")
         if b.style.domain == "news":
             mention = ATTRIBUTES
             text = texts.news_caption(item, mention, rng)
         else:
-            mention = texts.pick_mention(rng, 4)
+            mention = texts.pick_mention(rng, 4, always=texts.EVERYDAY_ALWAYS)
             text = texts.everyday_caption(item, mention, rng)
         pos = [b.image(item)]
         hidden = [a for a in ATTRIBUTES if a not in mention]
@@ -209,7 +213,7 @@ def text_to_image(b: TaskBuild, split: str, n: int) -> None:
             pos.append(b.image(mutate(item, rng.choice(hidden), rng)))
         for _ in range(b.hard):
             b.image(b.near(item, mention)[0])
-        b.add_query(split, txt=text, pos=pos)
+        b.add_query(split, txt=text, pos=pos, meaning=(item, mention))
 
 
 def _product_images(b: TaskBuild, item: Item, k: int) -> list[Candidate]:
@@ -249,24 +253,38 @@ def image_to_text(b: TaskBuild, split: str, n: int) -> None:
             )
             pos = b.entry(
                 ("captions", item),
-                lambda i=item, k=k: [{"txt": t} for t in texts.everyday_captions(i, k, rng)],
+                lambda i=item, k=k: [
+                    {"txt": t, "meaning": (i, m)} for t, m in texts.everyday_captions(i, k, rng)
+                ],
             )
             for _ in range(b.hard):
                 other, attr = b.near(item, ATTRIBUTES)
-                mention = tuple(a for a in ATTRIBUTES if a in set(texts.pick_mention(rng, 4)) | {attr})
+                mention = tuple(
+                    a
+                    for a in ATTRIBUTES
+                    if a in set(texts.pick_mention(rng, 4, always=texts.EVERYDAY_ALWAYS)) | {attr}
+                )
                 b.entry(
                     ("captions", other),
-                    lambda o=other, m=mention: [{"txt": texts.everyday_caption(o, m, rng)}],
+                    lambda o=other, m=mention: [
+                        {"txt": texts.everyday_caption(o, m, rng), "meaning": (o, m)}
+                    ],
                 )
         b.add_query(split, image=b.picture(item), pos=pos)
 
 
 def _product_text(b: TaskBuild, item: Item) -> list[Candidate]:
-    return b.entry(("product-text", product_key(item)), lambda: [{"txt": texts.product_text(item)}])
+    return b.entry(
+        ("product-text", product_key(item)),
+        lambda: [{"txt": texts.product_text(item), "meaning": (item, texts.FASHION_ATTRIBUTES)}],
+    )
 
 
 def _news_caption(b: TaskBuild, item: Item) -> list[Candidate]:
-    return b.entry(("caption", item), lambda: [{"txt": texts.news_caption(item, ATTRIBUTES, b.rng)}])
+    return b.entry(
+        ("caption", item),
+        lambda: [{"txt": texts.news_caption(item, ATTRIBUTES, b.rng), "meaning": (item, ATTRIBUTES)}],
+    )
 
 
 def text_to_text(b: TaskBuild, split: str, n: int) -> None:
@@ -311,7 +329,7 @@ def text_to_pair(b: TaskBuild, split: str, n: int) -> None:
         pos = [_news_pair(b, s) for s in scenes]
         for _ in range(b.hard):
             _news_pair(b, b.near(item, mention)[0])
-        b.add_query(split, txt=texts.news_caption(item, mention, rng), pos=pos)
+        b.add_query(split, txt=texts.news_caption(item, mention, rng), pos=pos, meaning=(item, mention))
 
 
 def _news_pair(b: TaskBuild, item: Item) -> Candidate:
@@ -387,6 +405,52 @@ def pair_to_image(b: TaskBuild, split: str, n: int) -> None:
         negs = [b.image(ref, avoid=query_image.jitter)]
         negs += [b.image(b.near(target, kept)[0]) for _ in range(b.hard - 1)]
         b.add_query(split, txt=text, image=query_image, pos=[pos], neg=negs[:1] if split == "train" else None)
+
+
+def label_all_matches(b: TaskBuild) -> int:
+    """Make every pool candidate that a text truly describes a positive (M-BEIR merges such positives).
+
+    A caption that leaves out some attributes may fit a distractor drawn for another query; leaving
+    it unlabeled would punish a correct retrieval. Returns the number of positives added.
+    """
+    images = [(c.did, c.image.item) for c in b.pool if c.image is not None]
+    captions: dict[tuple[str, ...], dict[tuple[str, ...], list[str]]] = {}
+    for c in b.pool:
+        if c.meaning is not None:
+            item, attrs = c.meaning
+            captions.setdefault(attrs, {}).setdefault(_project(item, attrs), []).append(c.did)
+    by_attrs: dict[tuple[str, ...], dict[tuple[str, ...], list[str]]] = {}
+    added = 0
+    for queries in b.queries.values():
+        for q in queries:
+            if q.meaning is not None:  # a text query: the images it describes
+                item, attrs = q.meaning
+                if attrs not in by_attrs:
+                    index: dict[tuple[str, ...], list[str]] = {}
+                    for did, image_item in images:
+                        index.setdefault(_project(image_item, attrs), []).append(did)
+                    by_attrs[attrs] = index
+                found = by_attrs[attrs].get(_project(item, attrs), [])
+            elif q.image is not None and captions:  # an image query: the captions that describe it
+                found = sorted(
+                    (
+                        d
+                        for attrs, index in captions.items()
+                        for d in index.get(_project(q.image.item, attrs), [])
+                    ),
+                    key=id_number,
+                )
+            else:
+                continue
+            for did in found:
+                if did not in q.pos:
+                    q.pos.append(did)
+                    added += 1
+    return added
+
+
+def _project(item: Item, attrs: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(getattr(item, a) for a in attrs)
 
 
 BUILDERS: dict[int, Callable[[TaskBuild, str, int], None]] = {

@@ -66,6 +66,7 @@ def pick_mention(rng: random.Random, at_least: int, always: Sequence[str] = ("sh
 
 # --- everyday scenes (MSCOCO, NIGHTS, CIRR) -------------------------------------------------------
 
+EVERYDAY_ALWAYS = ("shape", "colour")  # what a caption of an everyday scene always says
 _EVERYDAY = ("{np}.", "There is {np}.", "A picture of {np}.", "Someone drew {np}.", "A photo showing {np}.")
 
 
@@ -73,16 +74,15 @@ def everyday_caption(item: Item, mention: Sequence[str], rng: random.Random) -> 
     return format_text(rng.choice(_EVERYDAY).format(np=noun_phrase(item, mention)))
 
 
-def everyday_captions(item: Item, k: int, rng: random.Random) -> list[str]:
-    """k different captions of one image, each mentioning at least four attributes."""
-    out: list[str] = []
+def everyday_captions(item: Item, k: int, rng: random.Random) -> list[tuple[str, tuple[str, ...]]]:
+    """k different captions of one image, each mentioning at least four attributes, with what they mention."""
+    out: dict[str, tuple[str, ...]] = {}
     for _ in range(20 * k):
-        text = everyday_caption(item, pick_mention(rng, 4), rng)
-        if text not in out:
-            out.append(text)
+        mention = pick_mention(rng, 4, always=EVERYDAY_ALWAYS)
+        out.setdefault(everyday_caption(item, mention, rng), mention)
         if len(out) == k:
             break
-    return out
+    return list(out.items())
 
 
 _EDITS = {
