@@ -235,3 +235,24 @@ def test_schema_version_checked_when_reading(prepared, tmp_path):
     pq.write_table(table.replace_schema_metadata(meta), shard)
     with pytest.raises(SchemaError, match="schema version 999"):
         read_table(out, "qrels")
+
+
+def test_arrow_blocks_and_line_parser_give_identical_tables(tiny_root, prepared, tmp_path, monkeypatch):
+    """The pyarrow block path is an acceleration: the per-line path must produce the same tables."""
+    import umarvel_cli.data.mbeir_pool_block as pool_block
+
+    real = pool_block.parse_block_arrow
+    used = []
+
+    def spy(lines, use_threads=True):
+        table = real(lines, use_threads)
+        used.append(table is not None)
+        return table
+
+    monkeypatch.setattr(pool_block, "parse_block_arrow", spy)
+    fast_out = prepare_mbeir(tiny_root, tmp_path / "fast", rows_per_shard=7)
+    assert used and all(used)  # every pool block of the tiny tree took the fast path
+    monkeypatch.setattr(pool_block, "parse_block_arrow", lambda lines, use_threads=True: None)
+    slow_out = prepare_mbeir(tiny_root, tmp_path / "slow", rows_per_shard=7)
+    assert fast_out.counts == slow_out.counts == read_manifest(prepared).counts
+    assert _all_tables(tmp_path / "fast") == _all_tables(tmp_path / "slow") == _all_tables(prepared)

@@ -65,6 +65,19 @@ class TableSink:
         if len(self._columns[0]) >= self.batch_rows:
             self._emit()
 
+    def extend_table(self, table: pa.Table) -> None:
+        """Append a block that is already Arrow (in schema column order)."""
+        self._move_rows()
+        self._emit()
+        n = table.num_rows
+        self.rows += n
+        if self.skip:
+            dropped = min(self.skip, n)
+            self.skip -= dropped
+            table = table.slice(dropped)
+        if table.num_rows:
+            self.writer.write_batch(table)
+
     def _emit(self) -> None:
         if not self._columns[0]:
             return

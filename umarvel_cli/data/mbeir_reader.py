@@ -13,14 +13,16 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+
 from umarvel_cli.artifacts.manifest import Manifest, fingerprint, read_manifest
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.console import err_console, info, make_progress
 from umarvel_cli.data.mbeir_layout import SPLITS, MBEIRInputs, SourceFile, plan_inputs
 from umarvel_cli.data.mbeir_output import BadRows, TableSink
+from umarvel_cli.data.mbeir_pool_block import content_keys, parse_pool_block
 from umarvel_cli.data.mbeir_records import (
     RowError,
-    parse_candidate,
     parse_instruction_line,
     parse_json_line,
     parse_qrels_line,
@@ -35,9 +37,12 @@ TABLE_NAMES = ("instructions", "candidates", "pools", "queries", "qrels")
 _POOL_BITS = 6  # a candidate's last pool index is packed into the low bits of its content key
 _MAX_IMAGE_EXAMPLES = 5
 _BLOCK_BYTES = 1 << 20
+_POOL_BLOCK_BYTES = 8 << 20  # pool blocks go to pyarrow's threaded JSON reader in 1 MiB chunks
 
 
-def iter_line_blocks(path: Path, label: str) -> Iterator[tuple[int, list[bytes]]]:
+def iter_line_blocks(
+    path: Path, label: str, block_bytes: int = _BLOCK_BYTES
+) -> Iterator[tuple[int, list[bytes]]]:
     """(number of the block's first line, its raw lines) over a file, ~1 MiB at a time, with a progress
     bar on stderr. Blocks keep the per-line loop tight in the callers."""
     total = path.stat().st_size
@@ -45,7 +50,7 @@ def iter_line_blocks(path: Path, label: str) -> Iterator[tuple[int, list[bytes]]
         task = progress.add_task(label, total=total, rate="")
         lineno = 1
         done = 0
-        while lines := fh.readlines(_BLOCK_BYTES):
+        while lines := fh.readlines(block_bytes):
             yield lineno, lines
             lineno += len(lines)
             done += sum(map(len, lines))
@@ -134,45 +139,43 @@ class MBEIRPreparer:
             index.members[name] = members
         content = index.content
         candidates, pools, bad = self.sinks["candidates"], self.sinks["pools"], self.bad
-        check_images = self.check_images
         low = (1 << _POOL_BITS) - 1
         rows = 0
-        for first, lines in iter_line_blocks(source.path, source.rel):
-            new: list[tuple] = []
-            dids: list[str] = []
-            for lineno, raw in enumerate(lines, first):
-                if len(raw) < 3 and not raw.strip():
-                    continue
-                try:
-                    row = parse_candidate(parse_json_line(raw))
-                except RowError as e:
-                    bad(source.path, lineno, e)
-                    continue
-                did, modality, text, image, src = row
-                key = (hash((modality, text, image, src)) << _POOL_BITS) | pool_index
+
+        def report_bad(lineno: int, error: RowError) -> None:
+            bad(source.path, lineno, error)
+
+        for first, lines in iter_line_blocks(source.path, source.rel, _POOL_BLOCK_BYTES):
+            table, numbers = parse_pool_block(lines, first, report_bad)
+            dids = table["did"].to_pylist()
+            keys = content_keys(table)
+            new: list[int] = []
+            kept: list[str] = []
+            for i, did in enumerate(dids):
+                key = (hash(keys[i]) << _POOL_BITS) | pool_index
                 previous = content.get(did)
                 if previous is None:
-                    new.append(row)
-                    if check_images and image is not None:
-                        self._check_image("candidates", image)
+                    new.append(i)
                 elif previous >> _POOL_BITS != key >> _POOL_BITS:
                     other = index.pool_names[previous & low]
-                    bad(
-                        source.path,
-                        lineno,
-                        RowError("did", f"candidate {did} differs from its row in pool {other}"),
-                    )
+                    message = f"candidate {did} differs from its row in pool {other}"
+                    bad(source.path, numbers[i], RowError("did", message))
                     continue
                 elif previous & low == pool_index:
-                    bad(source.path, lineno, RowError("did", f"duplicate did {did} in pool {name}"))
+                    bad(source.path, numbers[i], RowError("did", f"duplicate did {did} in pool {name}"))
                     continue
                 content[did] = key
-                dids.append(did)
+                kept.append(did)
+            fresh = table if len(new) == len(dids) else table.take(pa.array(new, type=pa.int64()))
+            candidates.extend_table(fresh)
+            if self.check_images:
+                for image in fresh["image"].to_pylist():
+                    if image is not None:
+                        self._check_image("candidates", image)
             if members is not None:
-                members.update(dids)
-            candidates.extend(new)
-            pools.extend_columns([[name] * len(dids), dids])
-            rows += len(dids)
+                members.update(kept)
+            pools.extend_columns([[name] * len(kept), kept])
+            rows += len(kept)
         self.report.pools[name] = rows
 
     # -- queries --------------------------------------------------------------------------------

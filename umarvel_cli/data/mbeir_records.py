@@ -18,6 +18,7 @@ from umarvel_cli.errors import UmarvelError
 
 _NULLS = (None, "", "null")
 _MODALITIES = frozenset(MODALITIES)
+_JSON_SPACE = " \t\r\n"
 _scan_json = make_scanner(json.JSONDecoder())
 
 Candidate = tuple[str, str, "str | None", "str | None", "str | None"]
@@ -65,7 +66,7 @@ def parse_json_line(raw: bytes) -> Any:
     except (StopIteration, ValueError):
         value, line, end = _json_slow(raw), "", 0
     n = len(line)
-    if end < n and not (end == n - 1 and line[end] == "\n") and line[end:].strip():
+    if end < n and not (end == n - 1 and line[end] == "\n") and line[end:].strip(_JSON_SPACE):
         _json_slow(raw)  # raises: extra data after the value
     return value
 
