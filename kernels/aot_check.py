@@ -1,0 +1,82 @@
+"""Compile every Triton kernel for a CUDA architecture on a machine without a GPU.
+
+The CPU interpreter runs the kernels' arithmetic but not the GPU compiler, so typing, layout and
+shared-memory errors would only show on a GPU. `triton.compile` with an explicit `GPUTarget` runs
+the whole pipeline down to a cubin (triton ships ptxas). Run it in a process where
+TRITON_INTERPRET is unset: `python -m kernels.aot_check [arch]`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _specs(dtype: str) -> list[tuple[object, dict, dict, dict]]:
+    """(kernel, signature, constexprs, options) at the GPU configuration the wrappers launch."""
+    from kernels import distill_kl_triton as dk
+    from kernels import infonce_triton as ik
+
+    prec = "ieee" if dtype == "fp32" else None
+    tiles = {
+        "BLOCK_M": 128,
+        "BLOCK_N": 64,
+        "BLOCK_D": 64,
+        "UPCAST": False,
+        "PRECISION": prec,
+        "HAS_IDS": True,
+    }
+    launch = {"num_warps": 8, "num_stages": 3}
+    ids = {"labels_ptr": "*i64", "cid_ptr": "*i64", "qpos_ptr": "*i64", "tau_ptr": "*fp32"}
+    dims = {"B": "i32", "N": "i32", "D": "i32", "P": "i32"}
+    strides = {"stride_qm": "i32", "stride_cn": "i32", "stride_pm": "i32", "stride_pp": "i32"}
+    emb = {"q_ptr": f"*{dtype}", "c_ptr": f"*{dtype}"}
+    fwd = {
+        **emb,
+        **ids,
+        "lse_part_ptr": "*fp32",
+        "pos_part_ptr": "*fp32",
+        **dims,
+        "per_split": "i32",
+        **strides,
+    }
+    grad = {**emb, **ids, "lse_ptr": "*fp32", "g_ptr": "*fp32", "out_ptr": f"*{dtype}", **dims, **strides}
+    grad["stride_om"] = "i32"
+    blocks = dk._blocks(50, 3584)
+    dist = {**emb, "idx_ptr": "*i64", "t_ptr": "*fp32", "tau_ptr": "*fp32"}
+    dist_strides = {"stride_qm": "i32", "stride_cn": "i32", "stride_im": "i32", "stride_tm": "i32"}
+    dfwd = {**dist, "rows_ptr": "*fp32", "lse_ptr": "*fp32", "K": "i32", "D": "i32", **dist_strides}
+    dbwd = {**dist, "lse_ptr": "*fp32", "g_ptr": "*fp32", "dq_ptr": "*fp32", "dc_ptr": "*fp32"}
+    dbwd = {**dbwd, "K": "i32", "D": "i32", **dist_strides, "stride_dqm": "i32", "stride_dcn": "i32"}
+    return [
+        (ik._fwd_kernel, fwd, tiles, launch),
+        (ik._grad_kernel, grad, tiles, launch),
+        (dk._fwd_kernel, dfwd, blocks, {}),
+        (dk._bwd_kernel, dbwd, {"NEED_C": True, **blocks}, {}),
+    ]
+
+
+def compile_all(arch: int = 90, dtype: str = "bf16") -> dict[str, int]:
+    """Kernel name → shared memory bytes of its cubin for sm_`arch`; raises on any compile error."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        raise RuntimeError("unset TRITON_INTERPRET: the interpreter replaces the kernels it would compile")
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    out = {}
+    for fn, sig, consts, opts in _specs(dtype):
+        signature = {**sig, **dict.fromkeys(consts, "constexpr")}
+        compiled = triton.compile(
+            ASTSource(fn=fn, signature=signature, constexprs=consts),
+            target=GPUTarget("cuda", arch, 32),
+            options=opts,
+        )
+        out[f"{fn.fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}"] = compiled.metadata.shared
+    return out
+
+
+if __name__ == "__main__":
+    arch = int(sys.argv[1]) if len(sys.argv) > 1 else 90
+    for name, shared in compile_all(arch).items():
+        print(f"{name}: sm_{arch} ok, {shared} B shared memory")
