@@ -10,10 +10,11 @@ again and skips the rows its completed shards already hold.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
+from rich.progress import Progress, TaskID
 
 from umarvel_cli.artifacts.manifest import Manifest, fingerprint, read_manifest
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
@@ -40,26 +41,42 @@ _BLOCK_BYTES = 1 << 20
 _POOL_BLOCK_BYTES = 8 << 20  # pool blocks go to pyarrow's threaded JSON reader in 1 MiB chunks
 
 
+class PhaseProgress:
+    """One progress bar per phase (pools, queries, qrels) over the bytes of all its files, on stderr."""
+
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+        self.lines = 0
+
+    def start(self, label: str, files: Sequence[SourceFile]) -> None:
+        if self.progress is not None:
+            total = sum(f.path.stat().st_size for f in files)
+            self.task = self.progress.add_task(label, total=total, rate="")
+            self.lines = 0
+
+    def advance(self, nbytes: int, nlines: int) -> None:
+        if self.progress is not None and self.task is not None:
+            self.lines += nlines
+            self.progress.update(self.task, advance=nbytes, rate=f"{self.lines:,} lines")
+
+
 def iter_line_blocks(
-    path: Path, label: str, block_bytes: int = _BLOCK_BYTES
+    path: Path, progress: PhaseProgress, block_bytes: int = _BLOCK_BYTES
 ) -> Iterator[tuple[int, list[bytes]]]:
-    """(number of the block's first line, its raw lines) over a file, ~1 MiB at a time, with a progress
-    bar on stderr. Blocks keep the per-line loop tight in the callers."""
-    total = path.stat().st_size
-    with make_progress("rows") as progress, open(path, "rb") as fh:
-        task = progress.add_task(label, total=total, rate="")
+    """(number of the block's first line, its raw lines) over a file, `block_bytes` at a time.
+    Blocks keep the per-line loops of the callers tight."""
+    with open(path, "rb") as fh:
         lineno = 1
-        done = 0
         while lines := fh.readlines(block_bytes):
             yield lineno, lines
             lineno += len(lines)
-            done += sum(map(len, lines))
-            progress.update(task, completed=done, rate=f"{lineno - 1:,} lines")
+            progress.advance(sum(map(len, lines)), len(lines))
 
 
-def iter_lines(path: Path, label: str) -> Iterator[tuple[int, bytes]]:
+def iter_lines(path: Path, progress: PhaseProgress) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw line) of the non-blank lines (for the small files)."""
-    for first, lines in iter_line_blocks(path, label):
+    for first, lines in iter_line_blocks(path, progress):
         for lineno, raw in enumerate(lines, first):
             if raw.strip():
                 yield lineno, raw
@@ -100,6 +117,7 @@ class MBEIRPreparer:
         self.known_tasks = frozenset(spec.task_modalities)
         self.root_prefix = str(inputs.root) + os.sep
         self.check_images = check_images
+        self.progress = PhaseProgress()
 
     # -- images ---------------------------------------------------------------------------------
     def _check_image(self, table: str, image: str) -> None:
@@ -113,7 +131,7 @@ class MBEIRPreparer:
         sink = self.sinks["instructions"]
         known = frozenset(self.spec.datasets)
         first = True
-        for lineno, raw in iter_lines(source.path, source.rel):
+        for lineno, raw in iter_lines(source.path, self.progress):
             if first:  # the header row
                 first = False
                 continue
@@ -145,7 +163,7 @@ class MBEIRPreparer:
         def report_bad(lineno: int, error: RowError) -> None:
             bad(source.path, lineno, error)
 
-        for first, lines in iter_line_blocks(source.path, source.rel, _POOL_BLOCK_BYTES):
+        for first, lines in iter_line_blocks(source.path, self.progress, _POOL_BLOCK_BYTES):
             table, numbers = parse_pool_block(lines, first, report_bad)
             dids = table["did"].to_pylist()
             keys = content_keys(table)
@@ -189,7 +207,7 @@ class MBEIRPreparer:
                 report.checked_pool[(split, stem)] = source.pool
         dataset_id = source.dataset_id
         prefix = f"{dataset_id}:"
-        for lineno, raw in iter_lines(source.path, source.rel):
+        for lineno, raw in iter_lines(source.path, self.progress):
             try:
                 qid, modality, text, image, pos, neg, src, task_id = parse_query(
                     parse_json_line(raw), self.known_tasks
@@ -230,7 +248,7 @@ class MBEIRPreparer:
         split = source.split
         sink, bad, report = self.sinks["qrels"], self.bad, self.report
         qids = self.qids.get(split, set())
-        for lineno, raw in iter_lines(source.path, source.rel):
+        for lineno, raw in iter_lines(source.path, self.progress):
             try:
                 qid, did, relevance, task_id = parse_qrels_line(raw.decode("utf-8"), self.known_tasks)
                 stem = source.stem_of(task_id)
@@ -252,18 +270,24 @@ class MBEIRPreparer:
 
     # -- the whole run --------------------------------------------------------------------------
     def run(self) -> dict[str, int]:
+        inputs = self.inputs
         try:
-            self.read_instructions(self.inputs.instructions)
-            checked = {s.pool for s in self.inputs.queries if s.pool}
-            for source in self.inputs.pools:
-                self.read_pool(source, keep_ids=source.pool in checked)
-            unchecked = {(s.split, s.pool) for s in self.inputs.queries if s.pool not in self.index.members}
-            for split, pool in sorted(unchecked, key=lambda k: SPLITS.index(k[0])):
-                self.report.notes.append(f"{split}: positives not checked (pool {pool} was not read)")
-            for source in self.inputs.queries:
-                self.read_queries(source)
-            for source in self.inputs.qrels:
-                self.read_qrels(source)
+            with make_progress("lines") as progress:
+                self.progress = PhaseProgress(progress)
+                self.read_instructions(inputs.instructions)
+                self.progress.start("pools", inputs.pools)
+                checked = {s.pool for s in inputs.queries if s.pool}
+                for source in inputs.pools:
+                    self.read_pool(source, keep_ids=source.pool in checked)
+                unchecked = {(s.split, s.pool) for s in inputs.queries if s.pool not in self.index.members}
+                for split, pool in sorted(unchecked, key=lambda k: SPLITS.index(k[0])):
+                    self.report.notes.append(f"{split}: positives not checked (pool {pool} was not read)")
+                self.progress.start("queries", inputs.queries)
+                for source in inputs.queries:
+                    self.read_queries(source)
+                self.progress.start("qrels", inputs.qrels)
+                for source in inputs.qrels:
+                    self.read_qrels(source)
             counts = {table: sink.close() for table, sink in self.sinks.items()}
         except BaseException:
             self.bad.abandon()

@@ -61,16 +61,10 @@ class PrepareReport:
 
     def render(self, console: Console) -> None:
         tasks = Table(title="prepare mbeir: queries per split and task")
-        for col in (
-            "split",
-            "task",
-            "queries",
-            "qrels",
-            "no positive",
-            "pos not in pool",
-            "cross-dataset pos",
-        ):
-            tasks.add_column(col, justify="left" if col in ("split", "task") else "right")
+        tasks.add_column("split", no_wrap=True)
+        tasks.add_column("task", no_wrap=True, min_width=17)
+        for col in ("queries", "qrels", "no positive", "pos not in pool", "cross-ds pos"):
+            tasks.add_column(col, justify="right")
         for key in self.task_keys():
             missing = self.missing_positive[key]
             tasks.add_row(
