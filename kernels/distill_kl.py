@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from kernels import distill_kl_reference
+from kernels.precision import accumulator_dtype
 
 BACKENDS = ("torch", "triton")
 MAX_K = 1024  # the triton kernel keeps a query's whole list in one [BLOCK_K, BLOCK_D] tile
@@ -52,10 +53,11 @@ class _DistillKL(torch.autograd.Function):
     def backward(ctx, grad_rows):
         q, c, tau, index, t_logits, lse = ctx.saved_tensors
         impl = _backend(ctx.backend)
-        grad_rows = grad_rows.float().contiguous()
+        acc = accumulator_dtype(q.dtype)
+        grad_rows = grad_rows.to(acc).contiguous()
         need_c = ctx.needs_input_grad[1]
         dq, dc = impl.backward_grads(q, c, index, t_logits, tau, lse, grad_rows, ctx.chunk, need_c)
-        dtau = -(q.float() * dq).sum() / tau if ctx.needs_input_grad[2] else None
+        dtau = -(q.to(acc) * dq).sum() / tau if ctx.needs_input_grad[2] else None
         dq_out = dq.to(q.dtype) if ctx.needs_input_grad[0] else None
         dc_out = dc.to(c.dtype) if need_c else None
         return dq_out, dc_out, dtau, None, None, None, None
@@ -77,5 +79,5 @@ def distill_kl_rows(
     if chunk is None:
         chunk = default_chunk(index.shape[1], q.shape[1], q.device)
     q, c = q.contiguous(), c.contiguous()
-    t_logits = t_logits.detach().float().contiguous()
+    t_logits = t_logits.detach().to(accumulator_dtype(q.dtype)).contiguous()
     return _DistillKL.apply(q, c, tau, index.contiguous(), t_logits, backend, chunk)

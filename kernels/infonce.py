@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from kernels import infonce_reference
+from kernels.precision import accumulator_dtype
 
 BACKENDS = ("torch", "triton")
 
@@ -55,10 +56,11 @@ class _InfoNCE(torch.autograd.Function):
     def backward(ctx, grad_rows):
         q, c, tau, labels, cand_ids, query_pos_ids, lse = ctx.saved_tensors
         impl = _backend(ctx.backend)
-        grad_rows = grad_rows.float().contiguous()
+        acc = accumulator_dtype(q.dtype)
+        grad_rows = grad_rows.to(acc).contiguous()
         n, chunk = c.shape[0], ctx.chunk
         need_c = ctx.needs_input_grad[1]
-        dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
+        dq = torch.zeros(q.shape, dtype=acc, device=q.device)
         dc = torch.empty_like(c) if need_c else None
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
@@ -77,7 +79,7 @@ class _InfoNCE(torch.autograd.Function):
                 torch.mm(g.T, q, out=dc[n0:n1])
         dtau = None
         if ctx.needs_input_grad[2]:
-            dtau = -(q.float() * dq).sum() / tau
+            dtau = -(q.to(acc) * dq).sum() / tau
         dq_out = dq.to(q.dtype) if ctx.needs_input_grad[0] else None
         return dq_out, dc, dtau, None, None, None, None, None
 

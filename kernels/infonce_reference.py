@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from kernels.precision import accumulator_dtype
+
 
 def excluded_mask(
     labels_local: torch.Tensor, cand_ids: torch.Tensor | None, query_pos_ids: torch.Tensor | None
@@ -41,8 +43,10 @@ def chunk_logits(
     cand_ids_chunk: torch.Tensor | None,
     query_pos_ids: torch.Tensor | None,
 ) -> torch.Tensor:
-    """fp32 [B, n] logits of one chunk with excluded entries at -inf."""
-    logits = (q @ c_chunk.T).float().div_(tau)  # in place: the matmul result is a fresh tensor
+    """[B, n] logits (fp32, fp64 for fp64 inputs) of one chunk with excluded entries at -inf."""
+    logits = (
+        (q @ c_chunk.T).to(accumulator_dtype(q.dtype)).div_(tau)
+    )  # in place: the matmul result is a fresh tensor
     excl = excluded_mask(labels_local, cand_ids_chunk, query_pos_ids)
     if excl is not None:
         logits.masked_fill_(excl, float("-inf"))
@@ -58,10 +62,11 @@ def forward_stats(
     query_pos_ids: torch.Tensor | None,
     chunk: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(lse [B], positive logit [B]) in fp32, streaming over candidate chunks with a running logsumexp."""
+    """(lse [B], positive logit [B]) in the accumulator dtype, streaming over candidate chunks with a running logsumexp."""
     b, n = q.shape[0], c.shape[0]
-    lse = torch.full((b,), float("-inf"), dtype=torch.float32, device=q.device)
-    pos = torch.zeros(b, dtype=torch.float32, device=q.device)
+    acc = accumulator_dtype(q.dtype)
+    lse = torch.full((b,), float("-inf"), dtype=acc, device=q.device)
+    pos = torch.zeros(b, dtype=acc, device=q.device)
     rows = torch.arange(b, device=q.device)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)

@@ -103,3 +103,15 @@ def test_bad_inputs():
         distill_kl_loss(q, c, teacher, 0.05, index=bad)
     with pytest.raises(UmarvelError, match="teacher_scores"):
         distill_kl_loss(q, c, teacher[:, :2], 0.05, index=index)
+
+
+def test_gradcheck_float64():
+    q, c, index, teacher = distill_case(b=3, k=4, n=5, d=6, seed=5, dtype=torch.float64)
+    q.requires_grad_(True)
+    c.requires_grad_(True)
+    tau = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+
+    def fn(q, c, tau):
+        return distill_kl_rows(q, c, index, teacher.double() / 0.2, tau, chunk=2)
+
+    assert torch.autograd.gradcheck(fn, (q, c, tau))

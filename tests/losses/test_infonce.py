@@ -141,3 +141,14 @@ def test_auto_and_triton_dtype_rules(monkeypatch):
     with pytest.raises(UmarvelError, match="does not take torch.float64"):
         resolve_impl("triton", torch.device("cpu"), torch.float64)
     assert resolve_impl("auto", torch.device("cpu"), torch.float64) == "chunked"
+
+
+def test_gradcheck_float64():
+    case = infonce_case(5, 11, 6, dtype=torch.float64, seed=8)
+    q, c = case.q.requires_grad_(True), case.c.requires_grad_(True)
+    tau = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+
+    def fn(q, c, tau):
+        return info_nce_rows(q, c, case.labels, tau, case.cand_ids, case.query_pos_ids, chunk=4)
+
+    assert torch.autograd.gradcheck(fn, (q, c, tau))
