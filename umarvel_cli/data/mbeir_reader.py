@@ -1,6 +1,6 @@
 """`prepare mbeir`: read an M-BEIR folder (mbeir_reference.md §1) into validated, resumable tables.
 
-Streams every file line by line; what stays in memory is ids only (each candidate's content hash, the
+Streams every file in blocks of lines; what stays in memory is ids only (each candidate's content hash, the
 ids of the pools positives are checked against, each split's qids), so the 5.6M-row global pool fits in
 a few GiB. Rows are produced in a fixed order (instructions, pools, queries, qrels, each in layout
 order), which is what makes a killed run resume to the same tables: a resumed run reads everything
@@ -80,6 +80,15 @@ def iter_lines(path: Path, progress: PhaseProgress) -> Iterator[tuple[int, bytes
         for lineno, raw in enumerate(lines, first):
             if raw.strip():
                 yield lineno, raw
+
+
+def _stem_in(source: SourceFile, task_id: int) -> str:
+    """The task stem a row of `source` with this task id reports under; a task of another file is bad."""
+    stem = source.stem_of(task_id)
+    if stem is None:
+        expected = ", ".join(str(t) for t, _ in source.tasks)
+        raise RowError("task_id", f"task id {task_id} does not belong in this file (expected {expected})")
+    return stem
 
 
 class CandidateIndex:
@@ -212,12 +221,7 @@ class MBEIRPreparer:
                 qid, modality, text, image, pos, neg, src, task_id = parse_query(
                     parse_json_line(raw), self.known_tasks
                 )
-                stem = source.stem_of(task_id)
-                if stem is None:
-                    expected = ", ".join(str(t) for t, _ in source.tasks)
-                    raise RowError(
-                        "task_id", f"task id {task_id} does not belong in this file (expected {expected})"
-                    )
+                stem = _stem_in(source, task_id)
                 if not qid.startswith(prefix):
                     raise RowError(
                         "qid", f"qid {qid!r} is not of this file's dataset (expected '{prefix}<n>')"
@@ -251,12 +255,7 @@ class MBEIRPreparer:
         for lineno, raw in iter_lines(source.path, self.progress):
             try:
                 qid, did, relevance, task_id = parse_qrels_line(raw.decode("utf-8"), self.known_tasks)
-                stem = source.stem_of(task_id)
-                if stem is None:
-                    expected = ", ".join(str(t) for t, _ in source.tasks)
-                    raise RowError(
-                        "task_id", f"task id {task_id} does not belong in this file (expected {expected})"
-                    )
+                stem = _stem_in(source, task_id)
             except RowError as e:
                 bad(source.path, lineno, e)
                 continue
