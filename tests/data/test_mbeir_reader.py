@@ -187,7 +187,8 @@ def _all_tables(out: Path) -> dict[str, list[dict]]:
     return {t: _rows(out, t) for t in TABLES}
 
 
-def test_killed_prepare_resumes_to_identical_tables(tiny_root, prepared, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kill_after", [1, 12, 36, 45])  # instructions, pools, queries, qrels phases
+def test_killed_prepare_resumes_to_identical_tables(tiny_root, prepared, tmp_path, monkeypatch, kill_after):
     out = tmp_path / "t"
     real_write = shards._atomic_write_table
     written = []
@@ -195,7 +196,7 @@ def test_killed_prepare_resumes_to_identical_tables(tiny_root, prepared, tmp_pat
     def write_then_die(data, path):
         real_write(data, path)
         written.append(path)
-        if len(written) == 12:
+        if len(written) == kill_after:
             raise KeyboardInterrupt  # killed between two shards
 
     monkeypatch.setattr(shards, "_atomic_write_table", write_then_die)
@@ -205,7 +206,7 @@ def test_killed_prepare_resumes_to_identical_tables(tiny_root, prepared, tmp_pat
     assert read_manifest(out) is None
     assert (out / "_progress.json").is_file()
     kept = {t: len(list_shards(out, t)) for t in TABLES}
-    assert sum(kept.values()) == 12
+    assert sum(kept.values()) == kill_after
 
     resumed = prepare_mbeir(tiny_root, out, rows_per_shard=7)
     assert resumed.counts == read_manifest(prepared).counts
