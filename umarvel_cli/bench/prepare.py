@@ -10,6 +10,7 @@ every block on the per-line parser (what a pool whose blocks hold odd lines cost
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import random
 import resource
@@ -67,11 +68,29 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def _ours(path: str, out: str, line_parser_only: bool = False) -> tuple[float, int, float]:
+def _current_mib() -> float:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except OSError:
+        return _peak_mib()
+
+
+def _ours(path: str, out: str, line_parser_only: bool = False) -> tuple[float, int, float, float | None]:
+    """(seconds, rows, peak MiB, MiB per 1M rows that the id index grows by in the file's second half)."""
     from umarvel_cli.data import mbeir_pool_block
     from umarvel_cli.data.mbeir_layout import MBEIRInputs, SourceFile
-    from umarvel_cli.data.mbeir_reader import MBEIRPreparer
+    from umarvel_cli.data.mbeir_reader import MBEIRPreparer, PhaseProgress
     from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+
+    class Sampler(PhaseProgress):
+        def __init__(self) -> None:
+            super().__init__()
+            self.samples: list[tuple[int, float]] = []
+
+        def advance(self, nbytes: int, nlines: int) -> None:
+            self.lines += nlines
+            self.samples.append((self.lines, _current_mib()))
 
     if line_parser_only:
         mbeir_pool_block.parse_block_arrow = lambda lines, use_threads=True: None
@@ -79,21 +98,28 @@ def _ours(path: str, out: str, line_parser_only: bool = False) -> tuple[float, i
     inputs = MBEIRInputs(Path(path).parent, source, (source,), (), (), ())
     start = time.perf_counter()
     preparer = MBEIRPreparer(load_mbeir_spec(), inputs, Path(out), "fail", 100_000, False, False)
+    preparer.progress = sampler = Sampler()
     preparer.read_pool(source, keep_ids=True)
     rows = preparer.sinks["pools"].close()
     preparer.sinks["candidates"].close()
-    return time.perf_counter() - start, rows, _peak_mib()
+    seconds = time.perf_counter() - start
+    (mid_lines, mid_mib), (end_lines, end_mib) = (
+        sampler.samples[len(sampler.samples) // 2],
+        sampler.samples[-1],
+    )
+    growth = (end_mib - mid_mib) * 1_000_000 / (end_lines - mid_lines) if end_lines > mid_lines else None
+    return seconds, rows, _peak_mib(), growth
 
 
-def _pyarrow(path: str, threads: bool) -> tuple[float, int, float]:
+def _pyarrow(path: str, threads: bool) -> tuple[float, int, float, float | None]:
     import pyarrow.json as pj
 
     start = time.perf_counter()
     table = pj.read_json(path, read_options=pj.ReadOptions(use_threads=threads, block_size=8 << 20))
-    return time.perf_counter() - start, table.num_rows, _peak_mib()
+    return time.perf_counter() - start, table.num_rows, _peak_mib(), None
 
 
-def _in_fresh_process(fn, *args) -> tuple[float, int, float]:
+def _in_fresh_process(fn, *args) -> tuple[float, int, float, float | None]:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(fn, args)
 
@@ -113,7 +139,7 @@ def run(size: str = "default") -> BenchResult:
             "pyarrow.json.read_json (1 thread)": _in_fresh_process(_pyarrow, str(path), False),
         }
     rows = []
-    for name, (seconds, count, peak) in measured.items():
+    for name, (seconds, count, peak, growth) in measured.items():
         if count != n:
             raise RuntimeError(f"{name} read {count} rows, expected {n}")
         rows.append(
@@ -123,9 +149,11 @@ def run(size: str = "default") -> BenchResult:
                 "seconds": seconds,
                 "rows_per_s": count / seconds,
                 "peak_mib": peak,
+                "mib_per_1m_rows": growth if growth is not None else float("nan"),
             }
         )
     ours, lines, threaded, single = (r["rows_per_s"] for r in rows)
+    per_million = rows[0]["mib_per_1m_rows"]
     summary = (
         f"{n:,} pool rows ({size_bytes / 2**20:,.0f} MiB): ours {ours:,.0f} rows/s "
         f"(per-line parser {lines:,.0f}), pyarrow.json {threaded:,.0f} rows/s (threads) / "
@@ -133,6 +161,11 @@ def run(size: str = "default") -> BenchResult:
         f"{ours / single:.2f} (1 thread); peak {rows[0]['peak_mib']:,.0f} MiB ours vs "
         f"{rows[2]['peak_mib']:,.0f} MiB pyarrow"
     )
+    if not math.isnan(per_million):  # NaN when the file is too small to measure growth
+        summary += (
+            f"; ours grows {per_million:,.0f} MiB per 1M distinct candidates in the file's second half "
+            f"(~{per_million * 5.6 / 1024:.1f} GiB of ids for 5.6M)"
+        )
     return BenchResult(
         name="prepare",
         summary=summary,
@@ -142,6 +175,7 @@ def run(size: str = "default") -> BenchResult:
             "pool_bytes": size_bytes,
             "ratio_vs_pyarrow_threads": ours / threaded,
             "ratio_line_parser_vs_pyarrow_threads": lines / threaded,
+            "mib_per_million_candidates": per_million,
             "ratio_vs_pyarrow_1_thread": ours / single,
         },
     )
