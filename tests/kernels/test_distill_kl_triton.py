@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import pytest
+import torch
 
-os.environ["TRITON_INTERPRET"] = "1"  # before kernels.distill_kl_triton (triton's @jit) is imported
+from tests.losses.cases import distill_case
+from umarvel_cli.losses.distill_kl import distill_kl_loss
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from tests.losses.cases import distill_case  # noqa: E402
-from umarvel_cli.losses.distill_kl import distill_kl_loss  # noqa: E402
+pytestmark = pytest.mark.usefixtures("triton_interpreter")
 
 TOL = {torch.float32: {"rtol": 1e-5, "atol": 1e-6}, torch.bfloat16: {"rtol": 3e-2, "atol": 3e-2}}
 

@@ -1,21 +1,19 @@
 """Triton InfoNCE kernels under the CPU interpreter against the plain loss (value and all gradients).
 
-TRITON_INTERPRET must be set before `kernels.infonce_triton` (and so triton's @jit) is imported; the
-kernels module is imported lazily by the triton backend, so setting it here, first, is enough.
+The `triton_interpreter` fixture (conftest) sets TRITON_INTERPRET=1 before the triton backend first
+imports the kernel module, and removes it afterwards.
 """
 
 from __future__ import annotations
 
-import os
+import pytest
+import torch
 
-os.environ["TRITON_INTERPRET"] = "1"
+from kernels.infonce import info_nce_rows
+from tests.losses.cases import infonce_case, loss_and_grads
+from umarvel_cli.losses.infonce import info_nce_loss
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from kernels.infonce import info_nce_rows  # noqa: E402
-from tests.losses.cases import infonce_case, loss_and_grads  # noqa: E402
-from umarvel_cli.losses.infonce import info_nce_loss  # noqa: E402
+pytestmark = pytest.mark.usefixtures("triton_interpreter")
 
 TOL = {
     torch.float32: {"rtol": 1e-5, "atol": 1e-5},
