@@ -12,9 +12,15 @@ def command(
     root: Path = typer.Option(
         ...,
         "--root",
-        help="The M-BEIR folder (holds query/, cand_pool/, qrels/, instructions/, mbeir_images/).",
+        help="The M-BEIR folder (query/, cand_pool/, qrels/, instructions/; image files are checked "
+        "when mbeir_images/ is there). Image paths stay relative to it.",
     ),
-    out: Path = typer.Option(..., "--out", help="Output folder for the tables and manifest.json."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Output folder: queries, candidates, pools, qrels, instructions tables and manifest.json. "
+        "A killed run resumes from its completed shards; an identical second run is up to date.",
+    ),
     splits: str = typer.Option(
         "train,val,test", "--splits", help="Comma list of the splits to read: train, val, test."
     ),
