@@ -69,3 +69,24 @@ def test_bad_factory_and_missing_gpu(pool):
         with pytest.raises(UmarvelError, match="--gpu"):
             build_index(tmp / "emb", tmp / "g", gpu=True)
     assert open_embeddings(tmp / "emb").count == 60
+
+
+def test_approximate_index_with_missing_results_writes_only_real_rows(pool):
+    import pyarrow as pa
+
+    from umarvel_cli.retrieval.run_table import iter_run_batches
+
+    tmp, _, _ = pool
+    build_index(tmp / "emb", tmp / "ivf", factory="IVF8,Flat", gpu=False, train_size=60)
+    loaded = load_index(tmp / "ivf", gpu=False)
+    loaded.index.nprobe = 1  # one list of 8 holds fewer than 50 vectors: faiss pads with -1
+    res = search_index(loaded, tie_heavy_vectors(3, seed=14), k=50)
+    real = (res.indices >= 0).sum(axis=1)
+    assert (real < 50).all() and (real > 0).all()
+    assert all(
+        (row[:n] >= 0).all() and (row[n:] == -1).all() for row, n in zip(res.indices, real, strict=True)
+    )
+    table = pa.concat_tables(iter_run_batches(pa.array(["a", "b", "c"]), res))
+    assert table.num_rows == int(real.sum())
+    ranks_a = [r["rank"] for r in table.to_pylist() if r["qid"] == "a"]
+    assert ranks_a == list(range(1, int(real[0]) + 1))

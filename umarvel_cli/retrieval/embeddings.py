@@ -23,18 +23,34 @@ TABLE = "embeddings"
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise rows in place (zero rows stay zero) and return x."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
     np.maximum(norms, 1e-12, out=norms)
-    x /= norms
+    x *= (1.0 / norms)[:, None]
+    return x
+
+
+def _finite_unit_rows(raw: np.ndarray, path: Path) -> np.ndarray:
+    """A new float32 array of L2-normalised rows, made in one pass and one allocation.
+
+    A NaN or infinite value makes its row's squared norm non-finite, which is how they are caught
+    without a full-size boolean temporary.
+    """
+    x = raw if raw.dtype == np.float32 else raw.astype(np.float32)
+    sq = np.einsum("ij,ij->i", x, x)
+    if not np.isfinite(sq).all():
+        raise UmarvelError("embedding holds NaN or infinite values", file=path, field="embedding")
+    inv = 1.0 / np.maximum(np.sqrt(sq), 1e-12)
+    if x is raw:
+        return np.multiply(x, inv[:, None], dtype=np.float32)
+    x *= inv[:, None]
     return x
 
 
 def to_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
-    """A fixed-size-list column as a (rows, dim) float32 array."""
+    """A fixed-size-list column as a (rows, dim) array, zero-copy where Arrow allows (read-only)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    flat = column.flatten().to_numpy(zero_copy_only=False)
-    return np.array(flat.reshape(-1, dim), dtype=np.float32)  # a writable copy (normalised in place)
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
 
 
 @dataclass
@@ -67,10 +83,14 @@ class EmbeddingSet:
                     ids, vectors = pc.filter(ids, mask), pc.filter(vectors, mask)
                 if len(ids) == 0:
                     continue
-                x = to_matrix(vectors, self.dim)
-                if not np.isfinite(x).all():
+                raw = to_matrix(vectors, self.dim)
+                if normalize:
+                    yield ids, _finite_unit_rows(raw, path)
+                    continue
+                x = np.array(raw, dtype=np.float32)
+                if not np.isfinite(np.einsum("ij,ij->i", x, x)).all():
                     raise UmarvelError("embedding holds NaN or infinite values", file=path, field="embedding")
-                yield ids, (normalize_rows(x) if normalize else x)
+                yield ids, x
 
     def read(
         self, normalize: bool = True, keep: Callable[[pa.Array], np.ndarray] | None = None

@@ -82,6 +82,7 @@ def exact_search(
     run_idx = torch.empty((n_q, 0), dtype=torch.int64, device=dev)
     id_parts: list[pa.Array] = []
     offset = 0
+    tile: torch.Tensor | None = None
     for ids, x in prefetch(blocks, depth=1) if read_ahead else blocks:
         if x.shape[1] != dim:
             raise UmarvelError(
@@ -92,11 +93,15 @@ def exact_search(
         c = torch.from_numpy(x).to(dev)
         new_vals, new_idx = [], []
         for start in range(0, n_q, query_block):
-            scores = q[start : start + query_block] @ c.T
+            q_tile = q[start : start + query_block]
+            need = len(q_tile) * len(c)
+            if tile is None or tile.numel() < need:
+                tile = torch.empty(need, dtype=torch.float32, device=dev)
+            scores = tile[:need].view(len(q_tile), len(c))
+            torch.mm(q_tile, c.T, out=scores)  # one reused buffer: no fresh pages per tile
             v, i = tile_topk(scores, k, offset)
             new_vals.append(v)
             new_idx.append(i)
-            del scores
         if n_q:
             run_vals, run_idx = merge_topk(run_vals, run_idx, torch.cat(new_vals), torch.cat(new_idx), k)
         id_parts.append(ids)

@@ -60,7 +60,9 @@ def run_search(
         extra = {"method": "faiss", "device": loaded.device, "factory": loaded.manifest.extra.get("factory")}
     else:
         c_set = open_embeddings(embeddings)
-        device = "cuda" if gpu else ("cpu" if gpu is False else pick_device())
+        device = "cpu" if gpu is False else pick_device()
+        if gpu and device != "cuda":
+            raise UmarvelError("--gpu asked for, but torch sees no GPU", field="--gpu", expected="--no-gpu")
         result = exact_search(qx, c_set.iter_blocks(), topk, query_block=batch_size, device=device)
         extra = {"method": "exact", "device": device, "candidates": c_set.count}
     rows = write_run(plan.out, qids, result)
