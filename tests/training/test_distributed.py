@@ -6,7 +6,9 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from umarvel_cli.losses.ids import content_ids, positive_id_matrix
 from umarvel_cli.training import distributed as D
+from umarvel_cli.training.contrastive import BatchKeys, contrastive_loss
 
 TAU = 0.05
 
@@ -78,3 +80,48 @@ def test_two_process_gather_matches_one_process(tmp_path):
         for g, r in zip(got["grads"], ref_grads, strict=True):
             torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
         assert max(g.abs().max().item() for g in ref_grads) > 1e-3  # gradients are not trivially zero
+
+
+def _keys(start: int, stop: int):
+    """Content ids with a duplicated positive (rows 1 and 5) so the false-negative mask is exercised."""
+    pos = [f"d{i if i != 5 else 1}" for i in range(8)]
+    neg = [f"n{i}" for i in range(8)]
+    qpos = [[p] for p in pos]
+    return BatchKeys(
+        content_ids(pos[start:stop]), content_ids(neg[start:stop]), positive_id_matrix(qpos[start:stop])
+    )
+
+
+def _contrastive(model, start: int, stop: int) -> torch.Tensor:
+    xq, xc = _data()
+    xn = xc.flip(0) * 0.5
+    q, p, n = (F.normalize(model(x[start:stop]), dim=-1) for x in (xq, xc, xn))
+    return contrastive_loss(q, p, n, _keys(start, stop), TAU, bidirectional=True, impl="plain")
+
+
+def _contrastive_worker(rank: int, world: int, init_file: str, out: str) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
+    )
+    try:
+        model = _model()
+        loss = _contrastive(model, rank * 4, rank * 4 + 4)
+        loss.backward()
+        D.all_reduce_gradients(model.parameters())
+        total = D.all_reduce_sum(loss.item())
+        if rank == 0:
+            torch.save({"loss": total, "grads": [p.grad for p in model.parameters()]}, out)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_process_contrastive_loss_with_hard_negatives_and_masks(tmp_path):
+    model = _model()
+    loss = _contrastive(model, 0, 8)
+    loss.backward()
+    out = tmp_path / "c.pt"
+    mp.spawn(_contrastive_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
+    got = torch.load(out)
+    assert abs(got["loss"] - loss.item()) < 1e-5
+    for g, p in zip(got["grads"], model.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-6)

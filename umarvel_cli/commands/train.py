@@ -1,10 +1,72 @@
-"""`umarvel train`: not implemented yet (a later issue builds it)."""
+"""`umarvel train`: contrastive training stages and the progressive transition."""
 
 from __future__ import annotations
 
-from umarvel_cli.errors import NotImplementedStage
+import json
+from pathlib import Path
+
+import typer
+
+STAGE_HELP = (
+    "nli (text pairs, contradiction as hard negative) | caption (image-caption, both directions) | "
+    "mbeir (M-BEIR train queries with instructions, learnable temperature) | "
+    "progressive (nli -> caption -> mbeir under OUT/nli, OUT/caption, OUT/mbeir, each from the "
+    "previous stage's merged model; finished stages are skipped, so the chain resumes)."
+)
 
 
-def command() -> None:
-    """Not implemented yet."""
-    raise NotImplementedStage("`umarvel train` is not implemented yet")
+def command(
+    stage: str = typer.Option(..., "--stage", help=STAGE_HELP),
+    model: Path = typer.Option(
+        ..., "--model", help="Init model: a model folder or a finished `umarvel train` output."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (model/, adapter/, config.yaml, train_log.jsonl, manifest.json)."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Tables from `prepare mbeir` (mbeir and progressive stages)."
+    ),
+    pairs: Path | None = typer.Option(
+        None, "--pairs", help="Pairs table from `prepare pairs` (nli / caption rows by kind)."
+    ),
+    nli_pairs: Path | None = typer.Option(
+        None, "--nli-pairs", help="progressive: pairs table for the nli stage (default: --pairs)."
+    ),
+    caption_pairs: Path | None = typer.Option(
+        None, "--caption-pairs", help="progressive: pairs table for the caption stage (default: --pairs)."
+    ),
+    profile: str = typer.Option(
+        "paper", "--profile", help="Defaults: paper (U-MARVEL values) or demo (tiny model on CPU)."
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="YAML overrides: top-level keys for every stage, `nli:`/`caption:`/`mbeir:` sections.",
+    ),
+    sets: list[str] = typer.Option(
+        [], "--set", help="Override one key: key=value or stage.key=value (repeatable)."
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print the resolved config, data sizes, steps and memory per device; train nothing.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Redo stages that are up to date."),
+    device: str | None = typer.Option(
+        None, "--device", help="cpu, cuda, cuda:1 (default: cuda when present)."
+    ),
+) -> None:
+    """Train the embedder contrastively (InfoNCE over the global batch, false negatives masked).
+
+    Runs unchanged under `torchrun --nproc-per-node N umarvel train ...`. Killed runs resume from the
+    last checkpoint when the same command is run again.
+    """
+    from umarvel_cli.training.stages import StageRequest, train
+
+    req = StageRequest(stage, model, out, data, pairs, profile, config, list(sets), force, device)
+    result = train(req, nli_pairs, caption_pairs, dry_run)
+    if dry_run:
+        typer.echo(json.dumps(result["stages"], indent=2))
+    else:
+        for s in result["stages"]:
+            typer.echo(f"{s['stage']}\t{s['status']}\t{s['model']}")
