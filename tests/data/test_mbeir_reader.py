@@ -141,6 +141,10 @@ def test_positive_validation_counts(prepared):
     assert tasks["val/oven_task6"]["cross_dataset_positive"] == 2
     assert tasks["test/oven_task6"]["missing_positive"] == 0
     assert tasks["test/cirr_task7"]["missing_positive"] == 1
+    # The InfoSeek positives of OVEN queries are in the InfoSeek pool; CIRR's missing one is nowhere.
+    assert tasks["test/oven_task6"]["positive_in_no_pool"] == 0
+    assert tasks["test/cirr_task7"]["positive_in_no_pool"] == 1
+    assert sum(t["positive_in_no_pool"] for t in tasks.values()) == 1
     assert tasks["val/nights_task4"]["no_positive"] == 1
     assert tasks["train/cirr_task7"]["checked_pool"] == "union_train"
     total_missing = sum(t["missing_positive"] for t in tasks.values())

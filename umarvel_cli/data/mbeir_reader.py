@@ -214,6 +214,7 @@ class MBEIRPreparer:
         if pool_ids is not None:
             for _, stem in source.tasks:
                 report.checked_pool[(split, stem)] = source.pool
+        content = self.index.content
         dataset_id = source.dataset_id
         prefix = f"{dataset_id}:"
         for lineno, raw in iter_lines(source.path, self.progress):
@@ -243,6 +244,8 @@ class MBEIRPreparer:
                             report.missing_positive[key] += 1
                         else:
                             report.cross_dataset_positive[key] += 1
+                        if did not in content:
+                            report.positive_in_no_pool[key] += 1
             if self.check_images and image is not None:
                 self._check_image("queries", image)
             sink.add((qid, split, task_id, dataset_id, modality, text, image, pos, neg, src))

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -19,6 +20,7 @@ class PrepareReport:
     no_positive: Counter = field(default_factory=Counter)  # queries with an empty pos_cand_list
     missing_positive: Counter = field(default_factory=Counter)  # same-dataset positives absent from the pool
     cross_dataset_positive: Counter = field(default_factory=Counter)  # other-dataset ones (OVEN/InfoSeek, P3)
+    positive_in_no_pool: Counter = field(default_factory=Counter)  # of the two above: in no pool read at all
     checked_pool: dict = field(default_factory=dict)  # (split, stem) -> pool the positives were checked in
     pools: Counter = field(default_factory=Counter)
     qrels_unknown_qid: Counter = field(default_factory=Counter)  # split -> qrels rows naming no query
@@ -42,6 +44,7 @@ class PrepareReport:
                 "no_positive": self.no_positive[(split, stem)],
                 "missing_positive": self.missing_positive[(split, stem)],
                 "cross_dataset_positive": self.cross_dataset_positive[(split, stem)],
+                "positive_in_no_pool": self.positive_in_no_pool[(split, stem)],
                 "checked_pool": self.checked_pool.get((split, stem)),
             }
             for split, stem in self.task_keys()
@@ -60,10 +63,16 @@ class PrepareReport:
         }
 
     def render(self, console: Console) -> None:
-        tasks = Table(title="prepare mbeir: queries per split and task")
+        tasks = Table(
+            title="prepare mbeir: queries per split and task",
+            caption="no pos: queries without positives; miss same/other: positives of the same/another "
+            "dataset that are not in the task's pool (other = OVEN/InfoSeek, expected); in no pool: of "
+            "those, the ones no pool holds",
+            box=box.SIMPLE_HEAD,
+        )
         tasks.add_column("split", no_wrap=True)
         tasks.add_column("task", no_wrap=True, min_width=17)
-        for col in ("queries", "qrels", "no positive", "pos not in pool", "cross-ds pos"):
+        for col in ("queries", "qrels", "no\npos", "miss\nsame", "miss\nother", "in no\npool"):
             tasks.add_column(col, justify="right")
         for key in self.task_keys():
             missing = self.missing_positive[key]
@@ -75,6 +84,7 @@ class PrepareReport:
                 _warn(self.no_positive[key]),
                 _warn(missing) if key in self.checked_pool else "not checked",
                 f"{self.cross_dataset_positive[key]:,}",
+                _warn(self.positive_in_no_pool[key]),
             )
         console.print(tasks)
         pools = Table(title="prepare mbeir: candidate pools")
