@@ -137,6 +137,8 @@ def test_options_are_checked(prepared, tmp_path):
         evaluate_mbeir(prepared, "test", "local", tmp_path / "o")
     with pytest.raises(UmarvelError, match="--modality-filter only applies"):
         evaluate_mbeir(prepared, "test", "local", tmp_path / "o", run=tmp_path, modality_filter=True)
+    with pytest.raises(UmarvelError, match="--modality-filter only applies"):
+        evaluate_mbeir(prepared, "test", "global", tmp_path / "o", run=tmp_path, modality_filter=True)
     with pytest.raises(UmarvelError, match="unknown split"):
         evaluate_mbeir(prepared, "train", "local", tmp_path / "o", run=tmp_path)
 

@@ -63,8 +63,11 @@ def _check_options(
         raise UmarvelError(f"unknown pool {pool!r}", field="--pool", expected="local or global")
     if (model is None) == (run is None):
         raise UmarvelError("give exactly one of --model or --run", field="--model/--run")
-    if modality_filter and pool != "global":
-        raise UmarvelError("--modality-filter only applies to --pool global", field="--modality-filter")
+    if modality_filter and (pool != "global" or model is None):
+        raise UmarvelError(
+            "--modality-filter only applies to --pool global with --model (a given run is scored as it is)",
+            field="--modality-filter",
+        )
     if topk < max(DEFAULT_CUTOFFS):
         raise UmarvelError(f"--topk {topk} is below {max(DEFAULT_CUTOFFS)}", field="--topk")
 

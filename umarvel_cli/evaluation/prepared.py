@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from umarvel_cli.artifacts import Manifest, read_table
+from umarvel_cli.artifacts import Manifest, read_manifest, read_table
 from umarvel_cli.artifacts.manifest import require_manifest
 from umarvel_cli.data.mbeir_tasks import MBEIRSpec
 from umarvel_cli.errors import UmarvelError
@@ -29,10 +29,26 @@ class PreparedSplit:
     @property
     def is_mbeir(self) -> bool:
         """Real M-BEIR data (published numbers are comparable), not the demo tables."""
-        return self.manifest.stage == MBEIR_STAGE
+        return self.manifest.stage == MBEIR_STAGE and not is_demo_tree(self.manifest.extra.get("images_root"))
 
     def qids_of(self, task: str) -> list[str]:
         return [q for q in self.qids if self.task_of[q] == task]
+
+
+def is_demo_tree(root: str | None) -> bool:
+    """The M-BEIR-shaped folder written by `umarvel prepare demo` (its manifest) or `generate_demo`
+    (its README), which `prepare mbeir` reads like the real thing."""
+    if not root:
+        return False
+    from umarvel_cli.data.demo.generate import STAGE as DEMO_STAGE
+
+    manifest = read_manifest(root) if Path(root).is_dir() else None
+    if manifest is not None and manifest.stage == DEMO_STAGE:
+        return True
+    readme = Path(root) / "README.txt"
+    return readme.is_file() and readme.read_text(encoding="utf-8", errors="replace").startswith(
+        "umarvel demo data"
+    )
 
 
 def task_stem(spec: MBEIRSpec, dataset_id: int, task_id: int) -> str:
