@@ -106,7 +106,14 @@ def search_with_model(
             for q in prepared.qids:
                 wanted.setdefault(_task_spec(spec, prepared.task_of[q]).cand_modality, []).append(q)
             for modality, qids in wanted.items():
-                groups.append((f"union[{modality}]", qids, sets, ids_in(by_mod.get(modality, set()))))
+                groups.append(
+                    (
+                        f"union[{modality}]",
+                        qids,
+                        sets,
+                        ids_in(by_mod.get(modality, pa.array([], type=pa.string()))),
+                    )
+                )
 
     searched = []
     with ShardWriter(out, RUN_TABLE, TABLES["run"], rows_per_shard=2_000_000) as writer:

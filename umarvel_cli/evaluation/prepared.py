@@ -99,9 +99,10 @@ def pool_ids(data: str | Path, pool: str) -> pa.Array:
     return t.filter(pc.equal(t.column("pool"), pool)).column("did").combine_chunks()
 
 
-def ids_by_modality(data: str | Path) -> dict[str, set[str]]:
+def ids_by_modality(data: str | Path) -> dict[str, pa.Array]:
+    """Candidate ids per modality ("text", "image", "image,text")."""
     t = read_table(data, "candidates", columns=["did", "modality"])
-    out: dict[str, set[str]] = {}
-    for d, m in zip(t.column("did").to_pylist(), t.column("modality").to_pylist(), strict=True):
-        out.setdefault(m, set()).add(d)
-    return out
+    mods = t.column("modality")
+    return {
+        m: t.column("did").filter(pc.equal(mods, m)).combine_chunks() for m in pc.unique(mods).to_pylist()
+    }

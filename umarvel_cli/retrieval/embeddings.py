@@ -137,9 +137,9 @@ def open_embeddings(path: str | Path) -> EmbeddingSet:
     )
 
 
-def ids_in(allowed: set[str]) -> Callable[[pa.Array], np.ndarray]:
+def ids_in(allowed: set[str] | pa.Array) -> Callable[[pa.Array], np.ndarray]:
     """A `keep` filter for EmbeddingSet.iter_blocks: rows whose id is in `allowed`."""
-    value_set = pa.array(sorted(allowed), type=pa.string())
+    value_set = allowed if isinstance(allowed, pa.Array) else pa.array(sorted(allowed), type=pa.string())
 
     def keep(ids: pa.Array) -> np.ndarray:
         return pc.is_in(ids, value_set=value_set).to_numpy(zero_copy_only=False)
