@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from umarvel_cli.data.text import format_string
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.image_processor import ImagePatcher
 
 Role = Literal["query", "candidate"]
 MODALITIES = ("text", "image", "image,text")
@@ -84,7 +85,8 @@ class InputFormatter:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.config = config
-        self.merge_size = int(image_processor.merge_size)
+        self.patcher = ImagePatcher(image_processor)
+        self.merge_size = self.patcher.merge_size
         self.image_pad_id = tokenizer.convert_tokens_to_ids("<|image_pad|>")
         self.inst_start_id = tokenizer.convert_tokens_to_ids(config.instruction_start)
         self.inst_end_id = tokenizer.convert_tokens_to_ids(config.instruction_end)
@@ -153,10 +155,8 @@ class InputFormatter:
             raise UmarvelError(f"empty text (item {record.id})", field="text")
 
     def image_patches(self, image: Image.Image) -> tuple[np.ndarray, tuple[int, int, int]]:
-        """Resize within min/max pixels and cut into flattened patches (PIL backend, no torchvision)."""
-        out = self.image_processor(images=[image], return_tensors="np")
-        grid = tuple(int(x) for x in out["image_grid_thw"][0])
-        return np.asarray(out["pixel_values"], dtype=np.float32), grid  # type: ignore[return-value]
+        """Resize within min/max pixels and cut into flattened patches (the PIL processor's numbers)."""
+        return self.patcher(image)
 
     # -- the one formatter ------------------------------------------------------------------------
     def encode(self, record: Record, role: Role) -> EncodedInput:

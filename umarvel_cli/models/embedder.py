@@ -7,6 +7,7 @@ and pooling code, configured only by the folder's `umarvel.json`.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from umarvel_cli.data.formatter import EncodedInput, InputFormatter, Record, Rol
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import set_attention
 from umarvel_cli.models.image_processor import build_image_processor
+from umarvel_cli.models.patch_embed import linearize_patch_embed
 from umarvel_cli.models.pooling import pool
 from umarvel_cli.models.registry import (
     Family,
@@ -32,6 +34,7 @@ from umarvel_cli.models.registry import (
 from umarvel_cli.models.tokenizer import ensure_tokens
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
+DEFAULT_TOKENS_PER_ITEM = 128
 MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
 
 
@@ -42,8 +45,33 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def bucket_order(items: Sequence[EncodedInput]) -> list[int]:
-    """Indices sorted so batches hold similar image sizes and lengths (biggest first: OOM shows early)."""
-    return sorted(range(len(items)), key=lambda i: (-items[i].num_patches, -items[i].length, i))
+    """Indices sorted so batches hold similar lengths and image sizes (biggest first: OOM shows early)."""
+    return sorted(range(len(items)), key=lambda i: (-items[i].length, -items[i].num_patches, i))
+
+
+def plan_batches(
+    items: Sequence[EncodedInput], batch_size: int, max_tokens: int | None = None
+) -> list[list[int]]:
+    """Length-bucketed batches: at most `batch_size` items and `max_tokens` padded tokens each.
+
+    Items are taken longest first, so a batch's padded size is its first item's length times its
+    count; the token cap makes long items travel in small batches (little padding, bounded memory)
+    and short ones in full batches.
+    """
+    max_tokens = max_tokens if max_tokens is not None else batch_size * DEFAULT_TOKENS_PER_ITEM
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in bucket_order(items):
+        if current and (len(current) >= batch_size or (len(current) + 1) * longest > max_tokens):
+            batches.append(current)
+            current = []
+        if not current:
+            longest = items[i].length
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 class Embedder(nn.Module):
@@ -64,6 +92,7 @@ class Embedder(nn.Module):
         self.formatter = InputFormatter(tokenizer, image_processor, config)
         self.collator = Collator(tokenizer.pad_token_id, self.formatter.image_pad_id)
         set_attention(self.backbone, config.attention)
+        linearize_patch_embed(self.backbone)
 
     # -- loading and saving -----------------------------------------------------------------------
     @classmethod
@@ -155,6 +184,9 @@ class Embedder(nn.Module):
             # 1-D positions over the sequence (what the released checkpoints were trained with).
             mask = inputs["attention_mask"]
             inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        if bool(inputs["attention_mask"].all()):
+            # No padding: no mask to build; attention stays bidirectional through is_causal=False.
+            inputs["attention_mask"] = None
         inputs["use_cache"] = False
         return inputs
 
@@ -189,30 +221,33 @@ class Embedder(nn.Module):
         items: Sequence[EncodedInput],
         batch_size: int = 32,
         on_batch: Callable[[int], None] | None = None,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
-        """Embed formatted items: bucketed batches under inference_mode; on CUDA OOM the batch halves."""
+        """Embed formatted items in length-bucketed batches under inference_mode, in input order.
+
+        On CUDA out-of-memory the failing batch is split in two and retried.
+        """
         out = np.zeros((len(items), self.dim), dtype=np.float32)
-        order = bucket_order(items)
+        queue = deque(plan_batches(items, max(1, batch_size), max_tokens))
         was_training = self.training
         self.eval()
-        pos, size = 0, max(1, batch_size)
         try:
             with torch.inference_mode():
-                while pos < len(order):
-                    idx = order[pos : pos + size]
+                while queue:
+                    idx = queue.popleft()
                     try:
                         vecs = self.forward(self.collator([items[i] for i in idx]))
                     except torch.cuda.OutOfMemoryError as e:
-                        if size == 1:
+                        if len(idx) == 1:
                             raise UmarvelError(
                                 "out of GPU memory with batch size 1",
                                 expected="a smaller max_pixels or text_token_budget in umarvel.json",
                             ) from e
                         torch.cuda.empty_cache()
-                        size = max(1, size // 2)
+                        half = len(idx) // 2
+                        queue.extendleft([idx[half:], idx[:half]])
                         continue
                     out[idx] = vecs.float().cpu().numpy()
-                    pos += len(idx)
                     if on_batch is not None:
                         on_batch(len(idx))
         finally:

@@ -1,0 +1,54 @@
+"""Length-bucketed batch planning and the CUDA out-of-memory retry of `encode_inputs`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.models.tiny_models import random_image
+from umarvel_cli.data.formatter import EncodedInput, Record
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.embedder import plan_batches
+
+
+def _items(lengths):
+    return [EncodedInput(np.zeros(n, dtype=np.int64), None, None, None) for n in lengths]
+
+
+def test_batches_are_longest_first_and_capped_by_count_and_tokens():
+    items = _items([5, 50, 7, 48, 6, 49, 100])
+    assert plan_batches(items, batch_size=3, max_tokens=10_000) == [[6, 1, 5], [3, 2, 4], [0]]
+    # the 100-token item alone; then padded size (count x first length) stays <= 100
+    assert plan_batches(items, batch_size=8, max_tokens=100) == [[6], [1, 5], [3, 2], [4, 0]]
+    flat = sorted(i for b in plan_batches(items, 2) for i in b)
+    assert flat == list(range(7))
+
+
+def _records():
+    return [Record(str(i), "word " * (i + 1), random_image(i) if i % 2 else None) for i in range(9)]
+
+
+def test_out_of_memory_splits_the_batch_and_gives_the_same_vectors(tiny_embedders, monkeypatch):
+    emb = tiny_embedders["tiny-qwen2-vl"]
+    expected = emb.encode(_records(), batch_size=8)
+    real_forward = type(emb).forward
+    seen = []
+
+    def forward_with_small_memory(self, batch):
+        seen.append(batch["input_ids"].shape[0])
+        if batch["input_ids"].shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(self, batch)
+
+    monkeypatch.setattr(type(emb), "forward", forward_with_small_memory)
+    got = emb.encode(_records(), batch_size=8)
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    assert seen[0] == 8 and max(seen[1:]) <= 4 and seen.count(1) + seen.count(2) >= 5
+
+    def always_oom(self, batch):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(type(emb), "forward", always_oom)
+    with pytest.raises(UmarvelError, match="out of GPU memory with batch size 1"):
+        emb.encode(_records()[:2], batch_size=2)

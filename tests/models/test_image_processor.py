@@ -1,0 +1,25 @@
+"""Our ImagePatcher gives the stock PIL image processor's grids and pixels (all families, odd sizes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from umarvel_cli.models.image_processor import ImagePatcher, build_image_processor
+from umarvel_cli.models.registry import get_family
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl"])
+def test_patcher_equals_the_stock_processor(family):
+    fam = get_family(family)
+    stock = build_image_processor(fam, 4 * fam.factor**2, 300 * 28 * 28)
+    patcher = ImagePatcher(stock)
+    for i, (w, h) in enumerate([(5, 5), (64, 64), (123, 457), (640, 480), (1000, 30), (2000, 1500)]):
+        img = Image.fromarray(np.random.default_rng(i).integers(0, 255, (h, w, 3), dtype=np.uint8))
+        ref = stock(images=[img], return_tensors="np")
+        pixels, grid = patcher(img)
+        assert grid == tuple(int(x) for x in ref["image_grid_thw"][0]) == patcher.grid(w, h)
+        assert pixels.dtype == np.float32 and pixels.shape == ref["pixel_values"].shape
+        np.testing.assert_allclose(pixels, ref["pixel_values"], atol=1e-5)
+        assert grid[1] * grid[2] * fam.patch_size**2 <= 300 * 28 * 28

@@ -1,0 +1,362 @@
+"""Benchmark: our embed path vs a naive loop, same model, same data, same run.
+
+- naive: batches in input order; per batch the stock Hugging Face processor (chat template,
+  tokenizer, image processor, image-token expansion) runs on the batch, pads to the batch maximum,
+  and the model runs under `torch.no_grad`;
+- ours: `Embedder.encode` (each item formatted once with one batched tokenizer call, batches
+  bucketed by length and image size so padding is small, `torch.inference_mode`, the attention
+  mask dropped when a batch has no padding).
+
+Data: an M-BEIR-like mixed candidate pool read from image files on disk: short captions, longer
+passages, images of many sizes, image+text items, at the real default resolution cap
+(max_pixels 300*28*28). The two outputs are compared (they must agree to 1e-5).
+
+CPU: a tiny random Qwen2-VL. GPU (only when CUDA is available): a random-initialised model with
+the real Qwen2-VL-2B config in bf16; reports items/s and MFU (model FLOPs on real, non-pad
+tokens / time / peak bf16 FLOP/s of the card).
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from umarvel_cli.bench import BenchResult
+
+SIZES = {"quick": 96, "default": 320}
+GPU_SIZES = {"quick": 256, "default": 1024}
+BATCH_SIZE = 32
+WORDS = [
+    "a",
+    "the",
+    "red",
+    "blue",
+    "green",
+    "small",
+    "large",
+    "dog",
+    "cat",
+    "man",
+    "woman",
+    "child",
+    "car",
+    "bus",
+    "train",
+    "street",
+    "house",
+    "tree",
+    "river",
+    "mountain",
+    "beach",
+    "city",
+    "night",
+    "day",
+    "photo",
+    "picture",
+    "of",
+    "with",
+    "on",
+    "in",
+    "near",
+    "under",
+    "running",
+    "sitting",
+    "standing",
+    "holding",
+    "two",
+    "three",
+    "people",
+    "group",
+    "old",
+    "new",
+    "white",
+    "black",
+    "yellow",
+]
+# Dense bf16 peak FLOP/s used for MFU, by device name substring (vendor datasheets, no sparsity).
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+
+
+def _sentence(rng: random.Random, lo: int, hi: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
+
+
+def bench_records(n: int, image_dir: Path, seed: int = 0) -> list[Any]:
+    """A mixed pool: 35% captions, 15% passages, 35% images, 15% image+text; images written as PNG."""
+    from PIL import Image
+
+    from umarvel_cli.data.formatter import Record
+
+    rng = random.Random(seed)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        u = rng.random()
+        text = image = None
+        if u < 0.35:
+            text = _sentence(rng, 4, 14)
+        elif u < 0.50:
+            text = _sentence(rng, 40, 90)
+        if u >= 0.50:
+            w, h = rng.choice([(64, 64), (120, 90), (224, 224), (320, 240), (480, 360), (640, 480)])
+            pixels = np.random.default_rng(seed * 100_000 + i).integers(0, 255, (h, w, 3), dtype=np.uint8)
+            path = image_dir / f"{i}.png"
+            Image.fromarray(pixels).save(path)
+            image = path
+            if u >= 0.85:
+                text = _sentence(rng, 5, 20)
+        out.append(Record(str(i), text, image))
+    return out
+
+
+def stock_processor(embedder: Any) -> Any:
+    """transformers' Qwen2VLProcessor without a video processor (it needs torchvision otherwise)."""
+    from transformers import Qwen2VLProcessor
+
+    cls = type(
+        "NoVideoQwen2VLProcessor",
+        (Qwen2VLProcessor,),
+        {"check_argument_for_proper_class": lambda self, name, arg: type(arg)},
+    )
+    return cls(
+        image_processor=embedder.image_processor,
+        tokenizer=embedder.tokenizer,
+        video_processor=None,
+        chat_template=embedder.tokenizer.chat_template,
+    )
+
+
+def naive_encode(
+    embedder: Any, records: list[Any], batch_size: int, processor: Any
+) -> tuple[np.ndarray, int]:
+    """Fixed-order batches, stock preprocessing per batch, padding to the batch maximum, the stock
+    transformers forward (Conv3d patch embedding, 4-D mask always) under no_grad; mean pooling."""
+    import torch
+    from PIL import Image
+
+    from umarvel_cli.models.patch_embed import linearize_patch_embed, restore_patch_embed
+    from umarvel_cli.models.pooling import pool
+
+    fmt = embedder.formatter
+    out, padded = [], 0
+    restore_patch_embed(embedder.backbone)
+    try:
+        for s in range(0, len(records), batch_size):
+            chunk = records[s : s + batch_size]
+            texts = [fmt.render(r, "candidate") for r in chunk]
+            images = [Image.open(r.image).convert("RGB") for r in chunk if r.image is not None]
+            batch = processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+            batch = {k: v.to(embedder.device) for k, v in batch.items()}
+            padded += int(batch["input_ids"].numel())
+            with torch.no_grad():
+                hidden = embedder.backbone(**batch, use_cache=False).last_hidden_state
+                mask = batch["attention_mask"]
+                out.append(pool(hidden, mask, mask.bool(), "mean").float().cpu().numpy())
+    finally:
+        linearize_patch_embed(embedder.backbone)
+    return np.concatenate(out), padded
+
+
+def _best_of(reps: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(reps):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, result
+
+
+def _compare(embedder: Any, records: list[Any], batch_size: int, reps: int, sync: Callable[[], None]) -> dict:
+    """Time both paths (alternating, best of `reps`), check they agree, count tokens."""
+    processor = stock_processor(embedder)
+    naive_encode(embedder, records[:8], batch_size, processor)  # warm-up
+    embedder.encode(records[:8], batch_size=batch_size, role="candidate")
+    t_naive = t_ours = float("inf")
+    naive_out = ours_out = None
+    for _ in range(reps):
+        t, naive_out = _best_of(1, lambda: (naive_encode(embedder, records, batch_size, processor), sync()))
+        t_naive = min(t_naive, t)
+        t, ours_out = _best_of(
+            1, lambda: (embedder.encode(records, batch_size=batch_size, role="candidate"), sync())
+        )
+        t_ours = min(t_ours, t)
+    (naive_vecs, naive_padded), _ = naive_out
+    ours_vecs, _ = ours_out
+    encoded = embedder.formatter.encode_many(records, "candidate")
+    from umarvel_cli.models.embedder import plan_batches
+
+    ours_padded = sum(max(encoded[i].length for i in b) * len(b) for b in plan_batches(encoded, batch_size))
+    return {
+        "t_naive": t_naive,
+        "t_ours": t_ours,
+        "max_abs_diff": float(np.abs(naive_vecs - ours_vecs).max()),
+        "real_tokens": sum(e.length for e in encoded),
+        "naive_padded": naive_padded,
+        "ours_padded": ours_padded,
+        "patches": sum(e.num_patches for e in encoded),
+    }
+
+
+def _rows(n: int, r: dict, device: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "device": device,
+            "method": "naive loop",
+            "items": n,
+            "seconds": r["t_naive"],
+            "items/s": n / r["t_naive"],
+            "LLM tokens (padded)": r["naive_padded"],
+        },
+        {
+            "device": device,
+            "method": "umarvel embed path",
+            "items": n,
+            "seconds": r["t_ours"],
+            "items/s": n / r["t_ours"],
+            "LLM tokens (padded)": r["ours_padded"],
+        },
+    ]
+
+
+def run_cpu(size: str) -> BenchResult:
+    import torch
+
+    from umarvel_cli.models.embedder import Embedder
+    from umarvel_cli.models.tiny import init_tiny_model
+    from umarvel_cli.models.umarvel_config import DEFAULT_MAX_PIXELS, UmarvelConfig
+
+    n = SIZES[size]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = init_tiny_model("tiny-qwen2-vl", Path(tmp) / "model")
+        cfg = UmarvelConfig.load(folder)
+        cfg.max_pixels, cfg.text_token_budget = DEFAULT_MAX_PIXELS, 480  # real defaults
+        cfg.save(folder)
+        embedder = Embedder.from_pretrained(folder, device="cpu")
+        records = bench_records(n, Path(tmp) / "images")
+        r = _compare(embedder, records, BATCH_SIZE, reps=2 if size == "quick" else 3, sync=lambda: None)
+    ratio = r["t_naive"] / r["t_ours"]
+    summary = (
+        f"CPU tiny Qwen2-VL, {n} mixed items: ours {n / r['t_ours']:,.1f} items/s vs naive "
+        f"{n / r['t_naive']:,.1f} items/s = {ratio:.2f}x (max |diff| {r['max_abs_diff']:.1e}; "
+        f"LLM tokens real {r['real_tokens']:,}, padded naive {r['naive_padded']:,} / ours {r['ours_padded']:,})"
+    )
+    extra = {**r, "ratio": ratio, "threads": torch.get_num_threads()}
+    return BenchResult("embed", summary, _rows(n, r, "cpu"), extra)
+
+
+def qwen2_vl_2b_config(vocab_size: int = 151_936) -> Any:
+    """The published Qwen2-VL-2B-Instruct architecture (random weights)."""
+    import transformers
+
+    text = dict(
+        vocab_size=vocab_size,
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
+    )
+    vision = dict(
+        depth=32,
+        embed_dim=1280,
+        hidden_size=1536,
+        num_heads=16,
+        mlp_ratio=4,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        in_channels=3,
+    )
+    return transformers.Qwen2VLConfig(text_config=text, vision_config=vision)
+
+
+def _model_flops(backbone: Any, real_tokens: int, patches: int, seq_sq: int) -> float:
+    """2 x params x tokens for the LLM and the vision tower, plus attention score/value products."""
+    lm = backbone.language_model
+    lm_params = sum(p.numel() for n, p in lm.named_parameters() if "embed_tokens" not in n)
+    vis_params = sum(p.numel() for p in backbone.visual.parameters())
+    cfg = lm.config
+    attn = 4 * cfg.num_hidden_layers * cfg.hidden_size * seq_sq
+    return 2.0 * lm_params * real_tokens + 2.0 * vis_params * patches + attn
+
+
+def real_size_compare(device: Any, mcfg: Any, n: int, sync: Callable[[], None], reps: int = 2) -> BenchResult:
+    """Naive vs ours on a random-initialised model of config `mcfg` in bf16 on `device`."""
+    import torch
+    import transformers
+
+    from umarvel_cli.models.embedder import Embedder
+    from umarvel_cli.models.image_processor import build_image_processor
+    from umarvel_cli.models.registry import attention_implementation, get_family
+    from umarvel_cli.models.tokenizer import build_byte_tokenizer
+    from umarvel_cli.models.umarvel_config import UmarvelConfig
+
+    dev = torch.device(device)
+    cfg = UmarvelConfig(family="qwen2-vl")
+    tok = build_byte_tokenizer((cfg.instruction_start, cfg.instruction_end, cfg.emb_token))
+    for key, token in [
+        ("image_token_id", "<|image_pad|>"),
+        ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"),
+        ("vision_end_token_id", "<|vision_end|>"),
+    ]:
+        setattr(mcfg, key, tok.convert_tokens_to_ids(token))
+    torch.manual_seed(0)
+    with torch.device(dev):
+        backbone = transformers.Qwen2VLModel(mcfg).to(torch.bfloat16)
+    attn = attention_implementation(dev)
+    backbone.set_attn_implementation(attn)
+    fam = get_family("qwen2-vl")
+    embedder = Embedder(backbone, tok, build_image_processor(fam, cfg.min_pixels, cfg.max_pixels), cfg).to(
+        dev
+    )
+    embedder.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        records = bench_records(n, Path(tmp) / "images")
+        r = _compare(embedder, records, BATCH_SIZE, reps=reps, sync=sync)
+        encoded = embedder.formatter.encode_many(records, "candidate")
+    flops = _model_flops(backbone, r["real_tokens"], r["patches"], sum(e.length**2 for e in encoded))
+    name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    mfu = {k: (flops / r[k] / peak if peak else None) for k in ("t_naive", "t_ours")}
+    ratio = r["t_naive"] / r["t_ours"]
+    rows = _rows(n, r, name)
+    rows[0]["MFU"], rows[1]["MFU"] = mfu["t_naive"], mfu["t_ours"]
+    mfu_text = f"{mfu['t_ours']:.1%}" if peak else "n/a"
+    summary = (
+        f"{name}, Qwen2-VL-2B-sized random model (bf16, {attn}), {n} mixed items: ours "
+        f"{n / r['t_ours']:,.1f} items/s (MFU {mfu_text}) vs naive {n / r['t_naive']:,.1f} items/s = {ratio:.2f}x"
+    )
+    return BenchResult("embed-gpu", summary, rows, {**r, "ratio": ratio, "flops": flops, "peak_flops": peak})
+
+
+def run_gpu(size: str) -> BenchResult:
+    """Real-sized random Qwen2-VL-2B in bf16 on CUDA: naive vs ours, items/s and MFU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return BenchResult("embed-gpu", "skipped: no CUDA device", [], {})
+    return real_size_compare("cuda", qwen2_vl_2b_config(), GPU_SIZES[size], torch.cuda.synchronize)
+
+
+def run(size: str = "default") -> BenchResult:
+    """CPU comparison; with CUDA available the GPU comparison is added to the rows and summary."""
+    result = run_cpu(size)
+    import torch
+
+    if torch.cuda.is_available():
+        gpu = run_gpu(size)
+        result.rows += gpu.rows
+        result.summary += " | " + gpu.summary
+        result.extra["gpu"] = gpu.extra
+    return result
