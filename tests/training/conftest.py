@@ -53,3 +53,23 @@ def toy_config(**changes):
         loss_impl="plain",
     )
     return dataclasses.replace(base, **{**defaults, **changes})
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """The tiny Qwen2-VL folder (shared with the model tests' session copy)."""
+    from tests.models.tiny_models import tiny_model_dir
+
+    return tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "tiny-qwen2-vl")
+
+
+@pytest.fixture(scope="session")
+def demo_pairs(demo_root, tmp_path_factory):
+    """{kind: pairs table folder} prepared from the tiny demo's NLI csv and caption jsonl."""
+    from umarvel_cli.data.pairs import prepare_pairs
+
+    base = tmp_path_factory.mktemp("demo_pairs")
+    src = demo_root / "pairs"
+    prepare_pairs(src / "nli.csv", base / "nli", "nli")
+    prepare_pairs(src / "captions.jsonl", base / "caption", "caption")
+    return {"nli": base / "nli", "caption": base / "caption"}

@@ -1,0 +1,126 @@
+"""`umarvel train` through the CLI: dry run, and every bad input as one line with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from umarvel_cli.app import app
+from umarvel_cli.artifacts import TABLES, ShardWriter, read_table
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from tests.models.tiny_models import tiny_model_dir
+
+    return tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "tiny-qwen2-vl")
+
+
+@pytest.fixture(scope="module")
+def nli_pairs(demo_root, tmp_path_factory):
+    from umarvel_cli.data.pairs import prepare_pairs
+
+    out = tmp_path_factory.mktemp("cli_pairs") / "nli"
+    prepare_pairs(demo_root / "pairs" / "nli.csv", out, "nli")
+    return out
+
+
+def _train(*args: str):
+    return runner.invoke(app, ["train", *[str(a) for a in args]])
+
+
+def _one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_help_lists_stages_and_flags():
+    result = _train("--help")
+    assert result.exit_code == 0
+    for word in ("progressive", "--nli-pairs", "--caption-pairs", "--dry-run", "--set", "--config"):
+        assert word in result.output
+
+
+def test_dry_run_prints_config_sizes_steps_and_memory(tiny_model, nli_pairs, tmp_path):
+    out = tmp_path / "out"
+    result = _train(
+        "--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", out,
+        "--profile", "demo", "--set", "batch_size=16", "--set", "epochs=2", "--dry-run",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (desc,) = json.loads(result.stdout)
+    assert desc["data"]["examples"] == 64 and desc["data"]["with_negative"] == 64
+    assert desc["steps_per_epoch"] == 4 and desc["total_steps"] == 8
+    assert desc["config"]["batch_size"] == 16 and desc["config"]["hard_negatives"] == 1
+    assert desc["memory_per_device"]["total_gib"] > 0
+    assert not out.exists()  # a dry run writes nothing
+
+
+def test_progressive_dry_run_describes_three_stages(tiny_model, nli_pairs, demo_tables, tmp_path):
+    result = _train(
+        "--stage", "progressive", "--model", tiny_model, "--data", demo_tables, "--nli-pairs", nli_pairs,
+        "--caption-pairs", nli_pairs, "--out", tmp_path, "--profile", "demo", "--dry-run",
+        "--set", "batch_size=8", "--set", "mbeir.batch_size=16",
+    )  # fmt: skip
+    # caption rows are missing from an nli table: a one-line error, not a traceback
+    _one_line_error(result, "no 'caption' rows")
+    result = _train(
+        "--stage", "progressive", "--model", tiny_model, "--data", demo_tables, "--nli-pairs", nli_pairs,
+        "--caption-pairs", nli_pairs, "--out", tmp_path, "--dry-run", "--set", "batch_size=8",
+        "--config", "/nonexistent.yaml",
+    )  # fmt: skip
+    _one_line_error(result, "/nonexistent.yaml", "cannot read config")
+
+
+def test_unknown_config_key(tiny_model, nli_pairs, tmp_path):
+    result = _train("--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
+                    "--set", "learning_rate=1e-4")  # fmt: skip
+    _one_line_error(result, "unknown config key 'learning_rate'", "--set")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("lr: 1.0e-4\nnli:\n  batchsize: 8\n")
+    result = _train("--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
+                    "--config", cfg)  # fmt: skip
+    _one_line_error(result, str(cfg), "unknown config key 'batchsize'")
+    result = _train("--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
+                    "--set", "lr=fast")  # fmt: skip
+    _one_line_error(result, "field 'lr'", "wrong type")
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_init_model(nli_pairs, tmp_path):
+    result = _train("--stage", "caption", "--model", tmp_path / "runs" / "nli", "--pairs", nli_pairs,
+                    "--out", tmp_path / "cap")  # fmt: skip
+    _one_line_error(result, "init model not found", str(tmp_path / "runs" / "nli"))
+    assert not (tmp_path / "cap").exists()
+
+
+def test_batch_larger_than_data(tiny_model, nli_pairs, tmp_path):
+    result = _train("--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
+                    "--set", "batch_size=65")  # fmt: skip
+    _one_line_error(result, "batch size 65 is larger than the data (64 training examples)")
+    assert not (tmp_path / "o").exists()
+
+
+def test_training_ids_missing_from_candidates(tiny_model, demo_tables, tmp_path):
+    data = tmp_path / "tables"
+    shutil.copytree(demo_tables, data)
+    queries = read_table(data, "queries").to_pylist()
+    victim = next(q for q in queries if q["split"] == "train")
+    victim["pos"] = ["9:99999999"]
+    with ShardWriter(data, "queries", TABLES["queries"]) as w:
+        w.write_rows(queries)
+    result = _train("--stage", "mbeir", "--model", tiny_model, "--data", data, "--out", tmp_path / "o")
+    _one_line_error(result, victim["qid"], "'9:99999999'", "not in the candidate table")
+
+
+def test_unknown_stage(tiny_model, tmp_path):
+    result = _train("--stage", "pretrain", "--model", tiny_model, "--out", tmp_path / "o")
+    _one_line_error(result, "unknown stage 'pretrain'")

@@ -1,0 +1,94 @@
+"""Stages on the tiny Qwen2-VL with LoRA: outputs, up to date, resume after a kill, the progressive chain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from umarvel_cli.artifacts.manifest import fingerprint, read_manifest
+from umarvel_cli.training.stages import StageRequest, resolve_model_dir, run_progressive, run_stage
+
+FAST = ["batch_size=8", "max_steps=4", "save_every=2", "lora_rank=4", "lora_alpha=8"]
+
+
+def _req(stage, model, out, demo_pairs, demo_tables, sets=()):
+    return StageRequest(
+        stage=stage,
+        model=model,
+        out=out,
+        data=demo_tables,
+        pairs=demo_pairs.get(stage),
+        profile="demo",
+        sets=[*FAST, *sets],
+        device="cpu",
+    )
+
+
+def test_nli_stage_writes_merged_model_adapter_and_manifest(tiny_model, demo_pairs, demo_tables, tmp_path):
+    out = tmp_path / "nli"
+    result = run_stage(_req("nli", tiny_model, out, demo_pairs, demo_tables))
+    assert result.status == "fresh"
+    assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "umarvel.json").is_file()
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert not (out / "checkpoints").exists()
+    manifest = read_manifest(out)
+    assert manifest.stage == "train-nli" and manifest.counts == {"examples": 64, "steps": 4}
+    assert manifest.inputs["model"] == fingerprint(tiny_model)
+    assert manifest.params["config"]["lora_rank"] == 4
+    assert "lora_rank: 4" in (out / "config.yaml").read_text()
+    assert len((out / "train_log.jsonl").read_text().splitlines()) == 4
+    # merged weights differ from the init (LoRA folded in), and keep the tiny model's keys
+    before, after = (
+        load_file(tiny_model / "model.safetensors"),
+        load_file(out / "model" / "model.safetensors"),
+    )
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((out / "model" / "umarvel.json").read_text())["temperature"] == pytest.approx(0.05)
+    # the same command again is up to date; a changed parameter redoes it
+    assert run_stage(_req("nli", tiny_model, out, demo_pairs, demo_tables)).status == "up_to_date"
+    assert resolve_model_dir(out) == out / "model"
+
+
+def test_killed_stage_resumes_to_the_same_model(tiny_model, demo_pairs, demo_tables, tmp_path):
+    sets = ["learn_temperature=true", "lr=0.01"]  # τ learns too, so it must survive the resume
+    ref = run_stage(_req("nli", tiny_model, tmp_path / "a", demo_pairs, demo_tables, sets))
+
+    def crash(step, row):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(_req("nli", tiny_model, tmp_path / "b", demo_pairs, demo_tables, sets), on_step=crash)
+    assert (tmp_path / "b" / "checkpoints" / "step-00000002").is_dir()
+    assert read_manifest(tmp_path / "b") is None
+    again = run_stage(_req("nli", tiny_model, tmp_path / "b", demo_pairs, demo_tables, sets))
+    assert again.status == "resume" and again.extra["resumed_from_step"] == 2
+    a = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model" / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6, msg=k)
+    assert again.extra["temperature"] == pytest.approx(ref.extra["temperature"], abs=1e-7)
+    assert ref.extra["temperature"] != pytest.approx(0.05)
+
+
+def test_progressive_chain_records_each_init_and_resumes(tiny_model, demo_pairs, demo_tables, tmp_path):
+    req = _req("progressive", tiny_model, tmp_path / "run", demo_pairs, demo_tables, ["max_steps=2"])
+    results = run_progressive(req, demo_pairs["nli"], demo_pairs["caption"])
+    assert [r.stage for r in results] == ["nli", "caption", "mbeir"]
+    assert all(r.status == "fresh" for r in results)
+    nli, cap, mb = (read_manifest(tmp_path / "run" / s) for s in ("nli", "caption", "mbeir"))
+    assert cap.inputs["model"] == fingerprint(tmp_path / "run" / "nli")
+    assert mb.inputs["model"] == fingerprint(tmp_path / "run" / "caption")
+    assert cap.extra["init_model"] == str(tmp_path / "run" / "nli" / "model")
+    assert cap.params["config"]["bidirectional"] and not nli.params["config"]["bidirectional"]
+    assert mb.params["config"]["learn_temperature"] and mb.params["config"]["instruction"] == "random"
+    # mbeir learned its temperature and stored it with the merged model
+    saved = json.loads((tmp_path / "run" / "mbeir" / "model" / "umarvel.json").read_text())
+    assert saved["temperature"] == pytest.approx(mb.extra["temperature"], rel=1e-5)
+    # the chain again: every stage up to date
+    again = run_progressive(req, demo_pairs["nli"], demo_pairs["caption"])
+    assert [r.status for r in again] == ["up_to_date"] * 3
