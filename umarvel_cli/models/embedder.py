@@ -127,9 +127,16 @@ class Embedder(nn.Module):
         tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         tokenizer.padding_side = "right"
         ensure_tokens(tokenizer, [config.instruction_start, config.instruction_end, config.emb_token])
-        backbone = family.model_cls().from_pretrained(
-            path, dtype=dtype, attn_implementation=attention_implementation(dev)
+        backbone, loading = family.model_cls().from_pretrained(
+            path, dtype=dtype, attn_implementation=attention_implementation(dev), output_loading_info=True
         )
+        missing = list(loading.get("missing_keys") or [])
+        if missing:
+            raise UmarvelError(
+                f"{len(missing)} weights of {family.model_class} are not in the checkpoint (e.g. {missing[0]})",
+                file=path,
+                expected=f"a {family.name} checkpoint",
+            )
         if len(tokenizer) > backbone.get_input_embeddings().weight.shape[0]:
             backbone.resize_token_embeddings(len(tokenizer))
         backbone.to(dev)
