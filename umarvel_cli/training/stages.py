@@ -190,7 +190,8 @@ def _prepare(req: StageRequest) -> tuple[TrainConfig, Path, TrainingSet]:
     return cfg, model_dir, data
 
 
-def _load_model(model_dir: Path, cfg: TrainConfig, device):
+def load_trainable_model(model_dir: Path, cfg: TrainConfig, device):
+    """The Embedder of `model_dir` set up for `cfg`: seeded LoRA (or full FT), checkpointing."""
     import torch
 
     from umarvel_cli.models.embedder import Embedder
@@ -234,7 +235,7 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
     if D.is_main():
         (out / "config.yaml").write_text(cfg.to_yaml())
     device = _device(req)
-    embedder = _load_model(model_dir, cfg, device)
+    embedder = load_trainable_model(model_dir, cfg, device)
     trainer = Trainer(embedder, data, cfg, out, device, description=f"train {req.stage}", on_step=on_step)
     summary = trainer.fit(resume=status == "resume")
     extra: dict[str, Any] = {
