@@ -108,7 +108,7 @@ def test_counts_match_the_requested_size(demo_counts):
     assert counts["pairs"] == {"nli": SIZE.nli, "caption": SIZE.captions}
     for name, n in counts["pools"].items():
         if not name.startswith("union"):
-            assert 20 <= n <= 90, (name, n)  # tiny pools stay tiny
+            assert 12 <= n <= 90, (name, n)  # tiny pools stay tiny
 
 
 # --- records --------------------------------------------------------------------------------------

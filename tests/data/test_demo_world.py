@@ -104,3 +104,21 @@ def test_text_to_image_pools_hold_one_attribute_distractors_of_each_positive():
         target = pool_items[q.pos[0]]
         assert _differences(q.image.item, target)
         assert q.image.item in pool_items.values()
+
+
+def test_no_pool_candidate_that_a_text_describes_is_left_unlabeled():
+    from umarvel_cli.data.demo.records import agrees
+
+    data = build_demo(SPEC, 0, DEMO_SIZES["tiny"])
+    checked = 0
+    for stem in ("mscoco_task0", "edis_task2", "fashion200k_task0"):
+        b = data.build_for(stem, "test")
+        for q in b.queries["test"]:
+            assert q.meaning is not None
+            matching = {c.did for c in b.pool if agrees(c.image.item, q.meaning)}
+            assert matching == set(q.pos), (stem, q.qid)
+            checked += 1
+    coco = data.build_for("mscoco_task3", "test")
+    for q in coco.queries["test"]:
+        assert {c.did for c in coco.pool if agrees(q.image.item, c.meaning)} == set(q.pos)
+    assert checked == 3 * DEMO_SIZES["tiny"].test

@@ -37,7 +37,7 @@ DEMO_SIZES: dict[str, DemoSize] = {
     # tests: generates in about a second
     "tiny": DemoSize(train=16, val=6, test=12, hard=2, entity_bases=8, nli=64, captions=48),
     # `make demo`: a few hundred training queries per task, trainable on a CPU
-    "small": DemoSize(train=300, val=40, test=100, hard=3, entity_bases=24, nli=3000, captions=2000),
+    "small": DemoSize(train=300, val=40, test=100, hard=6, entity_bases=24, nli=3000, captions=2000),
 }
 
 

@@ -75,6 +75,7 @@ class TaskBuild:
     pool: list[Candidate] = field(default_factory=list)
     queries: dict[str, list[Query]] = field(default_factory=dict)
     entity_dids: dict[str, str] = field(default_factory=dict)
+    asked: set[Hashable] = field(default_factory=set)  # (kind, key) of the items queries were made for
 
     @property
     def style(self) -> Style:
@@ -103,11 +104,18 @@ class TaskBuild:
         return self.entries[key]
 
     def fresh(self, kind: str, key: Callable[[Item], Hashable] = lambda i: i) -> Item:
-        """A random item whose entry does not exist yet, so a query's positives are its own."""
-        for _ in range(5000):
+        """A random item no other query of this pool asked for, preferably one not in the pool yet.
+
+        A small world (fashion products) may run out of unused items; then an item that is already a
+        distractor becomes a query, and its existing entry is its set of positives.
+        """
+        for attempt in range(5000):
             item = random_item(self.rng)
-            if (kind, key(item)) not in self.entries:
-                return item
+            wanted = (kind, key(item))
+            if wanted in self.asked or (attempt < 200 and wanted in self.entries):
+                continue
+            self.asked.add(wanted)
+            return item
         raise RuntimeError(f"demo world exhausted for {self.task.stem}; use a smaller size")
 
     def near(self, item: Item, attributes: tuple[str, ...]) -> tuple[Item, str]:

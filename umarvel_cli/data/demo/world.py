@@ -82,7 +82,7 @@ class Jitter:
 
     @staticmethod
     def draw(rng: random.Random) -> Jitter:
-        return Jitter(rng.randint(-3, 3), rng.randint(-3, 3), rng.randint(-12, 12))
+        return Jitter(rng.randint(-4, 4), rng.randint(-4, 4), rng.randint(-20, 20))
 
 
 def random_item(rng: random.Random, **fixed: str) -> Item:
