@@ -253,11 +253,8 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
         if cfg.lora:
             save_adapter(embedder, out / ADAPTER_DIR)
         save_merged(embedder, out / MODEL_DIR)
-        trainer.store.clear()
         finish_stage(plan, {"examples": len(data), "steps": summary.steps}, extra)  # type: ignore[arg-type]
-    else:
-        trainer.store.clear()
-    D.barrier()
+    trainer.store.clear()  # after the manifest: a kill before it still finds the final checkpoint
     return StageResult(req.stage, out, status, out / MODEL_DIR, extra)
 
 

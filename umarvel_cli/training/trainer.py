@@ -281,6 +281,9 @@ class Trainer:
                 if self.on_step is not None:
                     self.on_step(done, row)
         self.model.eval()
+        if start == self.total_steps and self.log_path.is_file():  # resumed at the very end
+            rows = self.log_path.read_text().splitlines()
+            loss = json.loads(rows[-1])["loss"] if rows else loss
         elapsed = time.perf_counter() - began
         steps_run = self.total_steps - start
         return TrainSummary(
