@@ -19,7 +19,7 @@ from typing import Any
 from umarvel_cli.artifacts.manifest import Manifest, fingerprint, read_manifest
 from umarvel_cli.artifacts.paths import safe_relative
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
-from umarvel_cli.console import info, track
+from umarvel_cli.console import info, make_progress
 from umarvel_cli.data.mbeir_output import BadRows, TableSink
 from umarvel_cli.data.mbeir_records import RowError
 from umarvel_cli.errors import UmarvelError
@@ -210,6 +210,18 @@ def read_pairs(source: Path, kind: str, images_root: Path | None) -> tuple[str, 
 # --- the stage ------------------------------------------------------------------------------------
 
 
+def _with_progress(items: Iterator[Item], label: str, every: int = 4096) -> Iterator[Item]:
+    """A progress bar on stderr, updated every `every` rows (per-row updates cost more than reading)."""
+    with make_progress("rows") as progress:
+        task = progress.add_task(label, total=None, rate="")
+        n = 0
+        for n, item in enumerate(items, 1):
+            yield item
+            if n % every == 0:
+                progress.update(task, completed=n, rate=f"{n:,} rows")
+        progress.update(task, completed=n, rate=f"{n:,} rows")
+
+
 def prepare_pairs(
     source: Path,
     out: Path,
@@ -252,7 +264,7 @@ def prepare_pairs(
     bad = BadRows(on_error, out)
     seen: set[str] = set()
     try:
-        for line, row in track(rows, None, f"prepare pairs {source.name}", unit="rows"):
+        for line, row in _with_progress(rows, f"prepare pairs {source.name}"):
             if not isinstance(row, RowError) and row[0] in seen:
                 row = RowError("id", f"duplicate pair id {row[0]!r}")
             if isinstance(row, RowError):
