@@ -146,6 +146,11 @@ BAD_CAPTIONS = [
     ('{"image": "ok.png"}', "caption", "missing field"),
     ('{"image": "ok.png", "caption": ""}', "caption", "empty or missing text"),
     ('{"image": "ok.png", "caption": 3}', "caption", "expected a string"),
+    (
+        '{"image": "ok.png", "conversations": [{"from": "human", "value": "x"}]}',
+        "conversations",
+        "no gpt turn",
+    ),
     ('{"image": "../secret.png", "caption": "x"}', "image", "escapes the images root"),
     ('{"image": "/etc/passwd", "caption": "x"}', "image", "not under the images root"),
     ('{"image": "gone.png", "caption": "x"}', "image", "not found under the images root"),

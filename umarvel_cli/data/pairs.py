@@ -2,7 +2,8 @@
 
 Inputs: NLI triplets as csv with SimCSE's header (`sent0,sent1[,hard_neg]`: anchor, entailment,
 contradiction) and caption pairs as jsonl (`{"image": ..., "caption"|"text": ...}`), a JSON list of
-such records, or U-MARVEL's CC3M `train_anno.json` dict (`{"GCC_train_x": {"h5v": path,
+such records (also LLaVA's CC3M-595K `chat.json`, caption in the gpt turn of `conversations`), or
+U-MARVEL's CC3M `train_anno.json` dict (`{"GCC_train_x": {"h5v": path,
 "instruct_ans": [caption]}}`). Image paths are stored relative to an images root (recorded in the
 manifest); a path that escapes it, or a missing image file, is a bad row.
 """
@@ -126,9 +127,21 @@ def caption_row(rec: Any, pair_id: str, images: ImageResolver) -> Row:
         raise RowError(None, f"expected a JSON object, found {type(rec).__name__}")
     key, value = _first(rec, IMAGE_KEYS)
     image = images(value, key)
-    key, value = _first(rec, CAPTION_KEYS)
+    if "conversations" in rec and not any(k in rec for k in CAPTION_KEYS):
+        key, value = "conversations", _answer(rec["conversations"])
+    else:
+        key, value = _first(rec, CAPTION_KEYS)
     caption = _text(value, key)
     return (pair_id, "caption", caption, None, None, image, None, None)
+
+
+def _answer(turns: Any) -> Any:
+    """The caption of a LLaVA-style record (CC3M-595K `chat.json`): the first gpt turn's value."""
+    if isinstance(turns, list):
+        for turn in turns:
+            if isinstance(turn, dict) and turn.get("from") in ("gpt", "assistant"):
+                return turn.get("value")
+    raise RowError("conversations", "no gpt turn holding the caption")
 
 
 def read_caption_jsonl(path: Path, images: ImageResolver) -> Iterator[Item]:
