@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from umarvel_cli.data.formatter import InputFormatter, Record, load_image
@@ -105,3 +106,25 @@ def test_bad_inputs_give_one_line_errors(formatter, tmp_path):
         formatter.encode(Record("z", "  "), "query")
     with pytest.raises(UmarvelError, match="unknown modality"):
         formatter.encode(Record("w", "a", modality="video"), "query")
+
+
+def test_deferred_pixels_collate_to_the_same_batch(formatter):
+    from umarvel_cli.data.collator import Collator
+
+    recs = [
+        Record("a", "x", Image.new("RGB", (90, 60), (1, 2, 3))),
+        Record("b", "y"),
+        Record("c", None, Image.new("RGB", (40, 70))),
+    ]
+    eager = formatter.encode_many(recs, "candidate")
+    lazy = formatter.encode_many(recs, "candidate", defer_pixels=True)
+    assert lazy[0].pixel_values is None and lazy[0].resized.dtype == np.uint8
+    assert lazy[0].resized.nbytes * 8 == eager[0].pixel_values.nbytes  # float32 and 2 temporal copies
+    assert [e.num_patches for e in lazy] == [e.num_patches for e in eager]
+    collate = Collator(formatter.tokenizer.pad_token_id, formatter.image_pad_id, patcher=formatter.patcher)
+    a, b = collate(eager), collate(lazy)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    with pytest.raises(ValueError, match="no patcher"):
+        Collator(0, formatter.image_pad_id)(lazy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -23,7 +24,7 @@ def command(
     instruction_mode: str = typer.Option(
         "first", "--instruction-mode", help="Query instruction: first | seeded (by qid) | none."
     ),
-    shard_size: int = typer.Option(4096, "--shard-size", help="Items per output shard (the resume unit)."),
+    shard_size: int = typer.Option(2048, "--shard-size", help="Items per output shard (the resume unit)."),
     on_error: str = typer.Option(
         "fail", "--on-error", help="Bad item (missing/unreadable image, empty input): fail | skip (counted)."
     ),
@@ -46,6 +47,8 @@ def command(
         on_error=on_error,
         shard_size=shard_size,
     )
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 reports
     typer.echo(
         f"embed: {manifest.counts.get('embedded', 0):,} {side} embedded, "
         f"{manifest.counts.get('skipped', 0):,} skipped, dim {manifest.extra.get('dim')} -> {out}"

@@ -7,6 +7,7 @@ plus `pool_mask`: the tokens mean pooling averages (non-pad, outside the instruc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,10 +18,24 @@ from umarvel_cli.data.formatter import EncodedInput
 class Collator:
     """Right-pads token ids; concatenates image patches in item order."""
 
-    def __init__(self, pad_token_id: int, image_token_id: int, pad_to_multiple_of: int | None = None) -> None:
+    def __init__(
+        self,
+        pad_token_id: int,
+        image_token_id: int,
+        pad_to_multiple_of: int | None = None,
+        patcher: Any = None,
+    ) -> None:
         self.pad_token_id = pad_token_id
         self.image_token_id = image_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.patcher = patcher  # patchifies items formatted with deferred pixels
+
+    def _pixels(self, item: EncodedInput) -> np.ndarray:
+        if item.pixel_values is not None:
+            return item.pixel_values
+        if self.patcher is None:
+            raise ValueError("an item has deferred pixels but the collator has no patcher")
+        return self.patcher.patchify(item.resized)
 
     def __call__(self, items: Sequence[EncodedInput]) -> dict[str, torch.Tensor]:
         if not items:
@@ -49,10 +64,10 @@ class Collator:
             ),
             "pool_mask": torch.from_numpy(pool),
         }
-        with_image = [it for it in items if it.pixel_values is not None]
+        with_image = [it for it in items if it.image_grid_thw is not None]
         if with_image:
             batch["pixel_values"] = torch.from_numpy(
-                np.concatenate([it.pixel_values for it in with_image], axis=0)  # type: ignore[misc]
+                np.concatenate([self._pixels(it) for it in with_image], axis=0)
             )
             batch["image_grid_thw"] = torch.tensor([it.image_grid_thw for it in with_image], dtype=torch.long)
         return batch

@@ -54,6 +54,8 @@ class EncodedInput:
     instruction_span: tuple[int, int] | None  # [start, end) in token positions, markers included
     pixel_values: np.ndarray | None  # float32 [patches, patch_dim]
     image_grid_thw: tuple[int, int, int] | None
+    # With deferred pixels: the resized uint8 image; the collator patchifies it (8x less memory held).
+    resized: np.ndarray | None = None
 
     @property
     def length(self) -> int:
@@ -61,7 +63,10 @@ class EncodedInput:
 
     @property
     def num_patches(self) -> int:
-        return 0 if self.pixel_values is None else int(self.pixel_values.shape[0])
+        if self.image_grid_thw is None:
+            return 0
+        t, h, w = self.image_grid_thw
+        return t * h * w
 
 
 def load_image(image: str | Path | Image.Image, item_id: str | None = None) -> Image.Image:
@@ -163,8 +168,14 @@ class InputFormatter:
         """Validate, render, tokenise, expand image tokens and mark the instruction span."""
         return self.encode_many([record], role)[0]
 
-    def encode_many(self, records: list[Record], role: Role) -> list[EncodedInput]:
-        """`encode` for several records with one batched tokeniser call (same result, faster)."""
+    def encode_many(
+        self, records: list[Record], role: Role, defer_pixels: bool = False
+    ) -> list[EncodedInput]:
+        """`encode` for several records with one batched tokeniser call (same result, faster).
+
+        `defer_pixels` keeps each image resized as uint8 and leaves normalising and patch cutting to
+        the collator, so a large chunk of formatted items stays small in memory.
+        """
         images: list[Image.Image | None] = []
         for r in records:  # checks and image loading in record order: the first bad item is reported
             self.validate(r)
@@ -174,10 +185,14 @@ class InputFormatter:
         ids_list = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out = []
         for record, image, ids in zip(records, images, ids_list, strict=True):
-            pixel_values = grid = None
+            pixel_values = grid = resized = None
             ids_arr = np.asarray(ids, dtype=np.int64)
             if image is not None:
-                pixel_values, grid = self.image_patches(image)
+                resized = self.patcher.resize(image)
+                p = self.patcher.patch_size
+                grid = (1, resized.shape[0] // p, resized.shape[1] // p)
+                if not defer_pixels:
+                    pixel_values, resized = self.patcher.patchify(resized), None
                 n_tokens = grid[0] * grid[1] * grid[2] // (self.merge_size**2)
                 pos = np.flatnonzero(ids_arr == self.image_pad_id)
                 if pos.size != 1:
@@ -189,7 +204,7 @@ class InputFormatter:
                 ids_arr = np.concatenate(
                     [ids_arr[:p], np.full(n_tokens, self.image_pad_id, dtype=np.int64), ids_arr[p + 1 :]]
                 )
-            out.append(EncodedInput(ids_arr, self._instruction_span(ids_arr), pixel_values, grid))
+            out.append(EncodedInput(ids_arr, self._instruction_span(ids_arr), pixel_values, grid, resized))
         return out
 
     def _instruction_span(self, ids: np.ndarray) -> tuple[int, int] | None:

@@ -38,7 +38,7 @@ STATE_FILE = "_embed_state.json"
 RANKS_DIR = "_ranks"
 ON_ERROR = ("fail", "skip")
 DTYPES = ("float16", "float32")
-DEFAULT_SHARD_SIZE = 4096
+DEFAULT_SHARD_SIZE = 2048
 
 
 @dataclass
@@ -66,14 +66,14 @@ def format_chunk(
 ) -> tuple[list[Record], list[EncodedInput], list[list[str]]]:
     """Format a chunk; with on_error=skip, bad items are dropped and reported as [id, reason]."""
     try:
-        return records, formatter.encode_many(records, role), []
+        return records, formatter.encode_many(records, role, defer_pixels=True), []
     except UmarvelError:
         if on_error == "fail":
             raise
     kept, encoded, skipped = [], [], []
     for r in records:
         try:
-            encoded.append(formatter.encode(r, role))
+            encoded.append(formatter.encode_many([r], role, defer_pixels=True)[0])
             kept.append(r)
         except UmarvelError as e:
             skipped.append([r.id, e.render()])

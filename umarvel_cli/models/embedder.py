@@ -90,7 +90,9 @@ class Embedder(nn.Module):
             torch.tensor(float(config.log_temperature), dtype=torch.float32), requires_grad=False
         )
         self.formatter = InputFormatter(tokenizer, image_processor, config)
-        self.collator = Collator(tokenizer.pad_token_id, self.formatter.image_pad_id)
+        self.collator = Collator(
+            tokenizer.pad_token_id, self.formatter.image_pad_id, patcher=self.formatter.patcher
+        )
         set_attention(self.backbone, config.attention)
         linearize_patch_embed(self.backbone)
 
@@ -219,7 +221,7 @@ class Embedder(nn.Module):
         records = list(records)
         out = np.zeros((len(records), self.dim), dtype=np.float32)
         for start in range(0, len(records), chunk_size):
-            encoded = self.formatter.encode_many(records[start : start + chunk_size], role)
+            encoded = self.formatter.encode_many(records[start : start + chunk_size], role, defer_pixels=True)
             out[start : start + len(encoded)] = self.encode_inputs(encoded, batch_size)
         return out
 

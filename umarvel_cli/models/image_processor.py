@@ -60,13 +60,24 @@ class ImagePatcher:
         )
         return 1, h // self.patch_size, w // self.patch_size
 
-    def __call__(self, image: Any) -> tuple[np.ndarray, tuple[int, int, int]]:
-        """(pixel_values [t*h*w, C*T*P*P] float32, grid (t, h, w)) of one RGB PIL image."""
+    def resize(self, image: Any) -> np.ndarray:
+        """The RGB PIL image resized to its grid, as uint8 [H, W, C] (small: what chunks keep in memory)."""
         _, gh, gw = self.grid(image.width, image.height)
+        p = self.patch_size
+        return np.asarray(image.resize((gw * p, gh * p), resample=self.resample), dtype=np.uint8)
+
+    def patchify(self, pixels: np.ndarray) -> np.ndarray:
+        """Rescale, normalise and cut a resized uint8 [H, W, C] image into [t*h*w, C*T*P*P] float32 rows."""
         p, m, t = self.patch_size, self.merge_size, self.temporal_patch_size
-        resized = image.resize((gw * p, gh * p), resample=self.resample)
-        x = np.asarray(resized, dtype=np.float32) * self._mul + self._add  # H, W, C
+        gh, gw = pixels.shape[0] // p, pixels.shape[1] // p
+        x = pixels.astype(np.float32) * self._mul + self._add
         c = x.shape[2]
         x = x.reshape(gh // m, m, p, gw // m, m, p, c).transpose(0, 3, 1, 4, 6, 2, 5)  # gh gw mh mw C ph pw
         x = np.broadcast_to(x[:, :, :, :, :, None], (*x.shape[:5], t, p, p))
-        return np.ascontiguousarray(x).reshape(gh * gw, c * t * p * p), (1, gh, gw)
+        return np.ascontiguousarray(x).reshape(gh * gw, c * t * p * p)
+
+    def __call__(self, image: Any) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """(pixel_values [t*h*w, C*T*P*P] float32, grid (t, h, w)) of one RGB PIL image."""
+        pixels = self.resize(image)
+        grid = (1, pixels.shape[0] // self.patch_size, pixels.shape[1] // self.patch_size)
+        return self.patchify(pixels), grid
