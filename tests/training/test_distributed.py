@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
@@ -35,23 +36,41 @@ def _local_loss(model: torch.nn.Module, xq: torch.Tensor, xc: torch.Tensor) -> t
     return (q2c + c2q) / total
 
 
-def _worker(rank: int, world: int, init_file: str, splits: list[int], out: str) -> None:
+SPLITS = ([4, 4], [3, 5])  # equal and uneven shards
+
+
+def _worker(rank: int, world: int, init_file: str, out: str) -> None:
+    """Every scenario in one process group (one spawn keeps the test fast)."""
     torch.distributed.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
     )
+    results = {}
     try:
-        model = _model()
         xq, xc = _data()
-        start = sum(splits[:rank])
-        stop = start + splits[rank]
-        loss = _local_loss(model, xq[start:stop], xc[start:stop])
+        for splits in SPLITS:
+            model = _model()
+            start = sum(splits[:rank])
+            loss = _local_loss(model, xq[start : start + splits[rank]], xc[start : start + splits[rank]])
+            loss.backward()
+            D.all_reduce_gradients(model.parameters())
+            results[tuple(splits)] = (D.all_reduce_sum(loss.item()), [p.grad for p in model.parameters()])
+        model = _model()
+        loss = _contrastive(model, rank * 4, rank * 4 + 4)
         loss.backward()
         D.all_reduce_gradients(model.parameters())
-        total_loss = D.all_reduce_sum(loss.item())
+        results["contrastive"] = (D.all_reduce_sum(loss.item()), [p.grad for p in model.parameters()])
         if rank == 0:
-            torch.save({"loss": total_loss, "grads": [p.grad for p in model.parameters()]}, out)
+            torch.save(results, out)
     finally:
         torch.distributed.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_process_results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gloo")
+    out = tmp / "results.pt"
+    mp.spawn(_worker, args=(2, str(tmp / "init"), str(out)), nprocs=2, join=True)
+    return torch.load(out)
 
 
 def _single() -> tuple[float, list[torch.Tensor]]:
@@ -69,17 +88,14 @@ def test_single_process_helpers_are_identity():
     assert D.world_size() == 1 and D.rank() == 0 and D.is_main()
 
 
-def test_two_process_gather_matches_one_process(tmp_path):
+def test_two_process_gather_matches_one_process(two_process_results):
     ref_loss, ref_grads = _single()
-    for splits in ([4, 4], [3, 5]):  # equal and uneven shards
-        out = tmp_path / f"r{splits[0]}.pt"
-        init = tmp_path / f"init{splits[0]}"
-        mp.spawn(_worker, args=(2, str(init), splits, str(out)), nprocs=2, join=True)
-        got = torch.load(out)
-        assert abs(got["loss"] - ref_loss) < 1e-5, (splits, got["loss"], ref_loss)
-        for g, r in zip(got["grads"], ref_grads, strict=True):
+    assert max(g.abs().max().item() for g in ref_grads) > 1e-3  # gradients are not trivially zero
+    for splits in SPLITS:
+        loss, grads = two_process_results[tuple(splits)]
+        assert abs(loss - ref_loss) < 1e-5, (splits, loss, ref_loss)
+        for g, r in zip(grads, ref_grads, strict=True):
             torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
-        assert max(g.abs().max().item() for g in ref_grads) > 1e-3  # gradients are not trivially zero
 
 
 def _keys(start: int, stop: int):
@@ -99,29 +115,11 @@ def _contrastive(model, start: int, stop: int) -> torch.Tensor:
     return contrastive_loss(q, p, n, _keys(start, stop), TAU, bidirectional=True, impl="plain")
 
 
-def _contrastive_worker(rank: int, world: int, init_file: str, out: str) -> None:
-    torch.distributed.init_process_group(
-        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
-    )
-    try:
-        model = _model()
-        loss = _contrastive(model, rank * 4, rank * 4 + 4)
-        loss.backward()
-        D.all_reduce_gradients(model.parameters())
-        total = D.all_reduce_sum(loss.item())
-        if rank == 0:
-            torch.save({"loss": total, "grads": [p.grad for p in model.parameters()]}, out)
-    finally:
-        torch.distributed.destroy_process_group()
-
-
-def test_two_process_contrastive_loss_with_hard_negatives_and_masks(tmp_path):
+def test_two_process_contrastive_loss_with_hard_negatives_and_masks(two_process_results):
     model = _model()
     loss = _contrastive(model, 0, 8)
     loss.backward()
-    out = tmp_path / "c.pt"
-    mp.spawn(_contrastive_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
-    got = torch.load(out)
-    assert abs(got["loss"] - loss.item()) < 1e-5
-    for g, p in zip(got["grads"], model.parameters(), strict=True):
+    got_loss, grads = two_process_results["contrastive"]
+    assert abs(got_loss - loss.item()) < 1e-5
+    for g, p in zip(grads, model.parameters(), strict=True):
         torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-6)
