@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 
 from tests.training.conftest import toy_config
 from tests.training.toy import ToyEncoder
@@ -84,3 +85,30 @@ def test_temperature_is_clamped(pairs_dir, tmp_path):
 def test_batch_larger_than_data_is_an_error(pairs_dir, tmp_path):
     with pytest.raises(UmarvelError, match="larger than the data"):
         _train(pairs_dir, tmp_path, toy_config(batch_size=128))
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, pairs_dir: str, out: str) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
+    )
+    try:
+        cfg = toy_config(epochs=1, hard_negatives=1, bidirectional=True, learn_temperature=True)
+        model = ToyEncoder(dropout=0.0)
+        Trainer(model, PairsSet(pairs_dir, "nli", 1), cfg, out, CPU).fit()
+        if rank == 0:
+            torch.save(_params(model), f"{out}/params.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_train_the_same_weights_as_one_process(pairs_dir, tmp_path):
+    cfg = toy_config(epochs=1, hard_negatives=1, bidirectional=True, learn_temperature=True)
+    single = ToyEncoder(dropout=0.0)
+    Trainer(single, PairsSet(pairs_dir, "nli", 1), cfg, tmp_path / "one", CPU).fit()
+    out = tmp_path / "two"
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(pairs_dir), str(out)), nprocs=2, join=True)
+    got = torch.load(out / "params.pt")
+    for name, value in _params(single).items():
+        torch.testing.assert_close(got[name], value, rtol=1e-4, atol=1e-6, msg=name)
+    assert len((out / "train_log.jsonl").read_text().splitlines()) == 4  # rank 0 logs each step once
+    assert (out / "checkpoints" / "step-00000004" / "rng-1.pt").is_file()  # per-rank RNG state
