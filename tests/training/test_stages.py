@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from umarvel_cli.artifacts.manifest import fingerprint, read_manifest
-from umarvel_cli.training.stages import StageRequest, resolve_model_dir, run_progressive, run_stage
+from umarvel_cli.training.progressive import run_progressive, train_progressive
+from umarvel_cli.training.stages import StageRequest, resolve_model_dir, run_stage
 
 FAST = ["batch_size=8", "max_steps=4", "save_every=2", "lora_rank=4", "lora_alpha=8"]
 
@@ -89,6 +90,8 @@ def test_progressive_chain_records_each_init_and_resumes(tiny_model, demo_pairs,
     # mbeir learned its temperature and stored it with the merged model
     saved = json.loads((tmp_path / "run" / "mbeir" / "model" / "umarvel.json").read_text())
     assert saved["temperature"] == pytest.approx(mb.extra["temperature"], rel=1e-5)
-    # the chain again: every stage up to date
-    again = run_progressive(req, demo_pairs["nli"], demo_pairs["caption"])
-    assert [r.status for r in again] == ["up_to_date"] * 3
+    # the chain again (through the Python entry point `umarvel demo` uses): every stage up to date
+    models = train_progressive(demo_tables, demo_pairs["nli"], demo_pairs["caption"], tiny_model,
+                               tmp_path / "run", "demo", req.sets, device="cpu")  # fmt: skip
+    assert models == {s: tmp_path / "run" / s / "model" for s in ("nli", "caption", "mbeir")}
+    assert read_manifest(tmp_path / "run" / "mbeir").created == mb.created  # not redone

@@ -258,53 +258,6 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
     return StageResult(req.stage, out, status, out / MODEL_DIR, extra)
 
 
-def run_progressive(
-    req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None, on_step=None
-) -> list[StageResult]:
-    """nli → caption → mbeir under `req.out/<stage>`, each from the previous stage's merged model."""
-    sources = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}
-    results = []
-    init = Path(req.model)
-    for stage in STAGES:
-        sub = StageRequest(
-            stage=stage,
-            model=init,
-            out=Path(req.out) / stage,
-            data=req.data,
-            pairs=sources.get(stage),
-            profile=req.profile,
-            config_file=req.config_file,
-            sets=req.sets,
-            force=req.force,
-            device=req.device,
-        )
-        result = run_stage(sub, on_step=on_step)
-        results.append(result)
-        init = result.out
-    return results
-
-
-def describe_progressive(req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None) -> list[dict]:
-    """Dry run of the chain; later stages start from models that may not exist yet, so they are
-    described against the first stage's init model."""
-    sources = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}
-    out = []
-    for stage in STAGES:
-        sub = StageRequest(
-            stage=stage,
-            model=Path(req.model),
-            out=Path(req.out) / stage,
-            data=req.data,
-            pairs=sources.get(stage),
-            profile=req.profile,
-            config_file=req.config_file,
-            sets=req.sets,
-            device=req.device,
-        )
-        out.append(describe_stage(sub))
-    return out
-
-
 def train(
     req: StageRequest,
     nli_pairs: Path | None = None,
@@ -319,6 +272,8 @@ def train(
         raise UmarvelError(
             f"unknown stage {req.stage!r}", field="--stage", expected="progressive | " + " | ".join(STAGES)
         )
+    from umarvel_cli.training.progressive import describe_progressive, run_progressive
+
     D.init_from_env()
     progressive = req.stage == "progressive"
     if dry_run:

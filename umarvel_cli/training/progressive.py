@@ -1,0 +1,96 @@
+"""The progressive transition: nli → caption → mbeir, each stage from the previous stage's merged model.
+
+Stage outputs live under OUT/nli, OUT/caption, OUT/mbeir. Each stage's manifest names its init
+model by the previous stage's manifest hash, so re-running the chain skips finished stages, resumes
+an interrupted one, and redoes everything downstream of a stage that changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from umarvel_cli.training.config import STAGES
+from umarvel_cli.training.stages import (
+    MODEL_DIR,
+    StageRequest,
+    StageResult,
+    describe_stage,
+    run_stage,
+)
+
+
+def run_progressive(
+    req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None, on_step=None
+) -> list[StageResult]:
+    """nli → caption → mbeir under `req.out/<stage>`, each from the previous stage's merged model."""
+    sources = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}
+    results = []
+    init = Path(req.model)
+    for stage in STAGES:
+        sub = StageRequest(
+            stage=stage,
+            model=init,
+            out=Path(req.out) / stage,
+            data=req.data,
+            pairs=sources.get(stage),
+            profile=req.profile,
+            config_file=req.config_file,
+            sets=req.sets,
+            force=req.force,
+            device=req.device,
+        )
+        result = run_stage(sub, on_step=on_step)
+        results.append(result)
+        init = result.out
+    return results
+
+
+def describe_progressive(req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None) -> list[dict]:
+    """Dry run of the chain; later stages start from models that may not exist yet, so they are
+    described against the first stage's init model."""
+    sources = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}
+    out = []
+    for stage in STAGES:
+        sub = StageRequest(
+            stage=stage,
+            model=Path(req.model),
+            out=Path(req.out) / stage,
+            data=req.data,
+            pairs=sources.get(stage),
+            profile=req.profile,
+            config_file=req.config_file,
+            sets=req.sets,
+            device=req.device,
+        )
+        out.append(describe_stage(sub))
+    return out
+
+
+def train_progressive(
+    data: Path,
+    nli_pairs: Path,
+    caption_pairs: Path,
+    model: Path,
+    out: Path,
+    profile: str = "paper",
+    overrides: list[str] | None = None,
+    config_file: Path | None = None,
+    force: bool = False,
+    device: str | None = None,
+) -> dict[str, Path]:
+    """Python entry point of the chain (used by `umarvel demo`): {stage: its merged model folder}."""
+    req = StageRequest(
+        stage="progressive",
+        model=Path(model),
+        out=Path(out),
+        data=Path(data),
+        profile=profile,
+        config_file=config_file,
+        sets=list(overrides or []),
+        force=force,
+        device=device,
+    )
+    return {r.stage: r.out / MODEL_DIR for r in run_progressive(req, Path(nli_pairs), Path(caption_pairs))}
+
+
+__all__ = ["describe_progressive", "run_progressive", "train_progressive"]
