@@ -19,7 +19,7 @@ def test_run_round_trip(tmp_path):
         schema=TABLES["run"],
     )
     path = write_trec_run(tmp_path / "r.trec", run, run_id="mine")
-    assert path.read_text().splitlines()[0] == "9:1 Q0 9:10 1 0.500000 mine"
+    assert path.read_text().splitlines()[0] == "9:1 Q0 9:10 1 0.5 mine"
     assert read_trec_run(path).to_pylist() == run.to_pylist()
 
 
@@ -35,6 +35,24 @@ def test_uniir_seven_column_run_and_errors(tmp_path):
         read_trec_run(p)
     with pytest.raises(UmarvelError, match="one word"):
         write_trec_run(tmp_path / "x", [], run_id="two words")
+    spaced = pa.Table.from_pydict(
+        {"qid": ["a b"], "did": ["d"], "rank": [1], "score": [1.0]}, schema=TABLES["run"]
+    )
+    with pytest.raises(UmarvelError, match="qid holds whitespace"):
+        write_trec_run(tmp_path / "s.trec", spaced)
+    assert not (tmp_path / "s.trec").exists() and not (tmp_path / "s.trec.tmp").exists()
+
+
+def test_float32_scores_round_trip_exactly(tmp_path):
+    import numpy as np
+
+    scores = np.random.default_rng(0).standard_normal(50).astype(np.float32)
+    run = pa.Table.from_pydict(
+        {"qid": ["q"] * 50, "did": [f"d{i}" for i in range(50)], "rank": list(range(1, 51)), "score": scores},
+        schema=TABLES["run"],
+    )
+    back = read_trec_run(write_trec_run(tmp_path / "f.trec", run))
+    assert back.column("score").to_numpy().tolist() == scores.tolist()
 
 
 def test_qrels_four_and_five_columns(tmp_path):

@@ -105,6 +105,7 @@ def test_run_from_any_system_with_ties_and_duplicates(prepared, tmp_path):
     assert by["webqa_task1"]["metrics"]["mrr@10"] == pytest.approx(0.5 / 2)
     assert by["nights_task4"]["n_without_results"] == 2
     assert "U-MARVEL" in (out / "report.md").read_text()
+    assert rec["retrieved_outside_pool"] == {"mscoco_task0": 0, "webqa_task1": 0, "nights_task4": 0}
     before = (out / "metrics.json").stat().st_mtime_ns
     assert evaluate_mbeir(prepared, "test", "local", out, run=run) == rec
     assert (out / "metrics.json").stat().st_mtime_ns == before
@@ -155,3 +156,16 @@ def test_published_rows_match_their_averages():
         for row in rows:
             assert len(row.values) == 16
             assert sum(row.values.values()) / 16 == pytest.approx(row.avg, abs=0.1), (setting, row.method)
+
+
+def test_a_run_made_for_another_pool_is_flagged(prepared, tmp_path):
+    run = tmp_path / "global.trec"
+    run.write_text("2:q0 Q0 9:c0 1 0.9 s\n2:q0 Q0 2:c0 2 0.8 s\n9:q0 Q0 9:c0 1 0.9 s\n")
+    rec = evaluate_mbeir(prepared, "test", "local", tmp_path / "local", run=run)
+    assert rec["retrieved_outside_pool"] == {"mscoco_task0": 0, "webqa_task1": 1, "nights_task4": 0}
+    assert (
+        "WARNING: 1 retrieved candidates lie outside the local pool"
+        in (tmp_path / "local" / "report.md").read_text()
+    )
+    rec = evaluate_mbeir(prepared, "test", "global", tmp_path / "global", run=run)
+    assert set(rec["retrieved_outside_pool"].values()) == {0}

@@ -22,6 +22,7 @@ from umarvel_cli.console import info
 from umarvel_cli.data.mbeir_tasks import MBEIRSpec, load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_json, write_report_files
+from umarvel_cli.evaluation.pool_check import rows_outside_pool
 from umarvel_cli.evaluation.prepared import PreparedSplit, candidate_ids, load_split
 from umarvel_cli.evaluation.published import load_published
 from umarvel_cli.evaluation.run_input import read_run, to_rankings, validate_run
@@ -127,6 +128,7 @@ def evaluate_mbeir(
         run_source = Path(run)
     table = read_run(run_source)
     validate_run(table, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run_source)
+    outside = rows_outside_pool(table, prepared, spec, pool)
     rankings = to_rankings(table)
     outcomes = evaluate_queries(prepared.qids, rankings.by_qid, rankings.relevance(prepared.qrels))
     summary = summarize_tasks(
@@ -142,6 +144,7 @@ def evaluate_mbeir(
     labels = task_labels(spec)
     published = _published(prepared, pool) if prepared.is_mbeir and split == "test" else []
     record = _record(prepared, params, inputs, source, summary, labels, modality_filter, search_info)
+    record["retrieved_outside_pool"] = outside
     notes = [
         f"data: `{data}` ({prepared.manifest.stage}), split `{split}`, {len(prepared.qids):,} queries",
         f"setting: {setting_name(pool, modality_filter)}",
@@ -149,6 +152,13 @@ def evaluate_mbeir(
         "metric: Recall@k as UniIR computes it = share of queries with >= 1 positive in the top k "
         "(k = 10 for Fashion200K and FashionIQ, 5 otherwise); queries without positives count as misses",
     ]
+    strays = {t: n for t, n in outside.items() if n}
+    if strays and not modality_filter:
+        notes.append(
+            f"WARNING: {sum(strays.values()):,} retrieved candidates lie outside the {pool} pool their query "
+            f"should search ({', '.join(f'{t}: {n}' for t, n in strays.items())}); was the run made for "
+            "another pool or split?"
+        )
     if split != "test" or not prepared.is_mbeir:
         notes.append("published numbers (M-BEIR test split) are not shown: this is not the M-BEIR test split")
     reference = next((r for r in published if r.method == REFERENCE_METHOD), None)
