@@ -82,9 +82,9 @@ class TaskBuild:
         return style_of(self.task.dataset)
 
     # -- pool ----------------------------------------------------------------------------------
-    def picture(self, item: Item, avoid: Jitter | None = None) -> Picture:
-        jitter = Jitter.draw(self.rng)
-        while jitter == avoid:
+    def picture(self, item: Item, avoid: Jitter | None = None, jitter: Jitter | None = None) -> Picture:
+        """A drawing of `item` with the given jitter, or a random one other than `avoid`."""
+        while jitter is None or jitter == avoid:
             jitter = Jitter.draw(self.rng)
         return self.registry.picture(self.task.dataset, self.group, item, jitter)
 
@@ -123,8 +123,8 @@ class TaskBuild:
         attr = self.rng.choice(attributes)
         return mutate(item, attr, self.rng), attr
 
-    def image(self, item: Item, avoid: Jitter | None = None) -> Candidate:
-        return self.entry(("image", item), lambda: [{"image": self.picture(item, avoid)}])[0]
+    def image(self, item: Item, avoid: Jitter | None = None, jitter: Jitter | None = None) -> Candidate:
+        return self.entry(("image", item), lambda: [{"image": self.picture(item, avoid, jitter)}])[0]
 
     def entity_pairs(self, entity: Entity, k: int) -> list[Candidate]:
         voice = self.task.dataset
@@ -347,14 +347,28 @@ def _news_pair(b: TaskBuild, item: Item) -> Candidate:
     )[0]
 
 
+SUBTLE = ("shape", "colour", "texture", "size")  # what NIGHTS-like distractors change
+
+
 def image_to_image(b: TaskBuild, split: str, n: int) -> None:
-    """Task 4: an image → another rendering of the same scene (NIGHTS-like); one-attribute changes distract."""
+    """Task 4: an image → another rendering of the same scene (NIGHTS-like).
+
+    The positive is shifted and relit; the distractors keep the query's exact rendering but change one
+    of shape, colour, texture or size, so pixel similarity prefers them and a model must see the change.
+    """
     for _ in range(n):
         item = b.fresh("image")
         query = b.picture(item)
-        pos = b.image(item, avoid=query.jitter)
-        negs = [b.image(b.near(item, ATTRIBUTES)[0]) for _ in range(b.hard)]
+        pos = b.image(item, jitter=_far_jitter(b.rng, query.jitter))
+        negs = [b.image(b.near(item, SUBTLE)[0], jitter=query.jitter) for _ in range(b.hard)]
         b.add_query(split, image=query, pos=[pos], neg=negs[:1] if split == "train" else None)
+
+
+def _far_jitter(rng: random.Random, near: Jitter) -> Jitter:
+    while True:
+        jitter = Jitter.draw(rng)
+        if abs(jitter.dx - near.dx) + abs(jitter.dy - near.dy) >= 4:
+            return jitter
 
 
 def pair_to_text(b: TaskBuild, split: str, n: int) -> None:
