@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,9 +207,11 @@ def load_trainable_model(model_dir: Path, cfg: TrainConfig, device):
             activation_checkpointing_kwargs={"use_reentrant": False}
         )
     if cfg.lora:
-        apply_lora(
-            embedder, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets, cfg.train_vision
-        )
+        with warnings.catch_warnings():  # peft probes a renamed transformers property (FutureWarning)
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            apply_lora(
+                embedder, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets, cfg.train_vision
+            )
     else:
         for name, p in embedder.backbone.named_parameters():
             p.requires_grad_(cfg.train_vision or "visual" not in name.split("."))
