@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -231,27 +232,41 @@ class Embedder(nn.Module):
         batch_size: int = 32,
         on_batch: Callable[[int], None] | None = None,
         max_tokens: int | None = None,
+        overlap: bool | None = None,
     ) -> np.ndarray:
         """Embed formatted items in length-bucketed batches under inference_mode, in input order.
 
+        On GPU the next batch is collated (padding, patch cutting) in a background thread while the
+        model runs the current one (`overlap`; default: on GPU only, on CPU the cores run the model).
         On CUDA out-of-memory the failing batch is split in two and retried.
         """
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         queue = deque(plan_batches(items, max(1, batch_size), max_tokens))
+        ahead: dict[tuple[int, ...], Future] = {}
+
+        def collate(idx: list[int]) -> dict[str, torch.Tensor]:
+            future = ahead.pop(tuple(idx), None)
+            return future.result() if future is not None else self.collator([items[i] for i in idx])
+
+        overlap = self.device.type == "cuda" if overlap is None else overlap
         was_training = self.training
         self.eval()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), ThreadPoolExecutor(max_workers=1) as pool:
                 while queue:
                     idx = queue.popleft()
+                    batch = collate(idx)
+                    if overlap and queue and tuple(queue[0]) not in ahead:
+                        ahead[tuple(queue[0])] = pool.submit(self.collator, [items[i] for i in queue[0]])
                     try:
-                        vecs = self.forward(self.collator([items[i] for i in idx]))
+                        vecs = self.forward(batch)
                     except torch.cuda.OutOfMemoryError as e:
                         if len(idx) == 1:
                             raise UmarvelError(
                                 "out of GPU memory with batch size 1",
                                 expected="a smaller max_pixels or text_token_budget in umarvel.json",
                             ) from e
+                        del batch
                         torch.cuda.empty_cache()
                         half = len(idx) // 2
                         queue.extendleft([idx[half:], idx[:half]])
