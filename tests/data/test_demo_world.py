@@ -122,3 +122,28 @@ def test_no_pool_candidate_that_a_text_describes_is_left_unlabeled():
     for q in coco.queries["test"]:
         assert {c.did for c in coco.pool if agrees(q.image.item, c.meaning)} == set(q.pos)
     assert checked == 3 * DEMO_SIZES["tiny"].test
+
+
+def test_nights_like_distractors_share_the_query_rendering_and_the_positive_does_not():
+    data = build_demo(SPEC, 0, DEMO_SIZES["tiny"])
+    b = data.build_for("nights_task4", "test")
+    pictures = {c.did: c.image for c in b.pool}
+    for q in b.queries["test"]:
+        positive = pictures[q.pos[0]]
+        assert positive.item == q.image.item and positive.jitter != q.image.jitter
+        hard = [p for p in pictures.values() if len(_differences(p.item, q.image.item)) == 1]
+        # drawn for this query: same rendering, one of shape/colour/texture/size changed
+        aligned = [p for p in hard if p.jitter == q.image.jitter]
+        assert aligned, q.qid
+        assert all(
+            _differences(p.item, q.image.item)[0] in ("shape", "colour", "texture", "size") for p in aligned
+        )
+
+
+def test_the_small_size_builds_for_several_seeds():
+    size = DEMO_SIZES["small"]
+    for seed in (0, 1):
+        data = build_demo(SPEC, seed, size)
+        for b in data.builds:
+            for split in b.splits:
+                assert len(b.queries[split]) == size.queries(split), (seed, b.task.stem, split)
