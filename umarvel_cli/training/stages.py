@@ -232,10 +232,11 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
     status, reason = D.broadcast_object((plan.status, plan.reason) if plan else None)  # type: ignore[misc]
     out = Path(req.out)
     if status == "up_to_date":
-        info(f"train {req.stage}: up to date ({out})")
+        if D.is_main():
+            info(f"train {req.stage}: up to date ({out})")
         return StageResult(req.stage, out, status, out / MODEL_DIR, read_manifest(out).extra)  # type: ignore[union-attr]
-    info(f"train {req.stage}: {status} ({reason}); init {model_dir}")
     if D.is_main():
+        info(f"train {req.stage}: {status} ({reason}); init {model_dir}")
         (out / "config.yaml").write_text(cfg.to_yaml())
     device = _device(req)
     embedder = load_trainable_model(model_dir, cfg, device)
@@ -283,6 +284,8 @@ def train(
         stages = describe_progressive(req, nli_pairs, caption_pairs) if progressive else [describe_stage(req)]
         return {"dry_run": True, "stages": stages}
     results = run_progressive(req, nli_pairs, caption_pairs) if progressive else [run_stage(req)]
+    if not D.is_main():  # under torchrun one process reports
+        results = []
     return {
         "dry_run": False,
         "stages": [
