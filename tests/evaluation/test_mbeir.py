@@ -130,7 +130,7 @@ def test_demo_data_and_val_split_show_no_published_numbers(tmp_path):
     rec = evaluate_mbeir(data, "val", "local", tmp_path / "o", run=run)
     assert scores(rec) == {"mscoco_task0": 1.0}
     report = (tmp_path / "o" / "report.md").read_text()
-    assert "U-MARVEL" not in report and "not the M-BEIR test split" in report
+    assert "U-MARVEL" not in report and "these tables are not M-BEIR" in report
 
 
 def test_options_are_checked(prepared, tmp_path):
@@ -169,3 +169,13 @@ def test_a_run_made_for_another_pool_is_flagged(prepared, tmp_path):
     )
     rec = evaluate_mbeir(prepared, "test", "global", tmp_path / "global", run=run)
     assert set(rec["retrieved_outside_pool"].values()) == {0}
+
+
+def test_val_split_of_mbeir_tables_shows_no_published_numbers(prepared, tmp_path):
+    run = tmp_path / "r.trec"
+    run.write_text("9:qv Q0 9:c0 1 0.5 sys\n9:qv Q0 9:c3 2 0.4 sys\n")
+    rec = evaluate_mbeir(prepared, "val", "local", tmp_path / "o", run=run)
+    assert scores(rec) == {"mscoco_task0": 1.0}
+    assert rec["tasks"][0]["metrics"]["mrr@10"] == 0.5
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "U-MARVEL" not in report and "this is val" in report

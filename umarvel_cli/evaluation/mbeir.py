@@ -159,8 +159,10 @@ def evaluate_mbeir(
             f"should search ({', '.join(f'{t}: {n}' for t, n in strays.items())}); was the run made for "
             "another pool or split?"
         )
-    if split != "test" or not prepared.is_mbeir:
-        notes.append("published numbers (M-BEIR test split) are not shown: this is not the M-BEIR test split")
+    if not prepared.is_mbeir:
+        notes.append("published numbers are not shown: these tables are not M-BEIR (demo or other data)")
+    elif split != "test":
+        notes.append("published numbers are not shown: they are on the M-BEIR test split, this is val")
     reference = next((r for r in published if r.method == REFERENCE_METHOD), None)
     files = write_report_files(
         out,

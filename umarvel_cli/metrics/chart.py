@@ -9,6 +9,11 @@ from PIL import Image, ImageDraw, ImageFont
 ROW, LABEL_W, BAR_W, PAD = 26, 260, 520, 14
 
 
+def _ascii(text: str) -> str:
+    """Pillow's built-in font has no arrows: write them as ASCII."""
+    return text.replace("→", "->")
+
+
 def bar_chart(
     title: str,
     items: Sequence[tuple[str, float]],
@@ -23,7 +28,7 @@ def bar_chart(
     width = LABEL_W + BAR_W + 90
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    draw.text((PAD, PAD), title, fill="black", font=font)
+    draw.text((PAD, PAD), _ascii(title), fill="black", font=font)
     top = PAD * 2 + 20
     if reference:
         draw.line([(LABEL_W, top + 8), (LABEL_W, top + 18)], fill="black", width=3)
@@ -36,7 +41,7 @@ def bar_chart(
     for i, (label, value) in enumerate(items):
         y = top + i * ROW
         v = min(max(value, 0.0), 1.0)
-        draw.text((PAD, y + 6), label[:40], fill="black", font=font)
+        draw.text((PAD, y + 6), _ascii(label)[:40], fill="black", font=font)
         draw.rectangle([LABEL_W, y + 4, LABEL_W + BAR_W * v, y + ROW - 4], fill=(66, 113, 196))
         draw.text((LABEL_W + BAR_W * v + 6, y + 6), f"{100 * value:.1f}", fill="black", font=font)
         if reference and label in reference:
