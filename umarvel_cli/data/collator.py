@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from umarvel_cli.data.formatter import EncodedInput
+from umarvel_cli.models.positions import mrope_positions
 
 
 class Collator:
@@ -24,11 +25,13 @@ class Collator:
         image_token_id: int,
         pad_to_multiple_of: int | None = None,
         patcher: Any = None,
+        mrope_merge_size: int | None = None,
     ) -> None:
         self.pad_token_id = pad_token_id
         self.image_token_id = image_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
         self.patcher = patcher  # patchifies items formatted with deferred pixels
+        self.mrope_merge_size = mrope_merge_size  # set: also emit M-RoPE `position_ids` [3, B, L]
 
     def _pixels(self, item: EncodedInput) -> np.ndarray:
         if item.pixel_values is not None:
@@ -47,11 +50,17 @@ class Collator:
         ids = np.full((len(items), longest), self.pad_token_id, dtype=np.int64)
         attention = np.zeros((len(items), longest), dtype=np.int64)
         pool = np.zeros((len(items), longest), dtype=bool)
+        positions = np.zeros((3, len(items), longest), dtype=np.int64) if self.mrope_merge_size else None
         for i, it in enumerate(items):
             n = it.length
             ids[i, :n] = it.input_ids
             attention[i, :n] = 1
             pool[i, :n] = True
+            if positions is not None:
+                grids = [it.image_grid_thw] if it.image_grid_thw is not None else []
+                positions[:, i, :n] = mrope_positions(
+                    it.input_ids == self.image_token_id, grids, self.mrope_merge_size
+                )
             if it.instruction_span is not None:
                 s, e = it.instruction_span
                 pool[i, s:e] = False
@@ -64,6 +73,8 @@ class Collator:
             ),
             "pool_mask": torch.from_numpy(pool),
         }
+        if positions is not None:
+            batch["position_ids"] = torch.from_numpy(positions)
         with_image = [it for it in items if it.image_grid_thw is not None]
         if with_image:
             batch["pixel_values"] = torch.from_numpy(

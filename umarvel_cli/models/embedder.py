@@ -92,7 +92,10 @@ class Embedder(nn.Module):
         )
         self.formatter = InputFormatter(tokenizer, image_processor, config)
         self.collator = Collator(
-            tokenizer.pad_token_id, self.formatter.image_pad_id, patcher=self.formatter.patcher
+            tokenizer.pad_token_id,
+            self.formatter.image_pad_id,
+            patcher=self.formatter.patcher,
+            mrope_merge_size=self.family.merge_size if config.position_ids == "mrope" else None,
         )
         set_attention(self.backbone, config.attention)
         linearize_patch_embed(self.backbone)
@@ -190,7 +193,10 @@ class Embedder(nn.Module):
     def _model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         dev = self.device
         inputs: dict[str, Any] = {k: batch[k].to(dev) for k in MODEL_KEYS if k in batch}
-        if self.config.position_ids == "sequential":
+        if self.config.position_ids == "mrope" and "position_ids" in batch:
+            # computed by the collator on the CPU (equal to transformers' get_rope_index, no GPU syncs)
+            inputs["position_ids"] = batch["position_ids"].to(dev)
+        elif self.config.position_ids == "sequential":
             # 1-D positions over the sequence (what the released checkpoints were trained with).
             mask = inputs["attention_mask"]
             inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
