@@ -128,7 +128,7 @@ def run(size: str = "default") -> BenchResult:
     summary = (
         f"exact top-{K} over {n:,} x {DIM} candidates, {q:,} queries: throughput ratio ours/baseline "
         f"{ratio:.2f}x (goal >= 0.8x; in CPU time {base_cpu / ours_cpu:.2f}x); peak RSS {ours_rss:,.0f} vs {base_rss:,.0f} MiB; "
-        f"same ids at {100 * agree:.2f}% of (query, rank) slots"
+        f"same ids at {100 * agree:.3f}% of (query, rank) slots"
     )
     extra = {"candidates": n, "queries": q, "dim": DIM, "k": K, "ratio": ratio, "agreement": agree}
     extra["cpu_ratio"] = base_cpu / ours_cpu
