@@ -49,7 +49,8 @@ def run_demo(
     train_overrides: list[str] | None = None,
 ) -> DemoResult:
     """prepare → init model → eval (zero-shot) → train progressive (nli, caption, mbeir) → eval each stage."""
-    from umarvel_cli.data.demo import generate_demo
+    from umarvel_cli.data.demo import prepare_demo
+    from umarvel_cli.data.demo.corpora import CAPTIONS_FILE, NLI_FILE, PAIRS_DIR
     from umarvel_cli.data.mbeir_reader import prepare_mbeir
     from umarvel_cli.data.pairs import prepare_pairs
 
@@ -57,23 +58,21 @@ def run_demo(
     result = DemoResult(out=out)
     raw, tables = out / "mbeir", out / "tables"
 
-    _step(result, "prepare demo", lambda: generate_demo(raw, seed=seed, size=size))
+    _step(result, "prepare demo", lambda: prepare_demo(raw, seed=seed, size=size, force=force))
     _step(result, "prepare mbeir", lambda: prepare_mbeir(raw, tables, force=force))
     _step(
         result,
         "prepare pairs (nli)",
-        lambda: prepare_pairs(
-            raw / "pairs" / "nli_for_simcse.csv", out / "pairs_nli", kind="nli", force=force
-        ),
+        lambda: prepare_pairs(raw / PAIRS_DIR / NLI_FILE, out / "pairs_nli", kind="nli", force=force),
     )
     _step(
         result,
         "prepare pairs (caption)",
         lambda: prepare_pairs(
-            raw / "pairs" / "captions.jsonl",
+            raw / PAIRS_DIR / CAPTIONS_FILE,
             out / "pairs_caption",
             kind="caption",
-            images_root=raw,
+            images_root=raw / PAIRS_DIR,
             force=force,
         ),
     )
@@ -94,7 +93,7 @@ def run_demo(
         metrics = evaluate_mbeir(
             tables, split=split, pool="local", out=out / "eval" / label, model=model, force=force
         )
-        result.scores[label] = float(metrics["average"])
+        result.scores[label] = float(metrics["headline"]["mean"])
 
     if init_dir is not None:
         _step(result, "eval init (zero-shot)", lambda: evaluate("init", init_dir))
