@@ -147,3 +147,16 @@ def test_the_small_size_builds_for_several_seeds():
         for b in data.builds:
             for split in b.splits:
                 assert len(b.queries[split]) == size.queries(split), (seed, b.task.stem, split)
+
+
+def test_text_questions_reword_the_look_the_articles_name():
+    from umarvel_cli.data.demo import wiki
+    from umarvel_cli.data.demo.texts import TEXTURE_WORDS
+
+    rng = random.Random(0)
+    for entity in entity_catalog(0, n_bases=6):
+        question, _ = wiki.text_question(entity, rng)
+        words = set(question.lower().rstrip("?").split())
+        assert entity.shape in words
+        assert entity.colour not in words and TEXTURE_WORDS[entity.texture] not in words
+        assert all(entity.colour in fact and entity.shape in fact for fact in wiki.facts(entity))

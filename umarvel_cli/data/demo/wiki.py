@@ -46,11 +46,39 @@ def facts(entity: Entity) -> list[str]:
     ]
 
 
+# Questions describe the look in other words than the articles, so word overlap alone does not answer them.
+COLOUR_SYNONYMS = {
+    "red": ("crimson", "scarlet"),
+    "green": ("emerald", "leaf-green"),
+    "blue": ("azure", "cobalt"),
+    "yellow": ("golden", "lemon"),
+    "purple": ("violet", "lilac"),
+    "orange": ("amber", "tangerine"),
+    "white": ("snowy", "ivory"),
+    "black": ("ebony", "jet"),
+}
+TEXTURE_PHRASES = {
+    "solid": ("no pattern", "a single flat colour"),
+    "striped": ("stripes", "diagonal bands"),
+    "dotted": ("dots", "little spots"),
+    "checkered": ("a check pattern", "small squares"),
+}
+
+
+def reworded_look(entity: Entity, rng: random.Random) -> str:
+    """'a scarlet star with diagonal bands': the look without the articles' colour and pattern words."""
+    colour = rng.choice(COLOUR_SYNONYMS[entity.colour])
+    article = "an" if colour[0] in "aeiou" else "a"
+    return f"{article} {colour} {entity.shape} with {rng.choice(TEXTURE_PHRASES[entity.texture])}"
+
+
 def text_question(entity: Entity, rng: random.Random) -> tuple[str, str]:
-    """A WebQA text question that names the look, not the entity; returns (question, category)."""
+    """A WebQA text question that describes the look in other words; returns (question, category)."""
     if rng.random() < 0.5:
-        return format_text(f"When was the {look(entity)} emblem first recorded?"), "number"
-    return format_text(f"Where does the emblem with a {look(entity)} come from?"), "Others"
+        return format_text(
+            f"When was the emblem showing {reworded_look(entity, rng)} first recorded?"
+        ), "number"
+    return format_text(f"Where does the emblem with {reworded_look(entity, rng)} come from?"), "Others"
 
 
 def look_question(entity: Entity, rng: random.Random) -> str:
