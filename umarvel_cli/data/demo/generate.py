@@ -7,6 +7,7 @@ from typing import Any
 
 from umarvel_cli.artifacts.manifest import Manifest, read_manifest
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
+from umarvel_cli.console import info
 from umarvel_cli.data.demo.build import DEMO_SIZES, build_demo, demo_size
 from umarvel_cli.data.demo.corpora import CAPTIONS_FILE, NLI_FILE, PAIRS_DIR, write_corpora
 from umarvel_cli.data.demo.layout import write_layout
@@ -92,9 +93,11 @@ def prepare_demo(out: Path, seed: int = 0, size: str = "tiny", force: bool = Fal
         raise UmarvelError(f"unknown demo size {size!r}", field="--size", expected=" or ".join(DEMO_SIZES))
     plan = plan_stage(out, STAGE, {"seed": seed, "size": size}, {}, force=force)
     if plan.up_to_date:
+        info(f"prepare demo: {out} is up to date ({plan.reason}); --force redoes it")
         manifest = read_manifest(out)
         assert manifest is not None
         return manifest, False
+    info(f"prepare demo: {plan.status} ({plan.reason}) → {out}")
     counts = generate_demo(Path(out), seed, size)
     extra = {"images_root": str(Path(out).resolve()), "layout": "mbeir"}
     return finish_stage(plan, flat_counts(counts), extra), True

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from umarvel_cli.console import make_progress
 from umarvel_cli.data.demo.build import SPLITS, DemoData
 from umarvel_cli.data.demo.drawing import write_png
 from umarvel_cli.data.demo.prompts import prompts_for
@@ -115,12 +116,22 @@ def write_layout(data: DemoData, root: Path) -> dict[str, Any]:
     counts["candidates"] = len({c.did for b in data.builds for c in b.pool})
 
     counts["instructions"] = write_instructions(data, root)
-    pictures = data.registry.pictures
-    for picture in pictures:
-        write_png(root / picture.path, picture.item, picture.jitter)
-    counts["images"] = len(pictures)
+    counts["images"] = write_pictures(data, root)
     counts["cross_positives"] = data.cross_positives
     return counts
+
+
+def write_pictures(data: DemoData, root: Path, every: int = 512) -> int:
+    """Draw every registered picture (most of the generation time), with a progress bar on stderr."""
+    pictures = data.registry.pictures
+    with make_progress("images") as progress:
+        task = progress.add_task("demo images", total=len(pictures), rate="")
+        for n, picture in enumerate(pictures, 1):
+            write_png(root / picture.path, picture.item, picture.jitter)
+            if n % every == 0:
+                progress.update(task, completed=n)
+        progress.update(task, completed=len(pictures))
+    return len(pictures)
 
 
 def write_instructions(data: DemoData, root: Path) -> int:
