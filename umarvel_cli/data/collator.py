@@ -33,12 +33,26 @@ class Collator:
         self.patcher = patcher  # patchifies items formatted with deferred pixels
         self.mrope_merge_size = mrope_merge_size  # set: also emit M-RoPE `position_ids` [3, B, L]
 
-    def _pixels(self, item: EncodedInput) -> np.ndarray:
-        if item.pixel_values is not None:
-            return item.pixel_values
-        if self.patcher is None:
-            raise ValueError("an item has deferred pixels but the collator has no patcher")
-        return self.patcher.patchify(item.resized)
+    def _pixels(self, items: Sequence[EncodedInput]) -> np.ndarray:
+        """All items' patches in one float32 block, deferred ones patchified straight into it."""
+        sizes = [it.num_patches for it in items]
+        dims = {it.pixel_values.shape[1] for it in items if it.pixel_values is not None}
+        if any(it.pixel_values is None for it in items):
+            if self.patcher is None:
+                raise ValueError("an item has deferred pixels but the collator has no patcher")
+            p = self.patcher
+            dims.add(3 * p.temporal_patch_size * p.patch_size**2)
+        if len(dims) != 1:
+            raise ValueError(f"items disagree on the patch size: {sorted(dims)}")
+        out = np.empty((sum(sizes), dims.pop()), dtype=np.float32)
+        start = 0
+        for it, n in zip(items, sizes, strict=True):
+            if it.pixel_values is not None:
+                out[start : start + n] = it.pixel_values
+            else:
+                self.patcher.patchify(it.resized, out=out[start : start + n])
+            start += n
+        return out
 
     def __call__(self, items: Sequence[EncodedInput]) -> dict[str, torch.Tensor]:
         if not items:
@@ -77,8 +91,6 @@ class Collator:
             batch["position_ids"] = torch.from_numpy(positions)
         with_image = [it for it in items if it.image_grid_thw is not None]
         if with_image:
-            batch["pixel_values"] = torch.from_numpy(
-                np.concatenate([self._pixels(it) for it in with_image], axis=0)
-            )
+            batch["pixel_values"] = torch.from_numpy(self._pixels(with_image))
             batch["image_grid_thw"] = torch.tensor([it.image_grid_thw for it in with_image], dtype=torch.long)
         return batch

@@ -66,15 +66,26 @@ class ImagePatcher:
         p = self.patch_size
         return np.asarray(image.resize((gw * p, gh * p), resample=self.resample), dtype=np.uint8)
 
-    def patchify(self, pixels: np.ndarray) -> np.ndarray:
-        """Rescale, normalise and cut a resized uint8 [H, W, C] image into [t*h*w, C*T*P*P] float32 rows."""
+    def patchify(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rescale, normalise and cut a resized uint8 [H, W, C] image into [t*h*w, C*T*P*P] float32 rows.
+
+        `out` (a C-contiguous float32 block of that shape) is filled in place: one copy, no temporaries
+        beyond the normalised image, which is what the collator uses to build a batch.
+        """
         p, m, t = self.patch_size, self.merge_size, self.temporal_patch_size
-        gh, gw = pixels.shape[0] // p, pixels.shape[1] // p
-        x = pixels.astype(np.float32) * self._mul + self._add
-        c = x.shape[2]
-        x = x.reshape(gh // m, m, p, gw // m, m, p, c).transpose(0, 3, 1, 4, 6, 2, 5)  # gh gw mh mw C ph pw
-        x = np.broadcast_to(x[:, :, :, :, :, None], (*x.shape[:5], t, p, p))
-        return np.ascontiguousarray(x).reshape(gh * gw, c * t * p * p)
+        gh, gw, c = pixels.shape[0] // p, pixels.shape[1] // p, pixels.shape[2]
+        if out is None:
+            out = np.empty((gh * gw, c * t * p * p), dtype=np.float32)
+        x = pixels.astype(np.float32)
+        x *= self._mul
+        x += self._add
+        src = x.reshape(gh // m, m, p, gw // m, m, p, c).transpose(0, 3, 1, 4, 6, 2, 5)  # gh gw mh mw C ph pw
+        dst = out.reshape(gh // m, gw // m, m, m, c, t, p, p)
+        if not np.shares_memory(dst, out):
+            raise ValueError("patchify needs a C-contiguous output block")
+        for k in range(t):  # the temporal copies of a still image are identical
+            dst[:, :, :, :, :, k] = src
+        return out
 
     def __call__(self, image: Any) -> tuple[np.ndarray, tuple[int, int, int]]:
         """(pixel_values [t*h*w, C*T*P*P] float32, grid (t, h, w)) of one RGB PIL image."""
