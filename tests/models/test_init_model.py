@@ -1,0 +1,51 @@
+"""`umarvel init-model`: a tiny model folder every command can load; one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from umarvel_cli.app import app
+from umarvel_cli.models.tokenizer import QWEN_SPECIALS
+from umarvel_cli.models.umarvel_config import UmarvelConfig
+
+
+def test_init_model_writes_a_loadable_folder(tmp_path):
+    out = tmp_path / "m"
+    res = CliRunner().invoke(
+        app, ["init-model", "--backbone", "tiny-qwen3-vl", "--out", str(out), "--seed", "3"]
+    )
+    assert res.exit_code == 0, res.output
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "chat_template.jinja",
+        "preprocessor_config.json",
+    ):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "config.json").read_text())["model_type"] == "qwen3_vl"
+    cfg = UmarvelConfig.load(out)
+    assert cfg.family == "qwen3-vl" and cfg.pooling == "mean" and cfg.attention == "bidirectional"
+    assert cfg.compression_prompt is None and cfg.position_ids == "mrope"
+    vocab = json.loads((out / "tokenizer.json").read_text())
+    added = {t["content"] for t in vocab["added_tokens"]}
+    assert set(QWEN_SPECIALS) | {"<instruction_start>", "<instruction_end>", "<emb>"} <= added
+
+
+def test_init_model_is_deterministic_per_seed(tmp_path):
+    from umarvel_cli.models.tiny import init_tiny_model
+
+    a = init_tiny_model("tiny-qwen2-vl", tmp_path / "a", seed=1)
+    b = init_tiny_model("tiny-qwen2-vl", tmp_path / "b", seed=1)
+    c = init_tiny_model("tiny-qwen2-vl", tmp_path / "c", seed=2)
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
+    assert (a / "tokenizer.json").read_text() == (c / "tokenizer.json").read_text()
+
+
+def test_unknown_backbone_is_a_one_line_error(tmp_path):
+    res = CliRunner().invoke(app, ["init-model", "--backbone", "qwen2-vl", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2
+    assert "init-model builds tiny backbones only" in res.output
