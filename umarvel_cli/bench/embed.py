@@ -7,7 +7,7 @@
   bucketed by length and image size so padding is small, `torch.inference_mode`, the attention
   mask dropped when a batch has no padding).
 
-Data: an M-BEIR-like mixed candidate pool read from image files on disk: short captions, longer
+Data: an M-BEIR-like mixed candidate pool read from JPEG files on disk: short captions, longer
 passages, images of many sizes, image+text items, at the real default resolution cap
 (max_pixels 300*28*28). The two outputs are compared (they must agree to 1e-5).
 
@@ -90,7 +90,7 @@ def _sentence(rng: random.Random, lo: int, hi: int) -> str:
 
 
 def bench_records(n: int, image_dir: Path, seed: int = 0) -> list[Any]:
-    """A mixed pool: 35% captions, 15% passages, 35% images, 15% image+text; images written as PNG."""
+    """A mixed pool: 35% captions, 15% passages, 35% images, 15% image+text; images written as JPEG."""
     from PIL import Image
 
     from umarvel_cli.data.formatter import Record
@@ -108,8 +108,8 @@ def bench_records(n: int, image_dir: Path, seed: int = 0) -> list[Any]:
         if u >= 0.50:
             w, h = rng.choice([(64, 64), (120, 90), (224, 224), (320, 240), (480, 360), (640, 480)])
             pixels = np.random.default_rng(seed * 100_000 + i).integers(0, 255, (h, w, 3), dtype=np.uint8)
-            path = image_dir / f"{i}.png"
-            Image.fromarray(pixels).save(path)
+            path = image_dir / f"{i}.jpg"  # M-BEIR's images are JPEG files
+            Image.fromarray(pixels).save(path, quality=90)
             image = path
             if u >= 0.85:
                 text = _sentence(rng, 5, 20)
