@@ -60,6 +60,7 @@ def run_search(
         extra = {"method": "faiss", "device": loaded.device, "factory": loaded.manifest.extra.get("factory")}
     else:
         c_set = open_embeddings(embeddings)
+        _warn_if_models_differ(q_set, c_set)
         device = "cpu" if gpu is False else pick_device()
         if gpu and device != "cuda":
             raise UmarvelError("--gpu asked for, but torch sees no GPU", field="--gpu", expected="--no-gpu")
@@ -70,6 +71,13 @@ def run_search(
         write_trec_run(trec, iter_batches(plan.out, RUN_TABLE), run_id="umarvel")
     extra.update({"topk": topk, "dim": q_set.dim, "trec": str(trec) if trec else None})
     return finish_stage(plan, {"queries": len(qids), "rows": rows}, extra)
+
+
+def _warn_if_models_differ(q_set, c_set) -> None:
+    """Queries and candidates embedded by different models give meaningless scores."""
+    models = [s.manifest.extra.get("model") if s.manifest else None for s in (q_set, c_set)]
+    if None not in models and models[0] != models[1]:
+        info(f"[yellow]warning: queries were embedded with {models[0]}, candidates with {models[1]}[/]")
 
 
 def write_run(out: str | Path, qids, result: SearchResult) -> int:
