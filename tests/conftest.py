@@ -10,6 +10,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Kernel tests run Triton's CPU interpreter. triton decides at import (decoration) time whether its own
+# library functions are interpreted, so the variable must be set before anything imports triton;
+# UMARVEL_TEST_ON_GPU=1 runs the kernels compiled instead (on a CUDA machine).
+if os.environ.get("UMARVEL_TEST_ON_GPU") != "1":
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(scope="session")
