@@ -89,3 +89,11 @@ def test_embedding_schema_round_trip(tmp_path):
     t = read_table(tmp_path, "embeddings")
     assert t.schema.field("embedding").type == pa.list_(pa.float16(), 3)
     assert t.column("id").to_pylist() == ["a", "b"]
+
+
+def test_uncompressed_shards_read_back_the_same(tmp_path):
+    with ShardWriter(tmp_path / "a", "pools", TABLES["pools"], compression="none") as w:
+        w.write_rows(_pool_rows(5))
+    path = list_shards(tmp_path / "a", "pools")[0]
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "UNCOMPRESSED"
+    assert read_table(tmp_path / "a", "pools").column("did").to_pylist() == [f"1:{i}" for i in range(5)]

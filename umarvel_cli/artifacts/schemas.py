@@ -106,6 +106,8 @@ TABLES: dict[str, pa.Schema] = {
             pa.field("neg_scores", pa.list_(pa.float32()), nullable=False),
         ],
     ),
+    # The id of each row of a faiss index, in index order.
+    "ids": _with_meta("ids", [pa.field("id", _str, nullable=False)]),
     # Teacher scores per query over its candidate list (distillation targets).
     "teacher": _with_meta(
         "teacher",

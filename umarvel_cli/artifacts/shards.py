@@ -99,9 +99,9 @@ def count_rows(root: str | Path, table: str) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in list_shards(root, table))
 
 
-def _atomic_write_table(data: pa.Table, path: Path) -> None:
+def _atomic_write_table(data: pa.Table, path: Path, compression: str = "zstd") -> None:
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    pq.write_table(data, tmp, compression="zstd")
+    pq.write_table(data, tmp, compression=compression)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -112,6 +112,8 @@ class ShardWriter:
 
     With `resume=True` it keeps the completed shards already on disk: `rows_done` says how many rows
     they hold, and the caller skips that many rows of its (deterministic) input stream.
+    `compression` is zstd by default; tables of random-looking floats (embeddings) barely compress
+    and read faster with "none".
     """
 
     def __init__(
@@ -121,12 +123,14 @@ class ShardWriter:
         schema: pa.Schema,
         rows_per_shard: int = 100_000,
         resume: bool = False,
+        compression: str = "zstd",
     ) -> None:
         if rows_per_shard < 1:
             raise ValueError("rows_per_shard must be >= 1")
         self.table = table
         self.schema = schema
         self.rows_per_shard = rows_per_shard
+        self.compression = compression
         self.dir = table_dir(root, table)
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in self.dir.glob("*" + TMP_SUFFIX):
@@ -169,7 +173,7 @@ class ShardWriter:
         if not self._buffered:
             return
         data = pa.Table.from_batches(self._buffer, schema=self.schema)
-        _atomic_write_table(data, self.dir / f"part-{self.next_shard:05d}.parquet")
+        _atomic_write_table(data, self.dir / f"part-{self.next_shard:05d}.parquet", self.compression)
         self.next_shard += 1
         self.rows_written += self._buffered
         self._buffer, self._buffered = [], 0
@@ -178,7 +182,7 @@ class ShardWriter:
         """Flush the last partial shard; an empty table still gets one (empty) shard so readers find it."""
         self.flush()
         if self.next_shard == 0:
-            _atomic_write_table(self.schema.empty_table(), self.dir / "part-00000.parquet")
+            _atomic_write_table(self.schema.empty_table(), self.dir / "part-00000.parquet", self.compression)
             self.next_shard = 1
         return self.rows_written
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from umarvel_cli.artifacts import Manifest, ShardWriter, fingerprint, finish_stage, plan_stage
 from umarvel_cli.artifacts.manifest import require_manifest
-from umarvel_cli.artifacts.schemas import SCHEMA_VERSION, TABLE_KEY, VERSION_KEY
+from umarvel_cli.artifacts.schemas import TABLES
 from umarvel_cli.artifacts.shards import read_table
 from umarvel_cli.console import info, track
 from umarvel_cli.errors import UmarvelError
@@ -26,10 +26,7 @@ from umarvel_cli.retrieval.exact import SearchResult
 
 INDEX_FILE = "index.faiss"
 IDS_TABLE = "ids"
-IDS_SCHEMA = pa.schema(
-    [pa.field("id", pa.string(), nullable=False)],
-    metadata={TABLE_KEY: IDS_TABLE.encode(), VERSION_KEY: str(SCHEMA_VERSION).encode()},
-)
+IDS_SCHEMA = TABLES[IDS_TABLE]
 STAGE = "index"
 
 
