@@ -97,20 +97,20 @@ def _root(
 app.add_typer(
     prepare.app, name="prepare", help="Read M-BEIR or NLI/caption corpora into tables; write the demo data."
 )
-app.command("train", help="Contrastive training: --stage progressive|nli|caption|mbeir|hardneg.")(
+app.command("train", short_help="Contrastive training: --stage progressive|nli|caption|mbeir|hardneg.")(
     train.command
 )
-app.command("mine", help="Mine hard negatives with false-negative filters.")(mine.command)
+app.command("mine", short_help="Mine hard negatives with false-negative filters.")(mine.command)
 app.add_typer(rerank.app, name="rerank", help="Pointwise MLLM reranker: train it, score candidates.")
-app.command("distill", help="Distil the reranker's scores into the embedder (KL).")(distill.command)
-app.command("embed", help="Encode queries or candidates into embedding shards.")(embed.command)
-app.command("index", help="Build a faiss index over candidate embeddings.")(index.command)
-app.command("search", help="Top-k search: exact shard-streaming or through an index.")(search.command)
+app.command("distill", short_help="Distil the reranker's scores into the embedder (KL).")(distill.command)
+app.command("embed", short_help="Encode queries or candidates into embedding shards.")(embed.command)
+app.command("index", short_help="Build a faiss index over candidate embeddings.")(index.command)
+app.command("search", short_help="Top-k search: exact shard-streaming or through an index.")(search.command)
 app.add_typer(evaluate.app, name="eval", help="Evaluate on M-BEIR (local/global pools) or any run file.")
-app.command("demo", help="Run the whole pipeline on the built-in demo data with a tiny model (CPU).")(
+app.command("demo", short_help="Run the whole pipeline on the built-in demo data with a tiny model (CPU).")(
     demo.command
 )
-app.command("init-model", help="Write a tiny random-initialised backbone as a normal model folder.")(
+app.command("init-model", short_help="Write a tiny random-initialised backbone as a normal model folder.")(
     init_model.command
 )
 app.add_typer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -36,16 +37,29 @@ def make_progress(unit: str = "items") -> Progress:
     )
 
 
-def track(items: Iterable[T], total: int | None, description: str, unit: str = "items") -> Iterator[T]:
-    """Iterate with a progress bar that shows items/s."""
+def track(
+    items: Iterable[T], total: int | None, description: str, unit: str = "items", every: float = 0.25
+) -> Iterator[T]:
+    """Iterate with a progress bar that shows items/s.
+
+    The bar is updated at most every `every` seconds (with the count since the last update), so a
+    loop over millions of cheap rows does not pay rich's bookkeeping per row.
+    """
     with make_progress(unit) as progress:
         task = progress.add_task(description, total=total, rate="")
+        pending, last = 0, time.monotonic()
         for item in items:
             yield item
-            progress.advance(task)
-            speed = progress.tasks[task].speed
-            if speed:
-                progress.update(task, rate=f"{speed:,.1f} {unit}/s")
+            pending += 1
+            now = time.monotonic()
+            if now - last >= every:
+                progress.advance(task, pending)
+                pending, last = 0, now
+                speed = progress.tasks[task].speed
+                if speed:
+                    progress.update(task, rate=f"{speed:,.1f} {unit}/s")
+        if pending:
+            progress.advance(task, pending)
 
 
 def info(message: str) -> None:

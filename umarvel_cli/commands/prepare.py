@@ -7,6 +7,10 @@ import typer
 from umarvel_cli.commands import prepare_demo, prepare_mbeir, prepare_pairs
 
 app = typer.Typer(no_args_is_help=True)
-app.command("mbeir", help="Read an M-BEIR folder into validated tables.")(prepare_mbeir.command)
-app.command("demo", help="Write the built-in demo dataset in the exact M-BEIR layout.")(prepare_demo.command)
-app.command("pairs", help="Read NLI csv / caption jsonl corpora into a pairs table.")(prepare_pairs.command)
+app.command("mbeir", short_help="Read an M-BEIR folder into validated tables.")(prepare_mbeir.command)
+app.command("demo", short_help="Write the built-in demo dataset in the exact M-BEIR layout.")(
+    prepare_demo.command
+)
+app.command("pairs", short_help="Read NLI csv / caption jsonl corpora into a pairs table.")(
+    prepare_pairs.command
+)
