@@ -36,8 +36,11 @@ def test_override_order(tmp_path):
 
 
 def test_set_values_are_yaml_and_typed():
-    cfg = resolve_config("nli", sets=["lora_targets=[q_proj, v_proj]", "max_steps=null", "lr=1"])
+    cfg = resolve_config(
+        "nli", sets=["lora_targets=[q_proj, v_proj]", "max_steps=null", "lr=1", "adam_eps=1e-6"]
+    )
     assert cfg.lora_targets == ["q_proj", "v_proj"] and cfg.max_steps is None and cfg.lr == 1.0
+    assert cfg.adam_eps == 1e-6  # "1e-6" is a string to YAML 1.1; a float field still takes it
     assert parse_sets(["caption.epochs=3"]) == [("caption", "epochs", 3)]
 
 

@@ -112,6 +112,11 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             return value
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if t is float and isinstance(value, str):  # YAML 1.1 reads "5e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if t is str and isinstance(value, str):
             if key in CHOICES and value not in CHOICES[key]:
                 raise UmarvelError(
