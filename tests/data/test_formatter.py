@@ -128,3 +128,54 @@ def test_deferred_pixels_collate_to_the_same_batch(formatter):
         assert torch.equal(a[k], b[k]), k
     with pytest.raises(ValueError, match="no patcher"):
         Collator(0, formatter.image_pad_id)(lazy)
+
+
+def test_deferred_decoding_reads_headers_then_collates_to_the_same_batch(formatter, tmp_path):
+    from umarvel_cli.data.collator import Collator
+
+    Image.new("RGB", (90, 60), (1, 2, 3)).save(tmp_path / "a.png")
+    recs = [
+        Record("a", "x", tmp_path / "a.png"),
+        Record("b", "y"),
+        Record("c", None, Image.new("RGB", (40, 70), (9, 8, 7))),
+    ]
+    eager = formatter.encode_many(recs, "candidate")
+    lazy = formatter.encode_many(recs, "candidate", defer_decode=True)
+    assert lazy[0].resized is None and lazy[0].pixel_values is None and lazy[0].lazy.size == (90, 60)
+    assert [e.input_ids.tolist() for e in lazy] == [e.input_ids.tolist() for e in eager]
+    collate = Collator(formatter.tokenizer.pad_token_id, formatter.image_pad_id, patcher=formatter.patcher)
+    a, b = collate(eager), collate(lazy)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    raw = Collator(
+        formatter.tokenizer.pad_token_id, formatter.image_pad_id, patcher=formatter.patcher, raw_pixels=True
+    )(lazy)
+    assert raw["pixel_values"].dtype == torch.uint8 and raw["pixel_values"].shape[1] == 3 * 14 * 14
+    mul, add = formatter.patcher.normalization
+    first_frame = a["pixel_values"].reshape(-1, 3, 2, 14, 14)[:, :, 0]
+    rebuilt = raw["pixel_values"].reshape(-1, 3, 14, 14).float() * torch.from_numpy(mul)[:, None, None]
+    torch.testing.assert_close(rebuilt + torch.from_numpy(add)[:, None, None], first_frame, atol=1e-6, rtol=0)
+    for k in a.keys() - {"pixel_values"}:
+        assert torch.equal(a[k], raw[k]), k
+    # a batch holding precomputed (normalised) pixels stays normalised even in raw mode
+    mixed = Collator(0, formatter.image_pad_id, patcher=formatter.patcher, raw_pixels=True)(eager)
+    assert mixed["pixel_values"].dtype == torch.float32
+
+
+def test_deferred_decoding_reports_missing_files_early_and_corrupt_bodies_when_collated(formatter, tmp_path):
+    from umarvel_cli.data.collator import Collator
+
+    with pytest.raises(UmarvelError, match=r"image file not found \(item m\)"):
+        formatter.encode_many([Record("m", None, tmp_path / "missing.jpg")], "candidate", defer_decode=True)
+    (tmp_path / "garbage.jpg").write_bytes(b"garbage")
+    with pytest.raises(UmarvelError, match=r"unreadable image \(item g\)"):
+        formatter.encode_many([Record("g", None, tmp_path / "garbage.jpg")], "candidate", defer_decode=True)
+    good = tmp_path / "good.jpg"
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(good, quality=90)
+    truncated = tmp_path / "truncated.jpg"
+    data = good.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])  # the header reads, the body does not decode
+    lazy = formatter.encode_many([Record("t", None, truncated)], "candidate", defer_decode=True)
+    with pytest.raises(UmarvelError, match=r"unreadable image \(item t\)"):
+        Collator(0, formatter.image_pad_id, patcher=formatter.patcher)(lazy)

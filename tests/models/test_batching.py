@@ -42,16 +42,16 @@ def test_out_of_memory_splits_the_batch_and_gives_the_same_vectors(tiny_embedder
         return real_forward(self, batch)
 
     monkeypatch.setattr(type(emb), "forward", forward_with_small_memory)
-    got = emb.encode(_records(), batch_size=8)
+    got = emb.encode(_records(), batch_size=8, workers=1)  # one batch at a time: the GPU path
     np.testing.assert_allclose(got, expected, atol=2e-5)
     assert seen[0] == 8 and max(seen[1:]) <= 4 and seen.count(1) + seen.count(2) >= 5
     # the same with the next batch collated in a background thread (what runs on GPU)
     encoded = emb.formatter.encode_many(_records(), "query", defer_pixels=True)
-    np.testing.assert_allclose(emb.encode_inputs(encoded, 8, overlap=True), expected, atol=2e-5)
+    np.testing.assert_allclose(emb.encode_inputs(encoded, 8, overlap=True, workers=1), expected, atol=2e-5)
 
     def always_oom(self, batch):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(type(emb), "forward", always_oom)
     with pytest.raises(UmarvelError, match="out of GPU memory with batch size 1"):
-        emb.encode(_records()[:2], batch_size=2)
+        emb.encode(_records()[:2], batch_size=2, workers=1)

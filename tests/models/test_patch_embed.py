@@ -1,12 +1,17 @@
-"""The matmul patch embedding equals transformers' Conv3d on every family."""
+"""The matmul patch embedding (normalised or raw uint8 patches) equals transformers' Conv3d on every family."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from tests.models.tiny_models import TINY_BACKBONES
-from umarvel_cli.models.patch_embed import linearize_patch_embed
+from tests.models.tiny_models import TINY_BACKBONES, random_image
+from umarvel_cli.models.patch_embed import (
+    accepts_raw_patches,
+    linearize_patch_embed,
+    restore_patch_embed,
+    set_raw_normalization,
+)
 
 
 @pytest.mark.parametrize("backbone", TINY_BACKBONES)
@@ -28,3 +33,35 @@ def test_linear_patch_embed_equals_conv3d(backbone, tiny_models):
     assert fast.shape == stock.shape == (37, pe.proj.weight.shape[0])
     torch.testing.assert_close(fast, stock, atol=1e-4, rtol=1e-4)
     assert "proj.weight" in dict(pe.named_parameters())  # weights unchanged, still saved as the conv's
+
+
+@pytest.mark.parametrize("backbone", TINY_BACKBONES)
+def test_raw_uint8_patches_equal_normalised_patches_through_the_conv3d(backbone, tiny_models):
+    """Folding rescale, normalisation and the temporal copies into the weights changes nothing."""
+    from umarvel_cli.models.image_processor import ImagePatcher, build_image_processor
+    from umarvel_cli.models.registry import get_family
+
+    fam = get_family(backbone)
+    model = fam.model_cls().from_pretrained(tiny_models[backbone])
+    pe = model.visual.patch_embed
+    with torch.no_grad():
+        pe.proj.weight.normal_(std=0.05)
+        if pe.proj.bias is not None:
+            pe.proj.bias.normal_()
+    patcher = ImagePatcher(build_image_processor(fam, 4 * fam.factor**2, 64 * fam.factor**2))
+    pixels = patcher.resize(random_image(3, 150, 97))
+    normalised = torch.from_numpy(patcher.patchify(pixels))
+    raw = torch.from_numpy(patcher.cut_raw(pixels))
+    assert raw.dtype == torch.uint8 and raw.shape == (normalised.shape[0], normalised.shape[1] // 2)
+    with torch.inference_mode():
+        stock = pe(normalised)
+    assert not accepts_raw_patches(model)
+    assert linearize_patch_embed(model) and set_raw_normalization(model, *patcher.normalization)
+    assert accepts_raw_patches(model)
+    with torch.inference_mode():
+        fast = pe(raw.float())  # the model casts pixel_values to its dtype before the patch embedding
+        again = pe(normalised)  # normalised rows still take the plain matmul
+    torch.testing.assert_close(fast, stock, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again, stock, atol=1e-5, rtol=1e-5)
+    restore_patch_embed(model)
+    assert not accepts_raw_patches(model)

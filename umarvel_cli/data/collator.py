@@ -26,20 +26,43 @@ class Collator:
         pad_to_multiple_of: int | None = None,
         patcher: Any = None,
         mrope_merge_size: int | None = None,
+        raw_pixels: bool = False,
     ) -> None:
         self.pad_token_id = pad_token_id
         self.image_token_id = image_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
         self.patcher = patcher  # patchifies items formatted with deferred pixels
         self.mrope_merge_size = mrope_merge_size  # set: also emit M-RoPE `position_ids` [3, B, L]
+        # Deferred images as raw uint8 patches [N, C*P*P] (a patch embedding that folds the
+        # normalisation in must consume them); a batch with precomputed pixels stays normalised.
+        self.raw_pixels = raw_pixels
+
+    def _resized(self, it: EncodedInput) -> np.ndarray:
+        """The item's resized uint8 image, decoded now when formatting deferred the decode."""
+        if it.resized is not None:
+            return it.resized
+        if it.lazy is None:
+            raise ValueError("an item with an image grid has no pixels, resized image or image to load")
+        return self.patcher.resize(it.lazy.load())
 
     def _pixels(self, items: Sequence[EncodedInput]) -> np.ndarray:
-        """All items' patches in one float32 block, deferred ones patchified straight into it."""
+        """All items' patches in one block, deferred ones cut straight into it.
+
+        float32 normalised [N, C*T*P*P] rows, or uint8 raw [N, C*P*P] rows with `raw_pixels`.
+        """
         sizes = [it.num_patches for it in items]
+        deferred = any(it.pixel_values is None for it in items)
+        if deferred and self.patcher is None:
+            raise ValueError("an item has deferred pixels but the collator has no patcher")
+        if self.raw_pixels and all(it.pixel_values is None for it in items):
+            out = np.empty((sum(sizes), self.patcher.raw_patch_dim), dtype=np.uint8)
+            start = 0
+            for it, n in zip(items, sizes, strict=True):
+                self.patcher.cut_raw(self._resized(it), out=out[start : start + n])
+                start += n
+            return out
         dims = {it.pixel_values.shape[1] for it in items if it.pixel_values is not None}
-        if any(it.pixel_values is None for it in items):
-            if self.patcher is None:
-                raise ValueError("an item has deferred pixels but the collator has no patcher")
+        if deferred:
             p = self.patcher
             dims.add(3 * p.temporal_patch_size * p.patch_size**2)
         if len(dims) != 1:
@@ -50,7 +73,7 @@ class Collator:
             if it.pixel_values is not None:
                 out[start : start + n] = it.pixel_values
             else:
-                self.patcher.patchify(it.resized, out=out[start : start + n])
+                self.patcher.patchify(self._resized(it), out=out[start : start + n])
             start += n
         return out
 

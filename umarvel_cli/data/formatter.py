@@ -47,6 +47,18 @@ class Record:
 
 
 @dataclass
+class LazyImage:
+    """An image whose size is known (read from its header) but whose pixels are decoded later."""
+
+    source: str | Path | Image.Image
+    item_id: str | None
+    size: tuple[int, int]  # (width, height)
+
+    def load(self) -> Image.Image:
+        return load_image(self.source, self.item_id)
+
+
+@dataclass
 class EncodedInput:
     """Model inputs of one item, image tokens already expanded; what the collator pads into batches."""
 
@@ -56,6 +68,8 @@ class EncodedInput:
     image_grid_thw: tuple[int, int, int] | None
     # With deferred pixels: the resized uint8 image; the collator patchifies it (8x less memory held).
     resized: np.ndarray | None = None
+    # With deferred decoding: the image still on disk; the collator decodes and resizes it.
+    lazy: LazyImage | None = None
 
     @property
     def length(self) -> int:
@@ -81,6 +95,21 @@ def load_image(image: str | Path | Image.Image, item_id: str | None = None) -> I
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise UmarvelError(f"unreadable image (item {item_id}): {e}", file=path, field="image") from e
+
+
+def peek_image(image: str | Path | Image.Image, item_id: str | None = None) -> LazyImage:
+    """The image's size from its header only (the file is checked to exist and be an image)."""
+    if isinstance(image, Image.Image):
+        return LazyImage(image, item_id, image.size)
+    path = Path(image)
+    if not path.is_file():
+        raise UmarvelError(f"image file not found (item {item_id})", file=path, field="image")
+    try:
+        with Image.open(path) as im:
+            size = im.size
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise UmarvelError(f"unreadable image (item {item_id}): {e}", file=path, field="image") from e
+    return LazyImage(path, item_id, size)
 
 
 class InputFormatter:
@@ -169,30 +198,40 @@ class InputFormatter:
         return self.encode_many([record], role)[0]
 
     def encode_many(
-        self, records: list[Record], role: Role, defer_pixels: bool = False
+        self, records: list[Record], role: Role, defer_pixels: bool = False, defer_decode: bool = False
     ) -> list[EncodedInput]:
         """`encode` for several records with one batched tokeniser call (same result, faster).
 
         `defer_pixels` keeps each image resized as uint8 and leaves normalising and patch cutting to
-        the collator, so a large chunk of formatted items stays small in memory.
+        the collator, so a large chunk of formatted items stays small in memory. `defer_decode`
+        (implies it) reads only image headers here (size, hence token count) and leaves decoding and
+        resizing to the collator too, which can then run beside the model; a file whose header
+        reads but whose body is corrupt then fails when its batch is collated.
         """
-        images: list[Image.Image | None] = []
+        defer_pixels = defer_pixels or defer_decode
+        images: list[Image.Image | LazyImage | None] = []
         for r in records:  # checks and image loading in record order: the first bad item is reported
             self.validate(r)
-            needs_image = "image" in r.resolved_modality()
-            images.append(load_image(r.image, r.id) if needs_image and r.image is not None else None)
+            needs_image = "image" in r.resolved_modality() and r.image is not None
+            if not needs_image:
+                images.append(None)
+            else:
+                images.append(peek_image(r.image, r.id) if defer_decode else load_image(r.image, r.id))
         texts = [self.render(r, role) for r in records]
         ids_list = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out = []
         for record, image, ids in zip(records, images, ids_list, strict=True):
-            pixel_values = grid = resized = None
+            pixel_values = grid = resized = lazy = None
             ids_arr = np.asarray(ids, dtype=np.int64)
-            if image is not None:
+            if isinstance(image, LazyImage):
+                lazy, grid = image, self.patcher.grid(*image.size)
+            elif image is not None:
                 resized = self.patcher.resize(image)
                 p = self.patcher.patch_size
                 grid = (1, resized.shape[0] // p, resized.shape[1] // p)
                 if not defer_pixels:
                     pixel_values, resized = self.patcher.patchify(resized), None
+            if grid is not None:
                 n_tokens = grid[0] * grid[1] * grid[2] // (self.merge_size**2)
                 pos = np.flatnonzero(ids_arr == self.image_pad_id)
                 if pos.size != 1:
@@ -204,7 +243,8 @@ class InputFormatter:
                 ids_arr = np.concatenate(
                     [ids_arr[:p], np.full(n_tokens, self.image_pad_id, dtype=np.int64), ids_arr[p + 1 :]]
                 )
-            out.append(EncodedInput(ids_arr, self._instruction_span(ids_arr), pixel_values, grid, resized))
+            span = self._instruction_span(ids_arr)
+            out.append(EncodedInput(ids_arr, span, pixel_values, grid, resized, lazy))
         return out
 
     def _instruction_span(self, ids: np.ndarray) -> tuple[int, int] | None:

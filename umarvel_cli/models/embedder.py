@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,11 @@ from umarvel_cli.data.formatter import EncodedInput, InputFormatter, Record, Rol
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import set_attention
 from umarvel_cli.models.image_processor import build_image_processor
-from umarvel_cli.models.patch_embed import linearize_patch_embed
+from umarvel_cli.models.patch_embed import (
+    accepts_raw_patches,
+    linearize_patch_embed,
+    set_raw_normalization,
+)
 from umarvel_cli.models.pooling import pool
 from umarvel_cli.models.registry import (
     Family,
@@ -36,6 +40,8 @@ from umarvel_cli.models.tokenizer import ensure_tokens
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
 DEFAULT_TOKENS_PER_ITEM = 128
+# CPU batches embedded at once (each holds its activations: bounded for large models)
+MAX_CPU_WORKERS = 4
 MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
 
 
@@ -91,14 +97,21 @@ class Embedder(nn.Module):
             torch.tensor(float(config.log_temperature), dtype=torch.float32), requires_grad=False
         )
         self.formatter = InputFormatter(tokenizer, image_processor, config)
-        self.collator = Collator(
-            tokenizer.pad_token_id,
+        self.collator = self._make_collator(raw_pixels=False)
+        # inference batches: images as raw uint8 patches, normalisation folded into the patch embedding
+        self.raw_collator = self._make_collator(raw_pixels=True)
+        set_attention(self.backbone, config.attention)
+        if linearize_patch_embed(self.backbone):
+            set_raw_normalization(self.backbone, *self.formatter.patcher.normalization)
+
+    def _make_collator(self, raw_pixels: bool) -> Collator:
+        return Collator(
+            self.tokenizer.pad_token_id,
             self.formatter.image_pad_id,
             patcher=self.formatter.patcher,
-            mrope_merge_size=self.family.merge_size if config.position_ids == "mrope" else None,
+            mrope_merge_size=self.family.merge_size if self.config.position_ids == "mrope" else None,
+            raw_pixels=raw_pixels,
         )
-        set_attention(self.backbone, config.attention)
-        linearize_patch_embed(self.backbone)
 
     # -- loading and saving -----------------------------------------------------------------------
     @classmethod
@@ -223,13 +236,18 @@ class Embedder(nn.Module):
         batch_size: int = 32,
         role: Role = "query",
         chunk_size: int = 1024,
+        workers: int | None = None,
     ) -> np.ndarray:
-        """Embeddings [N, d] float32 in input order. Records are formatted once, in chunks."""
+        """Embeddings [N, d] float32 in input order. Records are formatted once, in chunks.
+
+        Formatting reads only image headers; images are decoded and resized per batch by the
+        collator, beside the model (see `encode_inputs`).
+        """
         records = list(records)
         out = np.zeros((len(records), self.dim), dtype=np.float32)
         for start in range(0, len(records), chunk_size):
-            encoded = self.formatter.encode_many(records[start : start + chunk_size], role, defer_pixels=True)
-            out[start : start + len(encoded)] = self.encode_inputs(encoded, batch_size)
+            encoded = self.formatter.encode_many(records[start : start + chunk_size], role, defer_decode=True)
+            out[start : start + len(encoded)] = self.encode_inputs(encoded, batch_size, workers=workers)
         return out
 
     def encode_inputs(
@@ -239,49 +257,108 @@ class Embedder(nn.Module):
         on_batch: Callable[[int], None] | None = None,
         max_tokens: int | None = None,
         overlap: bool | None = None,
+        workers: int | None = None,
     ) -> np.ndarray:
         """Embed formatted items in length-bucketed batches under inference_mode, in input order.
 
-        On GPU the next batch is collated (padding, patch cutting) in a background thread while the
-        model runs the current one (`overlap`; default: on GPU only, on CPU the cores run the model).
-        On CUDA out-of-memory the failing batch is split in two and retried.
+        On CPU, `workers` batches run at once (default: one per torch thread, at most
+        MAX_CPU_WORKERS), each with torch threads // workers intra-op threads: a small model's ops
+        are too small to keep several cores busy alone, and one batch's image decoding and
+        collation then runs beside another batch's model compute.
+        On GPU (or with one worker) batches run one by one; the next batch is collated in a
+        background thread while the model runs the current one (`overlap`; default: on GPU only),
+        and on CUDA out-of-memory the failing batch is split in two and retried.
         """
+        batches = plan_batches(items, max(1, batch_size), max_tokens)
+        collator = self.raw_collator if accepts_raw_patches(self.backbone) else self.collator
+        if workers is None:
+            workers = 1 if self.device.type != "cpu" else min(torch.get_num_threads(), MAX_CPU_WORKERS)
+        was_training = self.training
+        self.eval()
+        try:
+            if workers > 1 and self.device.type == "cpu":
+                return self._encode_parallel(items, batches, collator, workers, on_batch)
+            overlap = self.device.type == "cuda" if overlap is None else overlap
+            return self._encode_sequential(items, batches, collator, overlap, on_batch)
+        finally:
+            self.train(was_training)
+
+    def _embed_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        with torch.inference_mode():  # thread-local: entered in the thread that runs the batch
+            return self.forward(batch).float().cpu().numpy()
+
+    def _encode_parallel(
+        self,
+        items: Sequence[EncodedInput],
+        batches: list[list[int]],
+        collator: Collator,
+        workers: int,
+        on_batch: Callable[[int], None] | None,
+    ) -> np.ndarray:
+        """CPU: `workers` threads each collate and embed whole batches (torch ops release the GIL)."""
         out = np.zeros((len(items), self.dim), dtype=np.float32)
-        queue = deque(plan_batches(items, max(1, batch_size), max_tokens))
+        threads = torch.get_num_threads()
+
+        def job(idx: list[int]) -> list[int]:
+            out[idx] = self._embed_batch(collator([items[i] for i in idx]))
+            return idx
+
+        # worker threads take their intra-op thread count from this setting when they first run an op
+        torch.set_num_threads(max(1, threads // workers))
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(job, idx) for idx in batches]
+                try:
+                    for future in as_completed(futures):
+                        idx = future.result()
+                        if on_batch is not None:
+                            on_batch(len(idx))
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+        finally:
+            torch.set_num_threads(threads)
+        return out
+
+    def _encode_sequential(
+        self,
+        items: Sequence[EncodedInput],
+        batches: list[list[int]],
+        collator: Collator,
+        overlap: bool,
+        on_batch: Callable[[int], None] | None,
+    ) -> np.ndarray:
+        """One batch at a time (GPU); splits a batch in two on CUDA out-of-memory."""
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        queue = deque(batches)
         ahead: dict[tuple[int, ...], Future] = {}
 
         def collate(idx: list[int]) -> dict[str, torch.Tensor]:
             future = ahead.pop(tuple(idx), None)
-            return future.result() if future is not None else self.collator([items[i] for i in idx])
+            return future.result() if future is not None else collator([items[i] for i in idx])
 
-        overlap = self.device.type == "cuda" if overlap is None else overlap
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.inference_mode(), ThreadPoolExecutor(max_workers=1) as pool:
-                while queue:
-                    idx = queue.popleft()
-                    batch = collate(idx)
-                    if overlap and queue and tuple(queue[0]) not in ahead:
-                        ahead[tuple(queue[0])] = pool.submit(self.collator, [items[i] for i in queue[0]])
-                    try:
-                        vecs = self.forward(batch)
-                    except torch.cuda.OutOfMemoryError as e:
-                        if len(idx) == 1:
-                            raise UmarvelError(
-                                "out of GPU memory with batch size 1",
-                                expected="a smaller max_pixels or text_token_budget in umarvel.json",
-                            ) from e
-                        del batch
-                        torch.cuda.empty_cache()
-                        half = len(idx) // 2
-                        queue.extendleft([idx[half:], idx[:half]])
-                        continue
-                    out[idx] = vecs.float().cpu().numpy()
-                    if on_batch is not None:
-                        on_batch(len(idx))
-        finally:
-            self.train(was_training)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            while queue:
+                idx = queue.popleft()
+                batch = collate(idx)
+                if overlap and queue and tuple(queue[0]) not in ahead:
+                    ahead[tuple(queue[0])] = pool.submit(collator, [items[i] for i in queue[0]])
+                try:
+                    out[idx] = self._embed_batch(batch)
+                except torch.cuda.OutOfMemoryError as e:
+                    if len(idx) == 1:
+                        raise UmarvelError(
+                            "out of GPU memory with batch size 1",
+                            expected="a smaller max_pixels or text_token_budget in umarvel.json",
+                        ) from e
+                    del batch
+                    torch.cuda.empty_cache()
+                    half = len(idx) // 2
+                    queue.extendleft([idx[half:], idx[:half]])
+                    continue
+                if on_batch is not None:
+                    on_batch(len(idx))
         return out
 
     def similarity(self, q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,33 @@ class ImagePatcher:
             dst[:, :, :, :, :, k] = src
         return out
 
+    @property
+    def normalization(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel (mul, add) with normalised = uint8 * mul + add (what raw patches fold in)."""
+        return self._mul, self._add
+
+    @property
+    def raw_patch_dim(self) -> int:
+        """Row width of `cut_raw`: one frame's C*P*P uint8 values."""
+        return 3 * self.patch_size**2
+
+    def cut_raw(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Cut a resized uint8 [H, W, C] image into [h*w, C*P*P] uint8 rows, patch order as `patchify`.
+
+        No rescale, no normalisation, one temporal frame: the linearised patch embedding folds those
+        into its weights (`models.patch_embed`), so this is a single byte copy.
+        """
+        p, m = self.patch_size, self.merge_size
+        gh, gw, c = pixels.shape[0] // p, pixels.shape[1] // p, pixels.shape[2]
+        if out is None:
+            out = np.empty((gh * gw, c * p * p), dtype=np.uint8)
+        src = pixels.reshape(gh // m, m, p, gw // m, m, p, c).transpose(0, 3, 1, 4, 6, 2, 5)
+        dst = out.reshape(gh // m, gw // m, m, m, c, p, p)
+        if not np.shares_memory(dst, out):
+            raise ValueError("cut_raw needs a C-contiguous output block")
+        dst[...] = src
+        return out
+
     def __call__(self, image: Any) -> tuple[np.ndarray, tuple[int, int, int]]:
         """(pixel_values [t*h*w, C*T*P*P] float32, grid (t, h, w)) of one RGB PIL image."""
         pixels = self.resize(image)
