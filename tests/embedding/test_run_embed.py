@@ -211,3 +211,15 @@ def test_cli_embed_and_one_line_errors(tiny_models, embed_tables, tmp_path):
     assert not (tmp_path / "x").exists()  # nothing half-written
     res = runner.invoke(app, [*args, "--side", "queries", "--dtype", "int8", "--out", str(tmp_path / "y")])
     assert res.exit_code == 2 and "unknown --dtype 'int8'" in res.output
+
+
+def test_a_corrupt_image_body_fails_the_run_when_decoded_per_batch(tiny_models, tmp_path):
+    """on_error=fail reads only headers while formatting; a body that does not decode fails later,
+    with the same one-line error and no manifest."""
+    data = build_tables(tmp_path / "data")
+    for png in (data / "images").glob("*.png"):
+        raw = png.read_bytes()
+        png.write_bytes(raw[: len(raw) * 2 // 3])  # the header still reads
+    with pytest.raises(UmarvelError, match=r"unreadable image \(item .*\)"):
+        run_embed(tiny_models[MODEL], data, "test", "candidates", tmp_path / "out")
+    assert read_manifest(tmp_path / "out") is None

@@ -64,9 +64,18 @@ class ShareState:
 def format_chunk(
     formatter: InputFormatter, records: list[Record], role: Role, on_error: str
 ) -> tuple[list[Record], list[EncodedInput], list[list[str]]]:
-    """Format a chunk; with on_error=skip, bad items are dropped and reported as [id, reason]."""
+    """Format a chunk; with on_error=skip, bad items are dropped and reported as [id, reason].
+
+    With on_error=fail only image headers are read here and the pixels are decoded per batch
+    beside the model (a corrupt image body then fails there, with the same message); skipping
+    needs every image decoded here, so a bad one is dropped before the chunk is embedded.
+    """
     try:
-        return records, formatter.encode_many(records, role, defer_pixels=True), []
+        return (
+            records,
+            formatter.encode_many(records, role, defer_pixels=True, defer_decode=on_error == "fail"),
+            [],
+        )
     except UmarvelError:
         if on_error == "fail":
             raise
