@@ -78,7 +78,8 @@ def test_killed_stage_resumes_to_the_same_model(tiny_model, demo_pairs, demo_tab
 
 
 def test_progressive_chain_records_each_init_and_resumes(tiny_model, demo_pairs, demo_tables, tmp_path):
-    req = _req("progressive", tiny_model, tmp_path / "run", demo_pairs, demo_tables, ["max_steps=2"])
+    sets = ["max_steps=2", "mbeir.batching=task"]  # task-homogeneous batches in the mbeir stage
+    req = _req("progressive", tiny_model, tmp_path / "run", demo_pairs, demo_tables, sets)
     results = run_progressive(req, demo_pairs["nli"], demo_pairs["caption"])
     assert [r.stage for r in results] == ["nli", "caption", "mbeir"]
     assert all(r.status == "fresh" for r in results)
@@ -88,6 +89,7 @@ def test_progressive_chain_records_each_init_and_resumes(tiny_model, demo_pairs,
     assert cap.extra["init_model"] == str(tmp_path / "run" / "nli" / "model")
     assert cap.params["config"]["bidirectional"] and not nli.params["config"]["bidirectional"]
     assert mb.params["config"]["learn_temperature"] and mb.params["config"]["instruction"] == "random"
+    assert mb.params["config"]["batching"] == "task" and nli.params["config"]["batching"] == "mixed"
     # mbeir learned its temperature and stored it with the merged model
     saved = json.loads((tmp_path / "run" / "mbeir" / "model" / "umarvel.json").read_text())
     assert saved["temperature"] == pytest.approx(mb.extra["temperature"], rel=1e-5)
