@@ -7,6 +7,7 @@ an interrupted one, and redoes everything downstream of a stage that changed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from umarvel_cli.training.config import STAGES
@@ -19,27 +20,22 @@ from umarvel_cli.training.stages import (
 )
 
 
+def _stage_request(
+    req: StageRequest, stage: str, model: Path, nli_pairs: Path | None, caption_pairs: Path | None
+) -> StageRequest:
+    """The chain request narrowed to one stage: its own output folder, init model and pairs table."""
+    pairs = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}.get(stage)
+    return replace(req, stage=stage, model=Path(model), out=Path(req.out) / stage, pairs=pairs)
+
+
 def run_progressive(
     req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None, on_step=None
 ) -> list[StageResult]:
     """nli → caption → mbeir under `req.out/<stage>`, each from the previous stage's merged model."""
-    sources = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}
     results = []
     init = Path(req.model)
     for stage in STAGES:
-        sub = StageRequest(
-            stage=stage,
-            model=init,
-            out=Path(req.out) / stage,
-            data=req.data,
-            pairs=sources.get(stage),
-            profile=req.profile,
-            config_file=req.config_file,
-            sets=req.sets,
-            force=req.force,
-            device=req.device,
-        )
-        result = run_stage(sub, on_step=on_step)
+        result = run_stage(_stage_request(req, stage, init, nli_pairs, caption_pairs), on_step=on_step)
         results.append(result)
         init = result.out
     return results
@@ -48,22 +44,10 @@ def run_progressive(
 def describe_progressive(req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None) -> list[dict]:
     """Dry run of the chain; later stages start from models that may not exist yet, so they are
     described against the first stage's init model."""
-    sources = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}
-    out = []
-    for stage in STAGES:
-        sub = StageRequest(
-            stage=stage,
-            model=Path(req.model),
-            out=Path(req.out) / stage,
-            data=req.data,
-            pairs=sources.get(stage),
-            profile=req.profile,
-            config_file=req.config_file,
-            sets=req.sets,
-            device=req.device,
-        )
-        out.append(describe_stage(sub))
-    return out
+    dry = replace(req, force=False)
+    return [
+        describe_stage(_stage_request(dry, stage, req.model, nli_pairs, caption_pairs)) for stage in STAGES
+    ]
 
 
 def train_progressive(
