@@ -20,7 +20,7 @@ from torch import nn
 from umarvel_cli.data.collator import Collator
 from umarvel_cli.data.formatter import EncodedInput, InputFormatter, Record, Role
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.models.attention import set_attention
+from umarvel_cli.models.attention import language_model, set_attention
 from umarvel_cli.models.image_processor import build_image_processor
 from umarvel_cli.models.patch_embed import (
     accepts_raw_patches,
@@ -216,6 +216,14 @@ class Embedder(nn.Module):
         if bool(inputs["attention_mask"].all()):
             # No padding: no mask to build; attention stays bidirectional through is_causal=False.
             inputs["attention_mask"] = None
+        elif (
+            self.config.attention != "causal"
+            and language_model(self.backbone).config._attn_implementation == "sdpa"
+        ):
+            # Bidirectional with padding: every query sees exactly the batch row's real keys, so a
+            # [B, 1, 1, L] key mask that SDPA broadcasts equals transformers' [B, 1, L, L] one
+            # (a 4-D mask is used as given) without building L x L entries per row.
+            inputs["attention_mask"] = inputs["attention_mask"].bool()[:, None, None, :]
         inputs["use_cache"] = False
         return inputs
 
