@@ -197,8 +197,8 @@ def test_killed_prepare_resumes_to_identical_tables(tiny_root, prepared, tmp_pat
     real_write = shards._atomic_write_table
     written = []
 
-    def write_then_die(data, path):
-        real_write(data, path)
+    def write_then_die(data, path, *args):
+        real_write(data, path, *args)
         written.append(path)
         if len(written) == kill_after:
             raise KeyboardInterrupt  # killed between two shards
