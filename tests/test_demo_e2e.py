@@ -36,6 +36,8 @@ def test_every_step_runs_and_every_model_is_scored(demo_run):
     assert all(0.0 <= s <= 1.0 for s in result.scores.values())
     report = (out / "report.md").read_text()
     assert "| mbeir |" in report and "not in this release" in report
+    assert (out / "progression.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "eval" / "mbeir" / "metrics.json").is_file()
     assert json.loads((out / "demo_scores.json").read_text()) == pytest.approx(result.scores)
 
 

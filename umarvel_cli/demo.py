@@ -136,8 +136,17 @@ def write_demo_report(result: DemoResult) -> Path:
             "|---|---|",
         ]
         lines += [f"| {label} | {score:.4f} |" for label, score in result.scores.items()]
-    path = result.out / "report.md"
     result.out.mkdir(parents=True, exist_ok=True)
+    if result.scores:
+        from umarvel_cli.metrics.chart import bar_chart
+
+        chart = bar_chart(
+            "Average UniIR Recall@k after each stage (demo, local pools)", list(result.scores.items())
+        )
+        chart.save(result.out / "progression.png")
+        lines += ["", "![average recall after each stage](progression.png)"]
+        lines += ["", "Per-task tables, CSVs and charts of each model: `eval/<model>/report.md`."]
+    path = result.out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     (result.out / "demo_scores.json").write_text(json.dumps(result.scores, indent=2) + "\n")
     return path
