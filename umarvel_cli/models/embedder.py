@@ -218,11 +218,13 @@ class Embedder(nn.Module):
             inputs["attention_mask"] = None
         elif (
             self.config.attention != "causal"
+            and "position_ids" in inputs
             and language_model(self.backbone).config._attn_implementation == "sdpa"
         ):
             # Bidirectional with padding: every query sees exactly the batch row's real keys, so a
             # [B, 1, 1, L] key mask that SDPA broadcasts equals transformers' [B, 1, L, L] one
-            # (a 4-D mask is used as given) without building L x L entries per row.
+            # (a 4-D mask is used as given) without building L x L entries per row. Only with
+            # positions given: transformers derives missing M-RoPE positions from a 2-D mask.
             inputs["attention_mask"] = inputs["attention_mask"].bool()[:, None, None, :]
         inputs["use_cache"] = False
         return inputs
