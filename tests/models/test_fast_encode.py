@@ -45,9 +45,12 @@ def test_fast_encode_equals_one_item_at_a_time_through_forward(backbone, tiny_em
         got = emb.encode(jpeg_records, batch_size=4, role="candidate", workers=workers)
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
         assert torch.get_num_threads() == threads  # the workers' thread setting is undone
+    # one batch at a time, the next decoded in a background thread (what runs on GPU)
+    encoded = emb.formatter.encode_many(jpeg_records, "candidate", defer_decode=True)
+    got = emb.encode_inputs(encoded, batch_size=4, overlap=True, workers=1)
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
     # the raw pixels really are what the fast path feeds the model
-    encoded = emb.formatter.encode_many(jpeg_records[:2], "candidate", defer_decode=True)
-    assert emb.raw_collator(encoded)["pixel_values"].dtype == torch.uint8
+    assert emb.raw_collator(encoded[:2])["pixel_values"].dtype == torch.uint8
 
 
 def test_parallel_encode_reports_every_batch_and_propagates_errors(tiny_embedders, jpeg_records, tmp_path):
