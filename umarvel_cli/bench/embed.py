@@ -42,6 +42,8 @@ from umarvel_cli.bench import BenchResult
 SIZES = {"quick": 96, "default": 320}
 GPU_SIZES = {"quick": 256, "default": 1024}
 BATCH_SIZE = 32
+# naive CPU time with N threads over its one-thread CPU time above which the box was contended
+CONTENTION_LIMIT = 1.5
 WORDS = [
     "a",
     "the",
@@ -294,7 +296,22 @@ def run_cpu(size: str) -> BenchResult:
         f"LLM tokens real {r['real_tokens']:,}, padded naive {r['naive_padded']:,} / ours {r['ours_padded']:,})"
     )
     main = extra.pop(threads)
-    return BenchResult("embed", summary, rows, {**main, "single_thread": extra.get(1), "load_average": load})
+    contended = None
+    if threads > 1:
+        # a multi-threaded op whose threads wait on a descheduled peer burns CPU: far more CPU time
+        # than one thread for the same naive work means other jobs took the cores during the run
+        contended = results[threads]["cpu_naive"] / results[1]["cpu_naive"]
+        if contended > CONTENTION_LIMIT:
+            summary += (
+                f" | WARNING: the naive loop used {contended:.1f}x its one-thread CPU time with "
+                f"{threads} threads: other jobs held the cores, the {threads}-thread ratio is not valid"
+            )
+    return BenchResult(
+        "embed",
+        summary,
+        rows,
+        {**main, "single_thread": extra.get(1), "load_average": load, "naive_cpu_inflation": contended},
+    )
 
 
 def qwen2_vl_2b_config(vocab_size: int = 151_936) -> Any:
