@@ -10,9 +10,10 @@ from safetensors.torch import load_file
 
 from umarvel_cli.artifacts.manifest import fingerprint, read_manifest
 from umarvel_cli.training.progressive import run_progressive, train_progressive
-from umarvel_cli.training.stages import StageRequest, resolve_model_dir, run_stage
+from umarvel_cli.training.stages import ADAPTER_DIR, StageRequest, resolve_model_dir, run_stage
 
-FAST = ["batch_size=8", "max_steps=4", "save_every=2", "lora_rank=4", "lora_alpha=8"]
+# LoRA on (the demo profile fine-tunes every weight) so these tests cover the adapter path
+FAST = ["batch_size=8", "max_steps=4", "save_every=2", "lora=true", "lora_rank=4", "lora_alpha=8"]
 
 
 def _req(stage, model, out, demo_pairs, demo_tables, sets=()):
@@ -53,6 +54,25 @@ def test_nli_stage_writes_merged_model_adapter_and_manifest(tiny_model, demo_pai
     again = _req("nli", tiny_model, out, demo_pairs, demo_tables, ["gradient_checkpointing=true"])
     assert run_stage(again).status == "up_to_date"
     assert resolve_model_dir(out) == out / "model"
+
+
+def test_demo_profile_fine_tunes_every_weight_without_adapter(tiny_model, demo_pairs, demo_tables, tmp_path):
+    out = tmp_path / "caption"
+    sets = ["batch_size=8", "max_steps=2", "save_every=2"]
+    req = StageRequest(
+        stage="caption", model=tiny_model, out=out, data=demo_tables, pairs=demo_pairs["caption"],
+        profile="demo", sets=sets, device="cpu",
+    )  # fmt: skip
+    run_stage(req)
+    assert read_manifest(out).params["config"]["lora"] is False
+    assert not (out / ADAPTER_DIR).exists()
+    before, after = (
+        load_file(tiny_model / "model.safetensors"),
+        load_file(out / "model" / "model.safetensors"),
+    )
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    # language model and vision tower both moved (LoRA would leave norms untouched)
+    assert any("visual" in k for k in changed) and any("norm" in k for k in changed)
 
 
 def test_killed_stage_resumes_to_the_same_model(tiny_model, demo_pairs, demo_tables, tmp_path):
