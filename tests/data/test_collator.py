@@ -41,3 +41,15 @@ def test_text_only_batch_has_no_pixels_and_pad_to_multiple():
     b = Collator(PAD, IMG, pad_to_multiple_of=8)([_item([1, 2, 3])])
     assert "pixel_values" not in b and b["input_ids"].shape == (1, 8)
     assert b["attention_mask"].sum() == 3 and not b["mm_token_type_ids"].any()
+
+
+def test_content_span_limits_the_pool_mask_and_still_drops_the_instruction():
+    ids = [1, 2, 5, 6, IMG, 7, 3, 4]
+    plain = EncodedInput(np.asarray(ids, dtype=np.int64), (2, 4), None, None)
+    content = EncodedInput(np.asarray(ids, dtype=np.int64), (2, 4), None, None, content_span=(2, 6))
+    b = Collator(PAD, IMG)([plain, content, _item([1, 2])])
+    assert b["pool_mask"].tolist() == [
+        [True, True, False, False, True, True, True, True],
+        [False, False, False, False, True, True, False, False],
+        [True, True, False, False, False, False, False, False],
+    ]

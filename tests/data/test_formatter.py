@@ -179,3 +179,54 @@ def test_deferred_decoding_reports_missing_files_early_and_corrupt_bodies_when_c
     lazy = formatter.encode_many([Record("t", None, truncated)], "candidate", defer_decode=True)
     with pytest.raises(UmarvelError, match=r"unreadable image \(item t\)"):
         Collator(0, formatter.image_pad_id, patcher=formatter.patcher)(lazy)
+
+
+@pytest.fixture(scope="module")
+def content_formatter(formatter) -> InputFormatter:
+    cfg = UmarvelConfig(**{**formatter.config.to_dict(), "pool_tokens": "content"})
+    return InputFormatter(formatter.tokenizer, formatter.image_processor, cfg)
+
+
+def _pooled_ids(formatter: InputFormatter, records: list[Record], role: str) -> list[list[int]]:
+    from umarvel_cli.data.collator import Collator
+
+    batch = Collator(formatter.tokenizer.pad_token_id, formatter.image_pad_id)(
+        formatter.encode_many(records, role)
+    )
+    return [ids[mask].tolist() for ids, mask in zip(batch["input_ids"], batch["pool_mask"], strict=True)]
+
+
+def test_content_pooling_covers_exactly_the_image_and_text_tokens(content_formatter):
+    f = content_formatter
+    tok = f.tokenizer
+    img = Image.new("RGB", (56, 56), (9, 9, 9))
+    recs = [Record("q", "a red bus", img, "find an image"), Record("c", "a red bus"), Record("i", None, img)]
+    pooled = _pooled_ids(f, recs, "query")
+    text = tok("A red bus.", add_special_tokens=False)["input_ids"]
+    n_img = 56 * 56 // (28 * 28)
+    vision = (
+        [tok.convert_tokens_to_ids("<|vision_start|>")]
+        + [f.image_pad_id] * n_img
+        + [tok.convert_tokens_to_ids("<|vision_end|>")]
+    )
+    space = tok(" ", add_special_tokens=False)["input_ids"]
+    assert pooled[0] == vision + space + text  # instruction span out, the space after it stays
+    assert pooled[1] == text
+    assert pooled[2] == vision
+    template = {tok.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>", "<emb>")}
+    for p in pooled:
+        assert not template & set(p) and f.inst_start_id not in p and f.inst_end_id not in p
+        assert tok.pad_token_id not in p
+
+
+def test_all_pooling_is_unchanged_and_sets_no_content_span(formatter, content_formatter):
+    recs = [Record("q", "a red bus", Image.new("RGB", (56, 56)), "find"), Record("c", "words")]
+    plain = formatter.encode_many(recs, "query")
+    assert all(e.content_span is None for e in plain)
+    content = content_formatter.encode_many(recs, "query")
+    for a, b in zip(plain, content, strict=True):
+        assert np.array_equal(a.input_ids, b.input_ids) and a.instruction_span == b.instruction_span
+    pooled = _pooled_ids(formatter, recs, "query")
+    full = formatter.encode(recs[1], "query").input_ids.tolist()
+    assert pooled[1] == full  # "all": every non-pad token of a record without instruction
+    assert formatter.tokenizer.decode(pooled[0]).startswith(SYSTEM)

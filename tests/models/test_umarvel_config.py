@@ -25,6 +25,7 @@ def test_defaults_and_round_trip(tmp_path):
     "change, message",
     [
         ({"pooling": "max"}, "unknown pooling 'max'"),
+        ({"pool_tokens": "text"}, "unknown pool_tokens 'text'"),
         ({"attention": "sliding"}, "unknown attention 'sliding'"),
         ({"position_ids": "alibi"}, "unknown position_ids 'alibi'"),
         ({"family": "llava"}, "unknown family 'llava'"),
@@ -46,3 +47,13 @@ def test_unknown_or_missing_keys_name_the_file(tmp_path):
     (tmp_path / "umarvel.json").write_text("{not json")
     with pytest.raises(UmarvelError, match="unreadable JSON"):
         UmarvelConfig.load(tmp_path)
+
+
+def test_pool_tokens_defaults_to_all_and_round_trips(tmp_path):
+    assert UmarvelConfig(family="qwen2-vl").pool_tokens == "all"
+    UmarvelConfig(family="qwen2-vl", pool_tokens="content").save(tmp_path)
+    assert json.loads((tmp_path / "umarvel.json").read_text())["pool_tokens"] == "content"
+    assert UmarvelConfig.load(tmp_path).pool_tokens == "content"
+    # folders written before the option existed load as "all" (unchanged embeddings)
+    (tmp_path / "umarvel.json").write_text(json.dumps({"family": "qwen2-vl"}))
+    assert UmarvelConfig.load(tmp_path).pool_tokens == "all"

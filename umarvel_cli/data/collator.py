@@ -1,7 +1,8 @@
 """Our own collator: pads formatted items into one batch (the stock processor needs torchvision).
 
 It emits what transformers 5 needs for Qwen-VL (`mm_token_type_ids` whenever images are present)
-plus `pool_mask`: the tokens mean pooling averages (non-pad, outside the instruction span).
+plus `pool_mask`: the tokens mean pooling averages (non-pad, outside the instruction span, and
+inside the item's `content_span` when the formatter set one, i.e. `pool_tokens: "content"`).
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ class Collator:
             n = it.length
             ids[i, :n] = it.input_ids
             attention[i, :n] = 1
-            pool[i, :n] = True
+            if it.content_span is None:
+                pool[i, :n] = True
+            else:
+                pool[i, it.content_span[0] : it.content_span[1]] = True
             if positions is not None:
                 grids = [it.image_grid_thw] if it.image_grid_thw is not None else []
                 positions[:, i, :n] = mrope_positions(

@@ -70,6 +70,9 @@ class EncodedInput:
     resized: np.ndarray | None = None
     # With deferred decoding: the image still on disk; the collator decodes and resizes it.
     lazy: LazyImage | None = None
+    # With `pool_tokens: "content"`: [start, end) of the user turn's content (image and text, the
+    # instruction span inside it); the collator pools only there. None = pool every non-pad token.
+    content_span: tuple[int, int] | None = None
 
     @property
     def length(self) -> int:
@@ -124,6 +127,11 @@ class InputFormatter:
         self.image_pad_id = tokenizer.convert_tokens_to_ids("<|image_pad|>")
         self.inst_start_id = tokenizer.convert_tokens_to_ids(config.instruction_start)
         self.inst_end_id = tokenizer.convert_tokens_to_ids(config.instruction_end)
+        self.turn_start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
+        self.turn_end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.user_header_ids = np.asarray(
+            tokenizer("user\n", add_special_tokens=False)["input_ids"], dtype=np.int64
+        )
 
     # -- text -------------------------------------------------------------------------------------
     def _clean(self, text: str) -> str:
@@ -244,8 +252,31 @@ class InputFormatter:
                     [ids_arr[:p], np.full(n_tokens, self.image_pad_id, dtype=np.int64), ids_arr[p + 1 :]]
                 )
             span = self._instruction_span(ids_arr)
-            out.append(EncodedInput(ids_arr, span, pixel_values, grid, resized, lazy))
+            content = self._content_span(ids_arr, record.id) if self.pools_content else None
+            out.append(EncodedInput(ids_arr, span, pixel_values, grid, resized, lazy, content))
         return out
+
+    @property
+    def pools_content(self) -> bool:
+        return self.config.pool_tokens == "content"
+
+    def _content_span(self, ids: np.ndarray, item_id: str) -> tuple[int, int]:
+        """Token span of the user turn's content: after `<|im_start|>user\\n`, before its `<|im_end|>`."""
+        starts = np.flatnonzero(ids == self.turn_start_id)
+        h = self.user_header_ids
+        for s in starts:
+            head = ids[s + 1 : s + 1 + h.size]
+            if head.size == h.size and np.array_equal(head, h):
+                begin = int(s) + 1 + h.size
+                ends = np.flatnonzero(ids[begin:] == self.turn_end_id)
+                if ends.size and ends[0] > 0:
+                    return begin, begin + int(ends[0])
+                break
+        raise UmarvelError(
+            f"cannot locate the user turn's content in the rendered chat (item {item_id})",
+            field="pool_tokens",
+            expected="<|im_start|>user\\n ... <|im_end|> with non-empty content, or pool_tokens 'all'",
+        )
 
     def _instruction_span(self, ids: np.ndarray) -> tuple[int, int] | None:
         starts = np.flatnonzero(ids == self.inst_start_id)

@@ -19,6 +19,7 @@ from umarvel_cli.errors import UmarvelError
 CONFIG_NAME = "umarvel.json"
 FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
 POOLINGS = ("mean", "last")
+POOL_TOKENS = ("all", "content")
 ATTENTIONS = ("bidirectional", "causal")
 POSITION_MODES = ("mrope", "sequential")
 DEFAULT_TEMPERATURE = 0.05
@@ -31,6 +32,10 @@ class UmarvelConfig:
 
     family: str
     pooling: str = "mean"
+    # Which tokens mean pooling averages: "all" = the whole rendered chat (the U-MARVEL release),
+    # "content" = only the user turn's image and text (system prompt, role and assistant tokens out).
+    # The instruction span and padding are excluded either way.
+    pool_tokens: str = "all"
     attention: str = "bidirectional"
     position_ids: str = "mrope"
     instruction_start: str = "<instruction_start>"
@@ -52,6 +57,7 @@ class UmarvelConfig:
         checks = [
             ("family", self.family, FAMILIES),
             ("pooling", self.pooling, POOLINGS),
+            ("pool_tokens", self.pool_tokens, POOL_TOKENS),
             ("attention", self.attention, ATTENTIONS),
             ("position_ids", self.position_ids, POSITION_MODES),
         ]
