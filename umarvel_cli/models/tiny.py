@@ -59,20 +59,8 @@ def _vision_config(family: Family) -> dict[str, Any]:
             spatial_merge_size=family.merge_size,
             temporal_patch_size=family.temporal_patch_size,
         )
-    if family.name == "qwen2.5-vl":
-        return dict(
-            depth=2,
-            hidden_size=32,
-            intermediate_size=64,
-            out_hidden_size=HIDDEN,
-            num_heads=2,
-            patch_size=family.patch_size,
-            spatial_merge_size=family.merge_size,
-            temporal_patch_size=family.temporal_patch_size,
-            window_size=56,
-            fullatt_block_indexes=[1],
-        )
-    return dict(
+    # Qwen2.5-VL and Qwen3-VL share the vision layout; they differ in windowing vs DeepStack extras.
+    common = dict(
         depth=2,
         hidden_size=32,
         intermediate_size=64,
@@ -81,9 +69,10 @@ def _vision_config(family: Family) -> dict[str, Any]:
         patch_size=family.patch_size,
         spatial_merge_size=family.merge_size,
         temporal_patch_size=family.temporal_patch_size,
-        num_position_embeddings=64,
-        deepstack_visual_indexes=[0],
     )
+    if family.name == "qwen2.5-vl":
+        return {**common, "window_size": 56, "fullatt_block_indexes": [1]}
+    return {**common, "num_position_embeddings": 64, "deepstack_visual_indexes": [0]}
 
 
 def tiny_umarvel_config(family: Family) -> UmarvelConfig:
