@@ -126,6 +126,24 @@ def _check_content(modality: str, text: str | None, image: str | None, text_key:
         raise RowError(text_key, "modality 'text' needs a text")
 
 
+def _identity_and_content(
+    rec: Any, id_key: str, modality_key: str, text_key: str, image_key: str
+) -> tuple[str, str, str | None, str | None]:
+    """(id, modality, text, image) of a query or candidate record, checked field by field."""
+    if type(rec) is not dict:
+        raise RowError(None, "line is not a JSON object")
+    ident = rec.get(id_key)
+    if type(ident) is not str or not ident:
+        raise RowError(id_key, "missing field" if id_key not in rec else "must be a non-empty string")
+    modality = _modality(rec, modality_key)
+    text = _optional_text(rec, text_key)
+    image = _optional_text(rec, image_key)
+    if image is not None:
+        image = clean_image(image, image_key)
+    _check_content(modality, text, image, text_key, image_key)
+    return ident, modality, text, image
+
+
 def parse_candidate(rec: Any) -> Candidate:
     """(did, modality, text, image, src_content) of a `cand_pool/**.jsonl` record.
 
@@ -160,33 +178,15 @@ def parse_candidate(rec: Any) -> Candidate:
 
 def parse_candidate_checked(rec: Any) -> Candidate:
     """The field-by-field version of `parse_candidate`: slower, and says what is wrong."""
-    if type(rec) is not dict:
-        raise RowError(None, "line is not a JSON object")
-    did = rec.get("did")
-    if type(did) is not str or not did:
-        raise RowError("did", "missing field" if "did" not in rec else "must be a non-empty string")
-    modality = _modality(rec, "modality")
-    text = _optional_text(rec, "txt")
-    image = _optional_text(rec, "img_path")
-    if image is not None:
-        image = clean_image(image, "img_path")
-    _check_content(modality, text, image, "txt", "img_path")
+    did, modality, text, image = _identity_and_content(rec, "did", "modality", "txt", "img_path")
     return did, modality, text, image, _src_content(rec, "src_content")
 
 
 def parse_query(rec: Any, known_tasks: Collection[int]) -> Query:
     """(qid, modality, text, image, pos, neg, src_content, task_id) of a `query/**.jsonl` record."""
-    if type(rec) is not dict:
-        raise RowError(None, "line is not a JSON object")
-    qid = rec.get("qid")
-    if type(qid) is not str or not qid:
-        raise RowError("qid", "missing field" if "qid" not in rec else "must be a non-empty string")
-    modality = _modality(rec, "query_modality")
-    text = _optional_text(rec, "query_txt")
-    image = _optional_text(rec, "query_img_path")
-    if image is not None:
-        image = clean_image(image, "query_img_path")
-    _check_content(modality, text, image, "query_txt", "query_img_path")
+    qid, modality, text, image = _identity_and_content(
+        rec, "qid", "query_modality", "query_txt", "query_img_path"
+    )
     pos = _id_list(rec, "pos_cand_list", required=True)
     neg = _id_list(rec, "neg_cand_list", required=False)
     if "task_id" not in rec:
