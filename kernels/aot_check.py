@@ -12,21 +12,16 @@ import os
 import sys
 
 
-def _specs(dtype: str) -> list[tuple[object, dict, dict, dict]]:
-    """(kernel, signature, constexprs, options) at the GPU configuration the wrappers launch."""
+def _specs(dtype: str, infonce_tiles: dict | None = None) -> list[tuple[object, dict, dict, dict]]:
+    """(kernel, signature, constexprs, options) at the GPU configuration the wrappers launch
+    (`infonce_tiles`: another InfoNCE tile configuration, in `infonce_triton.GPU_TILES`'s form)."""
     from kernels import distill_kl_triton as dk
     from kernels import infonce_triton as ik
 
     prec = "ieee" if dtype == "fp32" else None
-    tiles = {
-        "BLOCK_M": 128,
-        "BLOCK_N": 64,
-        "BLOCK_D": 64,
-        "UPCAST": False,
-        "PRECISION": prec,
-        "HAS_IDS": True,
-    }
-    launch = {"num_warps": 8, "num_stages": 3}
+    cfg = dict(infonce_tiles or ik.GPU_TILES)
+    launch = {"num_warps": cfg.pop("num_warps"), "num_stages": cfg.pop("num_stages")}
+    tiles = {**cfg, "UPCAST": False, "PRECISION": prec, "HAS_IDS": True}
     ids = {"labels_ptr": "*i64", "cid_ptr": "*i64", "qpos_ptr": "*i64", "tau_ptr": "*fp32"}
     dims = {"B": "i32", "N": "i32", "D": "i32", "P": "i32"}
     strides = {"stride_qm": "i32", "stride_cn": "i32", "stride_pm": "i32", "stride_pp": "i32"}
@@ -56,7 +51,7 @@ def _specs(dtype: str) -> list[tuple[object, dict, dict, dict]]:
     ]
 
 
-def compile_all(arch: int = 90, dtype: str = "bf16") -> dict[str, int]:
+def compile_all(arch: int = 90, dtype: str = "bf16", infonce_tiles: dict | None = None) -> dict[str, int]:
     """Kernel name → shared memory bytes of its cubin for sm_`arch`; raises on any compile error."""
     if os.environ.get("TRITON_INTERPRET") == "1":
         raise RuntimeError("unset TRITON_INTERPRET: the interpreter replaces the kernels it would compile")
@@ -65,7 +60,7 @@ def compile_all(arch: int = 90, dtype: str = "bf16") -> dict[str, int]:
     from triton.compiler import ASTSource
 
     out = {}
-    for fn, sig, consts, opts in _specs(dtype):
+    for fn, sig, consts, opts in _specs(dtype, infonce_tiles):
         signature = {**sig, **dict.fromkeys(consts, "constexpr")}
         compiled = triton.compile(
             ASTSource(fn=fn, signature=signature, constexprs=consts),

@@ -55,33 +55,51 @@ class _InfoNCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_rows):
         q, c, tau, labels, cand_ids, query_pos_ids, lse = ctx.saved_tensors
-        impl = _backend(ctx.backend)
-        acc = accumulator_dtype(q.dtype)
-        grad_rows = grad_rows.to(acc).contiguous()
-        n, chunk = c.shape[0], ctx.chunk
-        need_c = ctx.needs_input_grad[1]
-        dq = torch.zeros(q.shape, dtype=acc, device=q.device)
-        dc = torch.empty_like(c) if need_c else None
-        for n0 in range(0, n, chunk):
-            n1 = min(n, n0 + chunk)
-            g = impl.grad_scores(
-                q,
-                c[n0:n1],
-                labels - n0,
-                tau,
-                None if cand_ids is None else cand_ids[n0:n1],
-                query_pos_ids,
-                lse,
-                grad_rows,
-            )
-            dq.add_(g @ c[n0:n1])  # promotes into the fp32 accumulator without an fp32 copy
-            if need_c:
-                torch.mm(g.T, q, out=dc[n0:n1])
-        dtau = None
-        if ctx.needs_input_grad[2]:
-            dtau = -(q.to(acc) * dq).sum() / tau
-        dq_out = dq.to(q.dtype) if ctx.needs_input_grad[0] else None
-        return dq_out, dc, dtau, None, None, None, None, None
+        dq, dc, dtau = backward_from_lse(
+            q, c, tau, labels, cand_ids, query_pos_ids, lse, grad_rows, ctx.backend, ctx.chunk,
+            ctx.needs_input_grad[:3],
+        )  # fmt: skip
+        return dq, dc, dtau, None, None, None, None, None
+
+
+def backward_from_lse(
+    q: torch.Tensor,
+    c: torch.Tensor,
+    tau: torch.Tensor,
+    labels: torch.Tensor,
+    cand_ids: torch.Tensor | None,
+    query_pos_ids: torch.Tensor | None,
+    lse: torch.Tensor,
+    grad_rows: torch.Tensor,
+    backend: str,
+    chunk: int,
+    needs: tuple[bool, ...],
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """(dq, dc, dtau) for upstream row gradients, recomputing scores chunk by chunk from the saved lse."""
+    impl = _backend(backend)
+    acc = accumulator_dtype(q.dtype)
+    grad_rows = grad_rows.to(acc).contiguous()
+    n = c.shape[0]
+    need_q, need_c, need_tau = needs
+    dq = torch.zeros(q.shape, dtype=acc, device=q.device)
+    dc = torch.empty_like(c) if need_c else None
+    for n0 in range(0, n, chunk):
+        n1 = min(n, n0 + chunk)
+        g = impl.grad_scores(
+            q,
+            c[n0:n1],
+            labels - n0,
+            tau,
+            None if cand_ids is None else cand_ids[n0:n1],
+            query_pos_ids,
+            lse,
+            grad_rows,
+        )
+        dq.add_(g @ c[n0:n1])  # promotes into the fp32 accumulator without an fp32 copy
+        if need_c:
+            torch.mm(g.T, q, out=dc[n0:n1])
+    dtau = -(q.to(acc) * dq).sum() / tau if need_tau else None
+    return (dq.to(q.dtype) if need_q else None), dc, dtau
 
 
 def info_nce_rows(

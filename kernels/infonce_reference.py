@@ -80,6 +80,18 @@ def forward_stats(
     return lse, pos
 
 
+def softmax_grad_(
+    logits: torch.Tensor, lse: torch.Tensor, labels_local: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
+    """In place on `logits` [B, n]: scale · (softmax_ij − [j = label_i]); exp(-inf) = 0 where excluded."""
+    g = logits.sub_(lse[:, None]).exp_()
+    n = logits.shape[1]
+    inside = (labels_local >= 0) & (labels_local < n)
+    rows = torch.nonzero(inside).squeeze(1)
+    g[rows, labels_local[rows]] -= 1.0
+    return g.mul_(scale)
+
+
 def grad_scores(
     q: torch.Tensor,
     c_chunk: torch.Tensor,
@@ -95,9 +107,4 @@ def grad_scores(
     Returned in q's dtype: the two matmuls that consume it run in that dtype.
     """
     logits = chunk_logits(q, c_chunk, labels_local, tau, cand_ids_chunk, query_pos_ids)
-    g = logits.sub_(lse[:, None]).exp_()  # in place, one [B, n] buffer; exp(-inf) = 0 when excluded
-    n = c_chunk.shape[0]
-    inside = (labels_local >= 0) & (labels_local < n)
-    rows = torch.nonzero(inside).squeeze(1)
-    g[rows, labels_local[rows]] -= 1.0
-    return g.mul_(grad_rows[:, None] / tau).to(q.dtype)
+    return softmax_grad_(logits, lse, labels_local, (grad_rows / tau)[:, None]).to(q.dtype)

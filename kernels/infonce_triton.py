@@ -27,11 +27,17 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+GPU_TILES = {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "num_warps": 8, "num_stages": 3}
+INTERPRETER_TILES = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": 16, "num_warps": 4, "num_stages": 1}
+# `umarvel bench loss` sets this to time other tile sizes; None = the defaults above.
+tile_override: dict | None = None
+
+
 def _config() -> dict:
     """Tile sizes: 16s under the interpreter (several tiles on tiny test shapes), GPU-sized otherwise."""
-    if _interpreting():
-        return {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": 16, "num_warps": 4, "num_stages": 1}
-    return {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "num_warps": 8, "num_stages": 3}
+    if tile_override is not None:
+        return dict(tile_override)
+    return dict(INTERPRETER_TILES if _interpreting() else GPU_TILES)
 
 
 @triton.jit

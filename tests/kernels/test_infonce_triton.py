@@ -1,8 +1,5 @@
-"""Triton InfoNCE kernels under the CPU interpreter against the plain loss (value and all gradients).
-
-The `triton_interpreter` fixture (conftest) sets TRITON_INTERPRET=1 before the triton backend first
-imports the kernel module, and removes it afterwards.
-"""
+"""Triton InfoNCE kernels against the plain loss (value and all gradients): under the CPU interpreter,
+or compiled on a GPU with UMARVEL_TEST_ON_GPU=1 (the `kernel_device` fixture, conftest)."""
 
 from __future__ import annotations
 
@@ -10,10 +7,9 @@ import pytest
 import torch
 
 from kernels.infonce import info_nce_rows
+from tests.kernels.conftest import ON_GPU
 from tests.losses.cases import infonce_case, loss_and_grads
 from umarvel_cli.losses.infonce import info_nce_loss
-
-pytestmark = pytest.mark.usefixtures("triton_interpreter")
 
 TOL = {
     torch.float32: {"rtol": 1e-5, "atol": 1e-5},
@@ -44,26 +40,31 @@ def compare(case, chunk, with_ids, dtype=torch.float32):
 
 
 @pytest.mark.parametrize("with_ids", [False, True])
-def test_several_tiles_fp32(with_ids):
+def test_several_tiles_fp32(with_ids, kernel_device):
     # B=37: 3 query tiles (last partial); N=70: 5 candidate tiles, 2 splits; d=40: partial d tile;
     # chunk 24 cuts the backward mid-tile.
-    compare(infonce_case(37, 70, 40, seed=11), chunk=24, with_ids=with_ids)
+    compare(infonce_case(37, 70, 40, seed=11, device=kernel_device), chunk=24, with_ids=with_ids)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precisions(dtype):
-    compare(infonce_case(20, 40, 32, dtype=dtype, seed=12), chunk=64, with_ids=True, dtype=dtype)
+def test_half_precisions(dtype, kernel_device):
+    compare(
+        infonce_case(20, 40, 32, dtype=dtype, seed=12, device=kernel_device),
+        chunk=64,
+        with_ids=True,
+        dtype=dtype,
+    )
 
 
 @pytest.mark.parametrize(("b", "n"), [(5, 3), (3, 1)])
-def test_fewer_candidates_than_a_tile(b, n):
-    compare(infonce_case(b, n, 16, seed=13), chunk=64, with_ids=n > 1)
+def test_fewer_candidates_than_a_tile(b, n, kernel_device):
+    compare(infonce_case(b, n, 16, seed=13, device=kernel_device), chunk=64, with_ids=n > 1)
 
 
-def test_all_excluded_but_positive():
-    case = infonce_case(6, 20, 16, seed=14)
-    case.cand_ids = torch.full((20,), 7, dtype=torch.int64)
-    case.query_pos_ids = torch.full((6, 2), -1, dtype=torch.int64)
+def test_all_excluded_but_positive(kernel_device):
+    case = infonce_case(6, 20, 16, seed=14, device=kernel_device)
+    case.cand_ids = torch.full((20,), 7, dtype=torch.int64, device=kernel_device)
+    case.query_pos_ids = torch.full((6, 2), -1, dtype=torch.int64, device=kernel_device)
     case.query_pos_ids[:, 0] = 7
     loss, dq, dc, dtau = loss_and_grads(triton_rows(8), case, cand_ids=case.cand_ids,
                                         query_pos_ids=case.query_pos_ids)  # fmt: skip
@@ -71,9 +72,17 @@ def test_all_excluded_but_positive():
     assert float(dq.abs().max()) == 0.0 and float(dc.abs().max()) == 0.0 and float(dtau) == 0.0
 
 
-def test_public_api_triton_impl_matches_chunked():
-    case = infonce_case(18, 50, 24, seed=15)
+def test_public_api_triton_impl_matches_chunked(kernel_device):
+    case = infonce_case(18, 50, 24, seed=15, device=kernel_device)
     kw = {"cand_ids": case.cand_ids, "query_pos_ids": case.query_pos_ids, "reduction": "none"}
     got = info_nce_loss(case.q, case.c, case.labels, 0.05, impl="triton", **kw)
     ref = info_nce_loss(case.q, case.c, case.labels, 0.05, impl="chunked", **kw)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not ON_GPU, reason="GPU tile sizes: UMARVEL_TEST_ON_GPU=1 on a CUDA machine")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gpu_tiles_on_a_ragged_shape(dtype, kernel_device):
+    # several 128x64 tiles, ragged in every dimension, several backward chunks
+    compare(infonce_case(1000, 3001, 1537, dtype=dtype, seed=16, device=kernel_device), chunk=1024,
+            with_ids=True, dtype=dtype)  # fmt: skip

@@ -18,9 +18,12 @@ class InfoNCECase:
     query_pos_ids: torch.Tensor
 
 
-def infonce_case(b: int, n: int, d: int, dtype=torch.float32, seed: int = 0, n_ids: int | None = None):
+def infonce_case(
+    b: int, n: int, d: int, dtype=torch.float32, seed: int = 0, n_ids: int | None = None, device="cpu"
+):
     """Queries with a positive each; candidate ids drawn from a small pool so duplicates (false
-    negatives) occur; each query lists its positive's id plus one random extra id, padded with -1."""
+    negatives) occur; each query lists its positive's id plus one random extra id, padded with -1.
+    Drawn on the CPU (same values on every device), then moved to `device`."""
     g = torch.Generator().manual_seed(seed)
     q = F.normalize(torch.randn(b, d, generator=g), dim=-1).to(dtype)
     c = F.normalize(torch.randn(n, d, generator=g), dim=-1).to(dtype)
@@ -31,7 +34,7 @@ def infonce_case(b: int, n: int, d: int, dtype=torch.float32, seed: int = 0, n_i
     pad = torch.full((b,), -1, dtype=torch.int64)
     query_pos_ids = torch.stack([cand_ids[labels], extra, pad], dim=1)
     tau = torch.tensor(0.07, dtype=torch.float32)
-    return InfoNCECase(q, c, labels, tau, cand_ids, query_pos_ids)
+    return InfoNCECase(*(t.to(device) for t in (q, c, labels, tau, cand_ids, query_pos_ids)))
 
 
 def loss_and_grads(fn, case: InfoNCECase, **kw):
@@ -44,7 +47,7 @@ def loss_and_grads(fn, case: InfoNCECase, **kw):
     return loss.detach(), q.grad, c.grad, tau.grad
 
 
-def distill_case(b=6, k=5, n=20, d=16, seed=0, dtype=torch.float32):
+def distill_case(b=6, k=5, n=20, d=16, seed=0, dtype=torch.float32, device="cpu"):
     """q [b, d], c [n, d], index [b, k] sharing rows across queries (row 0 padded), teacher [b, k]."""
     g = torch.Generator().manual_seed(seed)
     q = F.normalize(torch.randn(b, d, generator=g), dim=-1).to(dtype)
@@ -52,4 +55,4 @@ def distill_case(b=6, k=5, n=20, d=16, seed=0, dtype=torch.float32):
     index = torch.randint(0, n, (b, k), generator=g)  # shared rows: duplicates across queries
     index[0, -2:] = -1  # padding
     teacher = torch.rand(b, k, generator=g)
-    return q, c, index, teacher
+    return tuple(t.to(device) for t in (q, c, index, teacher))

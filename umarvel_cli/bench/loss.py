@@ -1,11 +1,12 @@
 """InfoNCE forward+backward: peak extra memory and time of the fused loss against the plain one.
 
-On CUDA (when available) the Triton kernels run on bf16 inputs at B ∈ {1k, 4k, 16k}, N = 6·B,
+On CUDA (when available) chunked, eager and the Triton kernels run on bf16 inputs at B ∈ {1k, 4k, 16k}, N = 6·B,
 d ∈ {1536, 3584} ("quick": the smallest shape only). Memory is `torch.cuda.max_memory_allocated`
 during the step minus what was allocated before it (the inputs), time the median of CUDA-event
 timed steps. "workspace" subtracts the gradients dq and dc, which every implementation returns.
 
-On CPU the chunked torch reference runs against the plain loss (fp32). tracemalloc does not see
+On CPU the torch implementations (chunked recomputation, eager row blocks) run against the plain
+loss (fp32). tracemalloc does not see
 torch's allocations, so each measurement runs in a fresh subprocess with a fixed glibc mmap
 threshold (large blocks are mmapped and go back to the OS when freed, so RSS follows live memory);
 the process resets its RSS high-water mark (/proc/self/clear_refs = 5) after building the inputs
@@ -33,6 +34,7 @@ CUDA_SHAPES = {
     "default": [(b, 6 * b, d) for b in (1024, 4096, 16384) for d in (1536, 3584)],
 }
 MIB = 2**20
+CPU_IMPLS = ("chunked", "eager")
 
 
 def _inputs(b: int, n: int, d: int, dtype, device):
@@ -97,70 +99,124 @@ def _run_cpu(size: str) -> BenchResult:
     rows = []
     for b, n, d in track(CPU_SHAPES[size], len(CPU_SHAPES[size]), "loss bench (cpu)", unit="shapes"):
         plain = _cpu_subprocess("plain", b, n, d)
-        ref = _cpu_subprocess("chunked", b, n, d)
-        rows.append(
-            {
-                "device": "cpu",
-                "B": b,
-                "N": n,
-                "d": d,
-                "plain_MiB": plain["peak_extra_mib"],
-                "chunked_MiB": ref["peak_extra_mib"],
-                "mem_ratio": ref["peak_extra_mib"] / plain["peak_extra_mib"],
-                "plain_s": plain["seconds"],
-                "chunked_s": ref["seconds"],
-                "time_ratio": ref["seconds"] / plain["seconds"],
-            }
-        )
-    last = rows[-1]
-    summary = (
-        f"cpu, chunked torch reference vs plain at B={last['B']} N={last['N']} d={last['d']} (fp32): "
-        f"peak extra memory {last['mem_ratio']:.2f}x ({last['chunked_MiB']:.0f} vs {last['plain_MiB']:.0f} MiB), "
-        f"time {last['time_ratio']:.2f}x; no CUDA here, so the Triton kernels were not timed"
+        for impl in CPU_IMPLS:
+            got = _cpu_subprocess(impl, b, n, d)
+            rows.append(
+                {
+                    "device": "cpu",
+                    "B": b,
+                    "N": n,
+                    "d": d,
+                    "impl": impl,
+                    "plain_MiB": plain["peak_extra_mib"],
+                    "impl_MiB": got["peak_extra_mib"],
+                    "mem_ratio": got["peak_extra_mib"] / plain["peak_extra_mib"],
+                    "plain_ms": plain["seconds"] * 1e3,
+                    "impl_ms": got["seconds"] * 1e3,
+                    "time_ratio": got["seconds"] / plain["seconds"],
+                }
+            )
+    b, n, d = CPU_SHAPES[size][-1]
+    summary = f"cpu, fp32, B={b} N={n} d={d}, vs plain: " + "; ".join(
+        f"{r['impl']} peak extra memory {r['mem_ratio']:.2f}x ({r['impl_MiB']:.0f} vs {r['plain_MiB']:.0f} MiB) "
+        f"time {r['time_ratio']:.2f}x"
+        for r in rows[-len(CPU_IMPLS) :]
     )
+    summary += "; no CUDA here, so the Triton kernels were not timed"
     return BenchResult(name="loss", summary=summary, rows=rows, extra={"method": "subprocess RSS high-water"})
 
 
 # ---- CUDA: in-process, allocator statistics ----------------------------------------------------
 
+CUDA_IMPLS = ("chunked", "eager", "triton")
+# tried at the largest shape when size is "default": (BLOCK_M, BLOCK_N, BLOCK_D, num_warps, num_stages)
+TILE_SWEEP = [
+    (128, 64, 64, 8, 3),
+    (128, 128, 64, 8, 3),
+    (128, 128, 64, 4, 4),
+    (128, 256, 64, 8, 3),
+    (64, 128, 64, 4, 4),
+    (256, 128, 64, 8, 3),
+]
+
+
+def _cuda_time(fn, repeats: int) -> float:
+    """Median milliseconds of `fn` over CUDA-event timed calls (after one untimed call)."""
+    import torch
+
+    fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
 
 def _cuda_measure(impl: str, b: int, n: int, d: int, repeats: int) -> dict:
     import torch
 
-    q, c, labels, tau = _inputs(b, n, d, torch.bfloat16, "cuda")
-    grads_mib = (q.numel() + c.numel()) * q.element_size() / MIB
+    from umarvel_cli.losses.infonce import info_nce_loss
+
+    x = list(_inputs(b, n, d, torch.bfloat16, "cuda"))  # q, c, labels, tau; cleared to free them
+    grads_mib = (x[0].numel() + x[1].numel()) * x[0].element_size() / MIB
     try:
-        _step(impl, q, c, labels, tau)  # warm-up: triton compilation, cuBLAS handles
+        _step(impl, *x)  # warm-up: triton compilation, cuBLAS handles
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        _step(impl, q, c, labels, tau)
+        _step(impl, *x)
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / MIB
-        times = []
-        for _ in range(repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            _step(impl, q, c, labels, tau)
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
+        ms = _cuda_time(lambda: _step(impl, *x), repeats)
+        with torch.no_grad():
+            loss = float(info_nce_loss(*x, impl=impl))
     except torch.cuda.OutOfMemoryError:
-        return {
-            "peak_extra_mib": float("nan"),
-            "workspace_mib": float("nan"),
-            "ms": float("nan"),
-            "oom": True,
-        }
+        nan = float("nan")
+        return {"peak_extra_mib": nan, "workspace_mib": nan, "ms": nan, "loss": nan, "oom": True}
     finally:
-        del q, c
+        x.clear()
         torch.cuda.empty_cache()
-    return {
-        "peak_extra_mib": peak,
-        "workspace_mib": peak - grads_mib,
-        "ms": statistics.median(times),
-        "oom": False,
-    }
+    return {"peak_extra_mib": peak, "workspace_mib": peak - grads_mib, "ms": ms, "loss": loss, "oom": False}
+
+
+def _cuda_breakdown(b: int, n: int, d: int, repeats: int) -> dict:
+    """Where the fused loss's time goes: one cuBLAS q·cᵀ product vs the Triton forward alone."""
+    import torch
+
+    from kernels import infonce_triton
+
+    x = list(_inputs(b, n, d, torch.bfloat16, "cuda"))
+    with torch.no_grad():
+        gemm = _cuda_time(lambda: torch.mm(x[0], x[1].T), repeats)
+        fwd = _cuda_time(lambda: infonce_triton.forward_stats(*x[:3], x[3], None, None, 0), repeats)
+    x.clear()
+    torch.cuda.empty_cache()
+    tflop = 2 * b * n * d / 1e12
+    return {"gemm_ms": gemm, "gemm_tflops": tflop / gemm * 1e3, "triton_fwd_ms": fwd,
+            "triton_fwd_tflops": tflop / fwd * 1e3}  # fmt: skip
+
+
+def _tile_sweep(b: int, n: int, d: int, repeats: int) -> list[dict]:
+    from kernels import infonce_triton
+
+    rows = []
+    try:
+        for bm, bn, bd, warps, stages in TILE_SWEEP:
+            infonce_triton.tile_override = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_D": bd,
+                                             "num_warps": warps, "num_stages": stages}  # fmt: skip
+            try:
+                got = _cuda_measure("triton", b, n, d, repeats)
+                rows.append({"tiles": f"{bm}x{bn}x{bd} w{warps} s{stages}", "ms": got["ms"]})
+            except Exception as e:  # a configuration that does not compile or fit is a result too
+                rows.append({"tiles": f"{bm}x{bn}x{bd} w{warps} s{stages}", "ms": float("nan"),
+                             "error": f"{type(e).__name__}: {str(e)[:120]}"})  # fmt: skip
+    finally:
+        infonce_triton.tile_override = None
+    return rows
 
 
 def _run_cuda(size: str) -> BenchResult:
@@ -170,32 +226,39 @@ def _run_cuda(size: str) -> BenchResult:
 
     rows = []
     repeats = 3 if size == "quick" else 5
+    name = torch.cuda.get_device_name()
     for b, n, d in track(CUDA_SHAPES[size], len(CUDA_SHAPES[size]), "loss bench (cuda)", unit="shapes"):
         plain = _cuda_measure("plain", b, n, d, repeats)
-        fused = _cuda_measure("triton", b, n, d, repeats)
-        rows.append(
-            {
-                "device": torch.cuda.get_device_name(),
-                "B": b,
-                "N": n,
-                "d": d,
-                "plain_MiB": plain["peak_extra_mib"],
-                "triton_MiB": fused["peak_extra_mib"],
-                "mem_ratio": fused["peak_extra_mib"] / plain["peak_extra_mib"],
-                "workspace_ratio": fused["workspace_mib"] / plain["workspace_mib"],
-                "plain_ms": plain["ms"],
-                "triton_ms": fused["ms"],
-                "time_ratio": fused["ms"] / plain["ms"],
-            }
-        )
-    last = rows[-1]
-    summary = (
-        f"{last['device']}, triton vs plain (bf16) at B={last['B']} N={last['N']} d={last['d']}: peak extra "
-        f"memory {last['mem_ratio']:.3f}x (workspace {last['workspace_ratio']:.3f}x), time {last['time_ratio']:.2f}x"
+        for impl in CUDA_IMPLS:
+            got = _cuda_measure(impl, b, n, d, repeats)
+            rows.append(
+                {
+                    "device": name,
+                    "B": b,
+                    "N": n,
+                    "d": d,
+                    "impl": impl,
+                    "plain_MiB": plain["peak_extra_mib"],
+                    "impl_MiB": got["peak_extra_mib"],
+                    "mem_ratio": got["peak_extra_mib"] / plain["peak_extra_mib"],
+                    "workspace_ratio": got["workspace_mib"] / plain["workspace_mib"],
+                    "plain_ms": plain["ms"],
+                    "impl_ms": got["ms"],
+                    "time_ratio": got["ms"] / plain["ms"],
+                    "loss_diff": abs(got["loss"] - plain["loss"]),
+                }
+            )
+    b, n, d = CUDA_SHAPES[size][-1]
+    extra: dict = {"method": "torch.cuda peak allocator stats; workspace = peak extra minus dq and dc"}
+    extra["breakdown"] = _cuda_breakdown(b, n, d, repeats)
+    if size == "default":
+        extra["tile_sweep"] = _tile_sweep(b, n, d, repeats)
+    last = {r["impl"]: r for r in rows[-len(CUDA_IMPLS) :]}
+    summary = f"{name}, bf16, B={b} N={n} d={d}, vs plain: " + "; ".join(
+        f"{impl} memory {r['mem_ratio']:.3f}x (workspace {r['workspace_ratio']:.3f}x) time {r['time_ratio']:.2f}x"
+        for impl, r in last.items()
     )
-    return BenchResult(
-        name="loss", summary=summary, rows=rows, extra={"method": "torch.cuda peak allocator stats"}
-    )
+    return BenchResult(name="loss", summary=summary, rows=rows, extra=extra)
 
 
 def run(size: str = "default") -> BenchResult:

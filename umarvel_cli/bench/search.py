@@ -54,7 +54,9 @@ def _write_data(root: Path, n: int, q: int) -> None:
     np.save(root / "queries.npy", normalize_rows(rng.standard_normal((q, DIM), dtype=np.float32)))
 
 
-def _ours(root: str, query_block: int, repeats: int) -> tuple[float, float, float, float, np.ndarray]:
+def _ours(
+    root: str, query_block: int, repeats: int, device: str = "cpu"
+) -> tuple[float, float, float, float, np.ndarray]:
     from umarvel_cli.retrieval.embeddings import open_embeddings
     from umarvel_cli.retrieval.exact import exact_search
 
@@ -64,19 +66,19 @@ def _ours(root: str, query_block: int, repeats: int) -> tuple[float, float, floa
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
-        res = exact_search(q, cands.iter_blocks(rows=65_536), K, query_block=query_block, device="cpu")
+        res = exact_search(q, cands.iter_blocks(rows=65_536), K, query_block=query_block, device=device)
         best, best_cpu = min(best, time.perf_counter() - t), min(best_cpu, time.process_time() - c)
     return best, best_cpu, before, _peak_rss_mb(), res.indices
 
 
-def _baseline(root: str, repeats: int) -> tuple[float, float, float, float, np.ndarray]:
+def _baseline(root: str, repeats: int, device: str = "cpu") -> tuple[float, float, float, float, np.ndarray]:
     import torch
 
     from umarvel_cli.retrieval.embeddings import open_embeddings
 
-    q = torch.from_numpy(np.load(Path(root) / "queries.npy"))
+    q = torch.from_numpy(np.load(Path(root) / "queries.npy")).to(device)
     _, c_np = open_embeddings(Path(root) / "cands").read()
-    c = torch.from_numpy(c_np)
+    c = torch.from_numpy(c_np).to(device)
     before = _peak_rss_mb()
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
@@ -86,7 +88,7 @@ def _baseline(root: str, repeats: int) -> tuple[float, float, float, float, np.n
             scores = q[s : s + BASELINE_QUERY_BLOCK] @ c.T
             out.append(scores.topk(K, dim=1).indices)
             del scores
-        idx = torch.cat(out).numpy()
+        idx = torch.cat(out).cpu().numpy()
         best, best_cpu = min(best, time.perf_counter() - t), min(best_cpu, time.process_time() - cpu)
     return best, best_cpu, before, _peak_rss_mb(), idx
 
@@ -105,6 +107,7 @@ def run(size: str = "default") -> BenchResult:
         reps = int(os.environ.get("UMARVEL_BENCH_REPEATS", REPEATS[size]))
         base_s, base_cpu, base_rss0, base_rss, base_idx = _in_fresh_process(_baseline, str(root), reps)
         ours_s, ours_cpu, ours_rss0, ours_rss, ours_idx = _in_fresh_process(_ours, str(root), 1024, reps)
+        gpu = _cuda_rows(root, q, reps)
     agree = float((base_idx == ours_idx).mean())
     ratio = base_s / ours_s
     rows = [
@@ -133,4 +136,27 @@ def run(size: str = "default") -> BenchResult:
     extra = {"candidates": n, "queries": q, "dim": DIM, "k": K, "ratio": ratio, "agreement": agree}
     extra["cpu_ratio"] = base_cpu / ours_cpu
     extra["best_of"] = int(os.environ.get("UMARVEL_BENCH_REPEATS", REPEATS[size]))
+    if gpu:
+        rows += gpu
+        extra["cuda_ratio"] = gpu[1]["seconds"] / gpu[0]["seconds"]
+        summary += (
+            f" | cuda: ours/baseline {extra['cuda_ratio']:.2f}x ({q / gpu[0]['seconds']:,.0f} queries/s)"
+        )
     return BenchResult(name="search", summary=summary, rows=rows, extra=extra)
+
+
+def _cuda_rows(root: Path, q: int, reps: int) -> list[dict]:
+    """The same comparison on CUDA (streaming shards to the GPU vs candidates resident on it), if any."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    base = _in_fresh_process(_baseline, str(root), reps, "cuda")
+    ours = _in_fresh_process(_ours, str(root), 4096, reps, "cuda")
+    same = float((base[4] == ours[4]).mean())
+    return [
+        {"method": "cuda: streaming shards (ours)", "seconds": ours[0], "queries/s": q / ours[0],
+         "cpu seconds": ours[1], "peak RSS MiB": ours[3], "RSS before search MiB": ours[2], "same ids": same},
+        {"method": "cuda: candidates resident on the GPU (baseline)", "seconds": base[0], "queries/s": q / base[0],
+         "cpu seconds": base[1], "peak RSS MiB": base[3], "RSS before search MiB": base[2], "same ids": same},
+    ]  # fmt: skip

@@ -9,7 +9,9 @@ fp32); against it:
 - on CUDA additionally `bf16` autocast, and the peak GPU memory of each row (the reason GradCache
   exists: the ratio of peak memory, plain vs chunked).
 The tiny model is compute-light, so CPU numbers mostly measure the per-step overhead of formatting
-and collation; the GPU rows are the meaningful ones.
+and collation; the GPU rows are the meaningful ones. On CUDA the same trainer also runs a random
+model of the real Qwen2-VL-2B size with the paper's stage settings (LoRA, bf16, gradient
+checkpointing): text pairs (nli), text pairs with GradCache, and image-caption pairs (caption).
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ SIZES = {
     "quick": {"steps": 3, "batch": 16, "repeats": 1},
     "default": {"steps": 10, "batch": 32, "repeats": 2},
 }
+# real-size rows on CUDA: (label, stage whose paper settings apply, batch, extra --set values)
+REAL_SIZE_ROWS = [
+    ("nli text pairs + hard negative", "nli", 64, []),
+    ("nli, GradCache chunks of 16", "nli", 64, ["chunk_size=16"]),
+    ("caption image-text pairs", "caption", 32, []),
+]
+REAL_SIZE_STEPS = 5
 WORDS = [
     "red",
     "green",
@@ -65,7 +74,34 @@ def _pairs(root: Path, n: int) -> Path:
     return root
 
 
-def _measure(model_dir: Path, pairs: Path, out: Path, device: Any, sets: list[str]) -> dict[str, float]:
+def _caption_pairs(root: Path, n: int) -> Path:
+    """Image → caption pairs with JPEG images of M-BEIR-like sizes (the caption stage's input)."""
+    from umarvel_cli.artifacts import TABLES, ShardWriter
+    from umarvel_cli.bench.embed import bench_records
+
+    images = [r for r in bench_records(4 * n, root / "images") if r.image is not None][:n]
+    rows = [
+        {
+            "pair_id": str(i),
+            "kind": "caption",
+            "query_text": None,
+            "query_image": str(r.image.relative_to(root)),
+            "pos_text": f"A picture, number {i}, of a {WORDS[i % 12]} {THINGS[(i // 12) % 12]}.",
+            "pos_image": None,
+            "neg_text": None,
+            "neg_image": None,
+        }
+        for i, r in enumerate(images)
+    ]
+    with ShardWriter(root, "pairs", TABLES["pairs"]) as w:
+        w.write_rows(rows)
+    return root
+
+
+def _measure(
+    model_dir: Path, pairs: Path, out: Path, device: Any, sets: list[str], stage: str = "nli",
+    profile: str = "demo",
+) -> dict[str, float]:  # fmt: skip
     import torch
 
     from umarvel_cli.training.config import resolve_config
@@ -73,16 +109,77 @@ def _measure(model_dir: Path, pairs: Path, out: Path, device: Any, sets: list[st
     from umarvel_cli.training.stages import load_trainable_model
     from umarvel_cli.training.trainer import Trainer
 
-    cfg = resolve_config("nli", "demo", sets=sets)
+    cfg = resolve_config(stage, profile, sets=sets)
     model = load_trainable_model(model_dir, cfg, device)
     rows: list[float] = []
-    trainer = Trainer(model, PairsSet(pairs, "nli", cfg.hard_negatives), cfg, out, device,
+    trainer = Trainer(model, PairsSet(pairs, stage, cfg.hard_negatives), cfg, out, device,
                       on_step=lambda step, row: rows.append(row["samples_per_s"]))  # fmt: skip
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trainer.fit()
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
+    del trainer, model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return {"samples_per_s": statistics.median(rows[1:] or rows), "peak_mib": peak}
+
+
+def write_real_size_model(out: Path, device: Any) -> Path:
+    """A random Qwen2-VL-2B-sized model folder in bf16 (built on `device`: seconds on a GPU)."""
+    import torch
+
+    from umarvel_cli.bench.embed import qwen2_vl_2b_config
+    from umarvel_cli.models.image_processor import build_image_processor
+    from umarvel_cli.models.registry import get_family
+    from umarvel_cli.models.tokenizer import build_byte_tokenizer
+    from umarvel_cli.models.umarvel_config import UmarvelConfig
+
+    family = get_family("qwen2-vl")
+    ucfg = UmarvelConfig(family=family.name)
+    tok = build_byte_tokenizer((ucfg.instruction_start, ucfg.instruction_end, ucfg.emb_token))
+    mcfg = qwen2_vl_2b_config()
+    for key, token in [
+        ("image_token_id", "<|image_pad|>"),
+        ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"),
+        ("vision_end_token_id", "<|vision_end|>"),
+    ]:
+        setattr(mcfg, key, tok.convert_tokens_to_ids(token))
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = family.model_cls()(mcfg).to(torch.bfloat16)
+    model.save_pretrained(out)
+    del model
+    tok.save_pretrained(out)
+    build_image_processor(family, ucfg.min_pixels, ucfg.max_pixels).save_pretrained(out)
+    ucfg.save(out)
+    return out
+
+
+def real_size_rows(root: Path, device: Any) -> list[dict[str, Any]]:
+    """Samples/s and peak memory of the paper's stage settings on a Qwen2-VL-2B-sized model."""
+    model_dir = write_real_size_model(root / "real-size-model", device)
+    batch = max(b for _, _, b, _ in REAL_SIZE_ROWS)
+    data = {
+        "nli": _pairs(root / "real-nli", batch * (REAL_SIZE_STEPS + 1)),
+        "caption": _caption_pairs(root / "real-caption", batch * (REAL_SIZE_STEPS + 1)),
+    }
+    rows = []
+    for label, stage, batch, sets in REAL_SIZE_ROWS:
+        common = [f"batch_size={batch}", f"max_steps={REAL_SIZE_STEPS}", "save_every=100000", "epochs=1"]
+        out = root / f"out-real-{stage}-{len(rows)}"
+        got = _measure(model_dir, data[stage], out, device, common + sets, stage=stage, profile="paper")
+        rows.append(
+            {
+                "device": device.type,
+                "variant": f"Qwen2-VL-2B-sized, {label}",
+                "batch": batch,
+                "samples_per_s": got["samples_per_s"],
+                "vs_plain_fp32": float("nan"),
+                "peak_mib": got["peak_mib"],
+            }
+        )
+    return rows
 
 
 def run(size: str = "default") -> BenchResult:
@@ -131,10 +228,17 @@ def run(size: str = "default") -> BenchResult:
                         "peak_mib": got["peak_mib"],
                     }
                 )
+        if torch.cuda.is_available():
+            rows += real_size_rows(root, torch.device("cuda"))
     by = {(r["device"], r["variant"]): r for r in rows}
     cpu = by[("cpu", "plain fp32")]
     summary = f"cpu {cpu['samples_per_s']:.1f} samples/s (tiny, batch {batch}); gradcache x{by[('cpu', 'gradcache fp32')]['vs_plain_fp32']:.2f}"
     if ("cuda", "plain fp32") in by:
         g = by[("cuda", "plain bf16")]
         summary += f"; cuda bf16 {g['samples_per_s']:.1f} samples/s (x{g['vs_plain_fp32']:.2f} vs fp32)"
+        summary += "; " + "; ".join(
+            f"{r['variant']}: {r['samples_per_s']:.1f} samples/s, peak {r['peak_mib']:,.0f} MiB"
+            for r in rows
+            if r["variant"].startswith("Qwen2-VL-2B")
+        )
     return BenchResult("train", summary, rows, {"steps": steps, "backbone": "tiny-qwen2-vl"})

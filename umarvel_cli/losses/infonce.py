@@ -3,6 +3,8 @@
 One function, several implementations behind `impl`:
 - "triton": fused Triton kernels (CUDA; or CPU under TRITON_INTERPRET=1 for tests), O((B + N)·d) memory;
 - "chunked": the pure-torch reference, memory-bounded by recomputation over candidate chunks;
+- "eager": gradients computed in the forward, one block of full score rows at a time (three
+  products like "plain", memory of one [rows, N] block; `kernels.infonce_eager`);
 - "plain": the unfused matmul + cross-entropy (materialises B × N; tests and benchmarks only);
 - "auto": triton on CUDA when triton is installed, chunked otherwise.
 
@@ -28,9 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from kernels.infonce import info_nce_rows
+from kernels.infonce_eager import info_nce_rows_eager
 from umarvel_cli.errors import UmarvelError
 
-IMPLS = ("auto", "plain", "chunked", "triton")
+IMPLS = ("auto", "plain", "chunked", "eager", "triton")
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -168,6 +171,8 @@ def info_nce_loss(
     tau = temperature_tensor(temperature, q.device)
     if which == "plain":
         rows = _plain_rows(q, c, labels, tau, cand_ids, query_pos_ids).float()
+    elif which == "eager":
+        rows = info_nce_rows_eager(q, c, labels, tau, cand_ids, query_pos_ids)
     else:
         rows = info_nce_rows(
             q,

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The one prepared GPU session (an H100/H200 lent through the device tool; docs/benchmarks.md "GPU").
+# Runs from the repo root with the machine's own python3 (torch, transformers, triton, peft, pyarrow,
+# typer, rich, pillow; no faiss, no network), the package from the source tree. Every step has its
+# own time cap, so one hang cannot eat the lease; logs go to $OUT/all.log, results to $OUT/*.json.
+# SIZE=quick gives a smoke run (minutes on a CPU box: the CUDA-only rows are skipped there).
+set -u
+OUT=${OUT:-gpu_out}
+SIZE=${SIZE:-default}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+PY=${PY:-python3}
+LOG="$OUT/all.log"
+
+step() {
+  local name=$1 cap=$2
+  shift 2
+  echo "=== $name (cap ${cap}s) $(date -u +%T)" | tee -a "$LOG"
+  local t0=$SECONDS
+  timeout "$cap" "$@" >/tmp/umarvel-step.log 2>&1
+  local rc=$?
+  cat /tmp/umarvel-step.log >>"$LOG"
+  echo "=== $name rc=$rc $((SECONDS - t0))s" | tee -a "$LOG"
+  grep -E "^(loss|embed|train|search|embed-gpu):|passed|failed|FAILED|Error" /tmp/umarvel-step.log | tail -n 12
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$LOG"
+$PY -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$LOG"
+$PY -c "import triton; print('triton', triton.__version__)" 2>&1 | tee -a "$LOG"
+
+step kernel_tests 150 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovider -q -rfE \
+  tests/kernels tests/losses --deselect tests/kernels/test_aot_compile.py::test_every_kernel_compiles_for_sm90
+step loss 200 "$PY" -m umarvel_cli bench loss --size "$SIZE" --json "$OUT/loss.json"
+step embed_gpu 150 "$PY" -c "
+import json, sys
+from umarvel_cli.bench.embed import run_gpu
+r = run_gpu(sys.argv[1])
+print('embed-gpu:', r.summary)
+json.dump([{'name': r.name, 'summary': r.summary, 'rows': r.rows, 'extra': r.extra}], open(sys.argv[2], 'w'), indent=2, default=str)
+" "$SIZE" "$OUT/embed.json"
+step train 200 "$PY" -m umarvel_cli bench train --size "$SIZE" --json "$OUT/train.json"
+step search 120 env UMARVEL_BENCH_REPEATS=1 "$PY" -m umarvel_cli bench search --size "$SIZE" --json "$OUT/search.json"
+echo "=== done $(date -u +%T)"
