@@ -148,16 +148,19 @@ def naive_encode(
     embedder: Any, records: list[Any], batch_size: int, processor: Any
 ) -> tuple[np.ndarray, int]:
     """Fixed-order batches, stock preprocessing per batch, padding to the batch maximum, the stock
-    transformers forward (Conv3d patch embedding, 4-D mask always) under no_grad; mean pooling."""
+    transformers forward (Conv3d patch embedding, its own vision attention, 4-D mask always) under
+    no_grad; mean pooling."""
     import torch
     from PIL import Image
 
+    from umarvel_cli.models.attention import restore_vision_attention, speed_up_vision_attention
     from umarvel_cli.models.patch_embed import linearize_patch_embed, restore_patch_embed
     from umarvel_cli.models.pooling import pool
 
     fmt = embedder.formatter
     out, padded = [], 0
     restore_patch_embed(embedder.backbone)
+    restore_vision_attention(embedder.backbone)
     try:
         for s in range(0, len(records), batch_size):
             chunk = records[s : s + batch_size]
@@ -172,6 +175,7 @@ def naive_encode(
                 out.append(pool(hidden, mask, mask.bool(), "mean").float().cpu().numpy())
     finally:
         linearize_patch_embed(embedder.backbone)
+        speed_up_vision_attention(embedder.backbone)
     return np.concatenate(out), padded
 
 

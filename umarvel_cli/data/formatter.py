@@ -95,7 +95,8 @@ def load_image(image: str | Path | Image.Image, item_id: str | None = None) -> I
         raise UmarvelError(f"image file not found (item {item_id})", file=path, field="image")
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            im.load()  # decoded now; leaving the block closes only the file
+            return im if im.mode == "RGB" else im.convert("RGB")  # no copy of an RGB file's pixels
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise UmarvelError(f"unreadable image (item {item_id}): {e}", file=path, field="image") from e
 
@@ -132,6 +133,7 @@ class InputFormatter:
         self.user_header_ids = np.asarray(
             tokenizer("user\n", add_special_tokens=False)["input_ids"], dtype=np.int64
         )
+        self._frames: dict[tuple, tuple[str, str] | None] = {}  # render_many's template per layout
 
     # -- text -------------------------------------------------------------------------------------
     def _clean(self, text: str) -> str:
@@ -139,17 +141,39 @@ class InputFormatter:
 
     def truncate(self, text: str) -> str:
         """Cut text to the token budget (tokenise, keep the first N tokens, decode)."""
+        return self.truncate_many([text])[0]
+
+    def truncate_many(self, texts: list[str]) -> list[str]:
+        """`truncate` for several texts with one batched tokeniser call."""
+        if not texts:
+            return []
         budget = self.config.text_token_budget
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= budget:
-            return text
-        return self.tokenizer.decode(ids[:budget])
+        out = []
+        for text, ids in zip(
+            texts, self.tokenizer(texts, add_special_tokens=False)["input_ids"], strict=True
+        ):
+            out.append(text if len(ids) <= budget else self.tokenizer.decode(ids[:budget]))
+        return out
+
+    def _record_text(self, record: Record) -> str:
+        return record.text if "text" in record.resolved_modality() and record.text else ""
 
     def user_text(self, record: Record, role: Role) -> str:
         """The user turn's text: instruction (queries only) in markers, cleaned text, compression prompt."""
+        text = self._record_text(record)
+        return self._user_text(record, role, self.truncate(text) if text else "")
+
+    def user_texts(self, records: list[Record], role: Role) -> list[str]:
+        """`user_text` for several records, truncating all texts with one tokeniser call."""
+        texts = [self._record_text(r) for r in records]
+        some = [i for i, t in enumerate(texts) if t]
+        for i, cut in zip(some, self.truncate_many([texts[i] for i in some]), strict=True):
+            texts[i] = cut
+        return [self._user_text(r, role, t) for r, t in zip(records, texts, strict=True)]
+
+    def _user_text(self, record: Record, role: Role, truncated: str) -> str:
         modality = record.resolved_modality()
-        text = record.text if "text" in modality and record.text else ""
-        text = self._clean(self.truncate(text)) if text else ""
+        text = self._clean(truncated) if truncated else ""
         parts = []
         if role == "query" and record.instruction:
             inst = self._clean(record.instruction)
@@ -163,10 +187,12 @@ class InputFormatter:
         return out
 
     def messages(self, record: Record, role: Role) -> list[dict[str, Any]]:
+        return self._messages("image" in record.resolved_modality(), self.user_text(record, role))
+
+    def _messages(self, image: bool, text: str) -> list[dict[str, Any]]:
         content: list[dict[str, Any]] = []
-        if "image" in record.resolved_modality():
+        if image:
             content.append({"type": "image"})
-        text = self.user_text(record, role)
         if text:
             content.append({"type": "text", "text": text})
         return [
@@ -174,10 +200,47 @@ class InputFormatter:
             {"role": "assistant", "content": [{"type": "text", "text": self.config.assistant_text}]},
         ]
 
-    def render(self, record: Record, role: Role) -> str:
+    def _apply_template(self, image: bool, text: str) -> str:
         return self.tokenizer.apply_chat_template(
-            self.messages(record, role), tokenize=False, add_generation_prompt=False
+            self._messages(image, text), tokenize=False, add_generation_prompt=False
         )
+
+    def render(self, record: Record, role: Role) -> str:
+        """The chat template applied to the record (the reference `render_many` must equal)."""
+        return self._apply_template("image" in record.resolved_modality(), self.user_text(record, role))
+
+    def render_many(self, records: list[Record], role: Role) -> list[str]:
+        """`render` for several records: one batched truncation and the template applied once per layout.
+
+        The conversation differs between records only in the user text and whether an image comes
+        first, so the template is rendered once per (image, text present) layout around a probe
+        string and the text is spliced in. The splice is used only where the template provably
+        copies the text verbatim (a second probe must render to exactly the spliced string);
+        otherwise every record of that layout goes through the template.
+        """
+        out = []
+        for record, text in zip(records, self.user_texts(records, role), strict=True):
+            image = "image" in record.resolved_modality()
+            frame = self._frame(image, bool(text))
+            out.append(frame[0] + text + frame[1] if frame else self._apply_template(image, text))
+        return out
+
+    def _frame(self, image: bool, has_text: bool) -> tuple[str, str] | None:
+        """(before, after) the user text for this layout, or None where the template is not a plain splice."""
+        key = (image, has_text, self.config.assistant_text, self.tokenizer.chat_template)
+        if key not in self._frames:
+            self._frames[key] = self._probe_frame(image, has_text)
+        return self._frames[key]
+
+    def _probe_frame(self, image: bool, has_text: bool) -> tuple[str, str] | None:
+        if not has_text:
+            return self._apply_template(image, ""), ""
+        probe, check = "\ue000umarvel probe\ue001", "\ue000other probe\ue001"
+        rendered = self._apply_template(image, probe)
+        if rendered.count(probe) != 1:
+            return None
+        before, after = rendered.split(probe)
+        return (before, after) if self._apply_template(image, check) == before + check + after else None
 
     # -- checks and images ------------------------------------------------------------------------
     def validate(self, record: Record) -> None:
@@ -225,7 +288,7 @@ class InputFormatter:
                 images.append(None)
             else:
                 images.append(peek_image(r.image, r.id) if defer_decode else load_image(r.image, r.id))
-        texts = [self.render(r, role) for r in records]
+        texts = self.render_many(records, role)
         ids_list = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out = []
         for record, image, ids in zip(records, images, ids_list, strict=True):
