@@ -25,6 +25,7 @@ from kernels import infonce_reference
 from kernels.precision import accumulator_dtype
 
 BACKENDS = ("torch", "triton")
+DQ_ROWS = 4096  # rows of dq per product in the backward: a [4096, d] temporary instead of [B, d]
 
 
 def default_chunk(b: int, device: torch.device) -> int:
@@ -95,11 +96,21 @@ def backward_from_lse(
             lse,
             grad_rows,
         )
-        dq.add_(g @ c[n0:n1])  # promotes into the fp32 accumulator without an fp32 copy
+        for r0 in range(0, q.shape[0], DQ_ROWS):  # row blocks: the product's temporary stays small
+            dq[r0 : r0 + DQ_ROWS].add_(g[r0 : r0 + DQ_ROWS] @ c[n0:n1])  # promotes into fp32
         if need_c:
             torch.mm(g.T, q, out=dc[n0:n1])
-    dtau = -(q.to(acc) * dq).sum() / tau if need_tau else None
+    dtau = -row_dot_sum(q, dq) / tau if need_tau else None
     return (dq.to(q.dtype) if need_q else None), dc, dtau
+
+
+def row_dot_sum(a: torch.Tensor, b: torch.Tensor, rows: int = 4096) -> torch.Tensor:
+    """Σ_ij a_ij · b_ij in the accumulator dtype, a block of rows at a time (no full-size upcast copy)."""
+    acc = accumulator_dtype(a.dtype)
+    total = torch.zeros((), dtype=acc, device=a.device)
+    for r0 in range(0, a.shape[0], rows):
+        total += (a[r0 : r0 + rows].to(acc) * b[r0 : r0 + rows].to(acc)).sum()
+    return total
 
 
 def info_nce_rows(

@@ -68,8 +68,11 @@ def test_all_excluded_but_positive(kernel_device):
     case.query_pos_ids[:, 0] = 7
     loss, dq, dc, dtau = loss_and_grads(triton_rows(8), case, cand_ids=case.cand_ids,
                                         query_pos_ids=case.query_pos_ids)  # fmt: skip
+    # only the positive is left, so softmax = 1 and every gradient vanishes; compiled, the backward's
+    # recomputed score may differ from the forward's in the last bit (seen on an H200: 3.4e-7)
     assert float(loss) == 0.0
-    assert float(dq.abs().max()) == 0.0 and float(dc.abs().max()) == 0.0 and float(dtau) == 0.0
+    for grad in (dq, dc, dtau):
+        assert float(grad.abs().max()) <= 1e-6
 
 
 def test_public_api_triton_impl_matches_chunked(kernel_device):

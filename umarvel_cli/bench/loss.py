@@ -129,14 +129,15 @@ def _run_cpu(size: str) -> BenchResult:
 # ---- CUDA: in-process, allocator statistics ----------------------------------------------------
 
 CUDA_IMPLS = ("chunked", "eager", "triton")
-# tried at the largest shape when size is "default": (BLOCK_M, BLOCK_N, BLOCK_D, num_warps, num_stages)
+# tried at the largest B for each d when size is "default": (BLOCK_M, BLOCK_N, BLOCK_D, warps, stages)
 TILE_SWEEP = [
     (128, 64, 64, 8, 3),
     (128, 128, 64, 8, 3),
-    (128, 128, 64, 4, 4),
     (128, 256, 64, 8, 3),
-    (64, 128, 64, 4, 4),
+    (128, 256, 64, 8, 4),
+    (128, 256, 32, 8, 4),
     (256, 128, 64, 8, 3),
+    (256, 128, 64, 8, 4),
 ]
 
 
@@ -252,7 +253,12 @@ def _run_cuda(size: str) -> BenchResult:
     extra: dict = {"method": "torch.cuda peak allocator stats; workspace = peak extra minus dq and dc"}
     extra["breakdown"] = _cuda_breakdown(b, n, d, repeats)
     if size == "default":
-        extra["tile_sweep"] = _tile_sweep(b, n, d, repeats)
+        extra["tile_sweep"] = [
+            {"B": sb, "N": sn, "d": sd, **row}
+            for sb, sn, sd in CUDA_SHAPES[size]
+            if sb == b
+            for row in _tile_sweep(sb, sn, sd, repeats)
+        ]
     last = {r["impl"]: r for r in rows[-len(CUDA_IMPLS) :]}
     summary = f"{name}, bf16, B={b} N={n} d={d}, vs plain: " + "; ".join(
         f"{impl} memory {r['mem_ratio']:.3f}x (workspace {r['workspace_ratio']:.3f}x) time {r['time_ratio']:.2f}x"

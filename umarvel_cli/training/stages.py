@@ -195,6 +195,7 @@ def load_trainable_model(model_dir: Path, cfg: TrainConfig, device):
     """The Embedder of `model_dir` set up for `cfg`: seeded LoRA (or full FT), checkpointing."""
     import torch
 
+    from umarvel_cli.models.checkpointing import enable_activation_checkpointing
     from umarvel_cli.models.embedder import Embedder
     from umarvel_cli.models.lora import apply_lora
     from umarvel_cli.training.checkpoint import seed_everything
@@ -203,9 +204,7 @@ def load_trainable_model(model_dir: Path, cfg: TrainConfig, device):
     dtype = torch.bfloat16 if device.type == "cuda" and cfg.lora and cfg.bf16 else torch.float32
     embedder = Embedder.from_pretrained(model_dir, device=device, dtype=dtype)
     if cfg.gradient_checkpointing:
-        embedder.backbone.activation_checkpointing_enable(
-            activation_checkpointing_kwargs={"use_reentrant": False}
-        )
+        enable_activation_checkpointing(embedder.backbone)
     if cfg.lora:
         with warnings.catch_warnings():  # peft probes a renamed transformers property (FutureWarning)
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
