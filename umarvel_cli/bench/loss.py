@@ -56,6 +56,27 @@ def _step(impl: str, q, c, labels, tau) -> None:
     q.grad = c.grad = tau.grad = None
 
 
+def compare_rows(device: str, shapes: list, impls: tuple, measure) -> list[dict]:
+    """One row per (shape, impl): `measure(impl, b, n, d)` against `measure("plain", b, n, d)`."""
+    from umarvel_cli.console import track
+
+    rows = []
+    for b, n, d in track(shapes, len(shapes), f"loss bench ({device})", unit="shapes"):
+        plain = measure("plain", b, n, d)
+        for impl in impls:
+            got = measure(impl, b, n, d)
+            row = {"device": device, "B": b, "N": n, "d": d, "impl": impl,
+                   "plain_MiB": plain["peak_extra_mib"], "impl_MiB": got["peak_extra_mib"],
+                   "mem_ratio": got["peak_extra_mib"] / plain["peak_extra_mib"]}  # fmt: skip
+            if "workspace_mib" in got:
+                row["workspace_ratio"] = got["workspace_mib"] / plain["workspace_mib"]
+            row.update(plain_ms=plain["ms"], impl_ms=got["ms"], time_ratio=got["ms"] / plain["ms"])
+            if "loss" in got:
+                row["loss_diff"] = abs(got["loss"] - plain["loss"])
+            rows.append(row)
+    return rows
+
+
 # ---- CPU: one subprocess per measurement -------------------------------------------------------
 
 
@@ -65,7 +86,7 @@ def _proc_kib(key: str) -> int:
 
 
 def measure_cpu(impl: str, b: int, n: int, d: int, repeats: int = 2) -> dict:
-    """Run inside the measuring subprocess: peak extra RSS (MiB) and median seconds of one step."""
+    """Run inside the measuring subprocess: peak extra RSS (MiB) and median milliseconds of one step."""
     import torch
 
     q, c, labels, tau = _inputs(b, n, d, torch.float32, "cpu")
@@ -81,7 +102,7 @@ def measure_cpu(impl: str, b: int, n: int, d: int, repeats: int = 2) -> dict:
         start = time.perf_counter()
         _step(impl, q, c, labels, tau)
         times.append(time.perf_counter() - start)
-    return {"peak_extra_mib": peak / 1024, "seconds": statistics.median(times)}
+    return {"peak_extra_mib": peak / 1024, "ms": statistics.median(times) * 1e3}
 
 
 def _cpu_subprocess(impl: str, b: int, n: int, d: int) -> dict:
@@ -94,28 +115,8 @@ def _cpu_subprocess(impl: str, b: int, n: int, d: int) -> dict:
 
 
 def _run_cpu(size: str) -> BenchResult:
-    from umarvel_cli.console import track
 
-    rows = []
-    for b, n, d in track(CPU_SHAPES[size], len(CPU_SHAPES[size]), "loss bench (cpu)", unit="shapes"):
-        plain = _cpu_subprocess("plain", b, n, d)
-        for impl in CPU_IMPLS:
-            got = _cpu_subprocess(impl, b, n, d)
-            rows.append(
-                {
-                    "device": "cpu",
-                    "B": b,
-                    "N": n,
-                    "d": d,
-                    "impl": impl,
-                    "plain_MiB": plain["peak_extra_mib"],
-                    "impl_MiB": got["peak_extra_mib"],
-                    "mem_ratio": got["peak_extra_mib"] / plain["peak_extra_mib"],
-                    "plain_ms": plain["seconds"] * 1e3,
-                    "impl_ms": got["seconds"] * 1e3,
-                    "time_ratio": got["seconds"] / plain["seconds"],
-                }
-            )
+    rows = compare_rows("cpu", CPU_SHAPES[size], CPU_IMPLS, _cpu_subprocess)
     b, n, d = CPU_SHAPES[size][-1]
     summary = f"cpu, fp32, B={b} N={n} d={d}, vs plain: " + "; ".join(
         f"{r['impl']} peak extra memory {r['mem_ratio']:.2f}x ({r['impl_MiB']:.0f} vs {r['plain_MiB']:.0f} MiB) "
@@ -223,32 +224,9 @@ def _tile_sweep(b: int, n: int, d: int, repeats: int) -> list[dict]:
 def _run_cuda(size: str) -> BenchResult:
     import torch
 
-    from umarvel_cli.console import track
-
-    rows = []
     repeats = 3 if size == "quick" else 5
     name = torch.cuda.get_device_name()
-    for b, n, d in track(CUDA_SHAPES[size], len(CUDA_SHAPES[size]), "loss bench (cuda)", unit="shapes"):
-        plain = _cuda_measure("plain", b, n, d, repeats)
-        for impl in CUDA_IMPLS:
-            got = _cuda_measure(impl, b, n, d, repeats)
-            rows.append(
-                {
-                    "device": name,
-                    "B": b,
-                    "N": n,
-                    "d": d,
-                    "impl": impl,
-                    "plain_MiB": plain["peak_extra_mib"],
-                    "impl_MiB": got["peak_extra_mib"],
-                    "mem_ratio": got["peak_extra_mib"] / plain["peak_extra_mib"],
-                    "workspace_ratio": got["workspace_mib"] / plain["workspace_mib"],
-                    "plain_ms": plain["ms"],
-                    "impl_ms": got["ms"],
-                    "time_ratio": got["ms"] / plain["ms"],
-                    "loss_diff": abs(got["loss"] - plain["loss"]),
-                }
-            )
+    rows = compare_rows(name, CUDA_SHAPES[size], CUDA_IMPLS, lambda *a: _cuda_measure(*a, repeats))
     b, n, d = CUDA_SHAPES[size][-1]
     extra: dict = {"method": "torch.cuda peak allocator stats; workspace = peak extra minus dq and dc"}
     extra["breakdown"] = _cuda_breakdown(b, n, d, repeats)
