@@ -1,14 +1,19 @@
 """The formatter's batched paths equal the one-record reference: `render_many` (template applied once
-per layout, text spliced in) equals `render`, `truncate_many` equals `truncate`, and `load_image`
-returns the same pixels as `Image.open(...).convert("RGB")`."""
+per layout, text spliced in) equals `render`, `truncate_many` equals `truncate`, `load_image`
+returns the same pixels as `Image.open(...).convert("RGB")`, and images decoded ahead are the
+collator's own pixels."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from umarvel_cli.data.formatter import InputFormatter, Record, load_image
+from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.image_processor import build_image_processor
 from umarvel_cli.models.registry import get_family
 from umarvel_cli.models.tokenizer import build_byte_tokenizer
@@ -87,3 +92,58 @@ def test_load_image_equals_open_and_convert(tmp_path, mode):
     assert got.mode == "RGB" and got.size == (40, 30)
     with Image.open(path) as ref:
         np.testing.assert_array_equal(np.asarray(got), np.asarray(ref.convert("RGB")))
+
+
+def _jpegs(folder, sizes) -> list:
+    rng = np.random.default_rng(2)
+    paths = []
+    for i, (w, h) in enumerate(sizes):
+        path = folder / f"{i}.jpg"
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def test_decode_ahead_gives_the_pixels_the_collator_would_decode(tmp_path):
+    from umarvel_cli.data.collator import Collator
+
+    f = _formatter()
+    paths = _jpegs(tmp_path, [(64, 64), (120, 90), (33, 200), (90, 60), (150, 150)])
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(
+        paths[1].read_bytes()[: paths[1].stat().st_size // 2]
+    )  # the header reads, the body does not decode
+    records = [
+        Record("a", "text only"),
+        Record("b", None, paths[0]),
+        Record("c", "words", paths[1], modality="text"),  # image not used: never decoded
+        Record("t", None, truncated),
+        Record("d", "caption", paths[2]),
+        Record("e", None, paths[3]),
+        Record("f", None, paths[4]),
+    ]
+    plain = f.encode_many(records, "candidate", defer_decode=True)
+    ahead = f.encode_many(records, "candidate", defer_decode=True, decode_ahead=4)
+    assert [e.input_ids.tolist() for e in ahead] == [e.input_ids.tolist() for e in plain]
+    assert all(e.resized is None for e in plain)
+    # the first 4 image records (b, t, d, e) are tried; the broken one is left for the collator
+    decoded = [r.id for r, e in zip(records, ahead, strict=True) if e.resized is not None]
+    assert set(decoded) <= {"b", "d", "e"} and ahead[6].resized is None and ahead[3].resized is None
+    for r, e in zip(records, ahead, strict=True):
+        if e.resized is not None:
+            np.testing.assert_array_equal(e.resized, f.patcher.resize(load_image(r.image)))
+    good = [i for i in range(len(records)) if i != 3]
+    collate = Collator(f.tokenizer.pad_token_id, f.image_pad_id, patcher=f.patcher, raw_pixels=True)
+    a, b = collate([plain[i] for i in good]), collate([ahead[i] for i in good])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(UmarvelError, match=r"unreadable image \(item t\)"):
+        collate([ahead[3]])
+
+
+def test_decode_ahead_stops_when_formatting_fails(tmp_path):
+    f = _formatter()
+    paths = _jpegs(tmp_path, [(64, 64)] * 3)
+    records = [Record(str(i), None, p) for i, p in enumerate(paths)] + [Record("bad", "  ")]
+    with pytest.raises(UmarvelError, match=r"empty input: no text and no image \(item bad\)"):
+        f.encode_many(records, "candidate", defer_decode=True, decode_ahead=8)
+    assert not [t for t in threading.enumerate() if t.name == "umarvel-decode-ahead"]

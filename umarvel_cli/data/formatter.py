@@ -12,6 +12,7 @@ with `add_generation_prompt=False` for train and eval alike.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -114,6 +115,42 @@ def peek_image(image: str | Path | Image.Image, item_id: str | None = None) -> L
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise UmarvelError(f"unreadable image (item {item_id}): {e}", file=path, field="image") from e
     return LazyImage(path, item_id, size)
+
+
+class DecodeAhead:
+    """Decodes and resizes records' images in a background thread while the caller formats them.
+
+    PIL decodes and resizes without holding the GIL, so on a machine whose other cores would wait
+    for the (mostly single-threaded) formatting, part of the collator's work is done by then. At
+    most `limit` images are held (bounded memory); `finish` stops the thread and returns
+    {record index: resized uint8 image}, exactly what the collator would have computed. An image
+    that fails here is simply left out: the collator decodes it again and reports it in order.
+    """
+
+    def __init__(self, patcher: ImagePatcher, records: list[Record], limit: int) -> None:
+        self._patcher = patcher
+        jobs = [
+            (i, r) for i, r in enumerate(records) if r.image is not None and "image" in r.resolved_modality()
+        ]
+        self._jobs = jobs[:limit]
+        self._done: dict[int, np.ndarray] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="umarvel-decode-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for i, record in self._jobs:
+            if self._stop.is_set():
+                return
+            try:
+                self._done[i] = self._patcher.resize(load_image(record.image, record.id))
+            except Exception:  # noqa: BLE001 - the collator decodes it again and raises the real error
+                continue
+
+    def finish(self) -> dict[int, np.ndarray]:
+        self._stop.set()
+        self._thread.join()
+        return self._done
 
 
 class InputFormatter:
@@ -269,7 +306,12 @@ class InputFormatter:
         return self.encode_many([record], role)[0]
 
     def encode_many(
-        self, records: list[Record], role: Role, defer_pixels: bool = False, defer_decode: bool = False
+        self,
+        records: list[Record],
+        role: Role,
+        defer_pixels: bool = False,
+        defer_decode: bool = False,
+        decode_ahead: int = 0,
     ) -> list[EncodedInput]:
         """`encode` for several records with one batched tokeniser call (same result, faster).
 
@@ -277,9 +319,29 @@ class InputFormatter:
         the collator, so a large chunk of formatted items stays small in memory. `defer_decode`
         (implies it) reads only image headers here (size, hence token count) and leaves decoding and
         resizing to the collator too, which can then run beside the model; a file whose header
-        reads but whose body is corrupt then fails when its batch is collated.
+        reads but whose body is corrupt then fails when its batch is collated. With it,
+        `decode_ahead` > 0 decodes up to that many images in a background thread while the chunk
+        is formatted (`DecodeAhead`): for a caller with an idle core, the same pixels sooner.
         """
         defer_pixels = defer_pixels or defer_decode
+        ahead = (
+            DecodeAhead(self.patcher, records, decode_ahead) if defer_decode and decode_ahead > 0 else None
+        )
+        try:
+            out = self._encode_many(records, role, defer_pixels, defer_decode)
+        finally:
+            decoded = ahead.finish() if ahead is not None else {}
+        for i, pixels in decoded.items():
+            it = out[i]
+            if it.lazy is not None and it.image_grid_thw is not None:
+                p = self.patcher.patch_size
+                if pixels.shape[:2] == (it.image_grid_thw[1] * p, it.image_grid_thw[2] * p):
+                    it.resized = pixels
+        return out
+
+    def _encode_many(
+        self, records: list[Record], role: Role, defer_pixels: bool, defer_decode: bool
+    ) -> list[EncodedInput]:
         images: list[Image.Image | LazyImage | None] = []
         for r in records:  # checks and image loading in record order: the first bad item is reported
             self.validate(r)

@@ -42,6 +42,8 @@ from umarvel_cli.models.umarvel_config import UmarvelConfig
 DEFAULT_TOKENS_PER_ITEM = 128
 # CPU batches embedded at once (each holds its activations: bounded for large models)
 MAX_CPU_WORKERS = 4
+# images `encode` decodes while it formats a chunk, with several CPU workers (bounds the memory held)
+DECODE_AHEAD = 64
 MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
 
 
@@ -252,14 +254,25 @@ class Embedder(nn.Module):
         """Embeddings [N, d] float32 in input order. Records are formatted once, in chunks.
 
         Formatting reads only image headers; images are decoded and resized per batch by the
-        collator, beside the model (see `encode_inputs`).
+        collator, beside the model (see `encode_inputs`). With several CPU workers, the first
+        DECODE_AHEAD images of a chunk are decoded in a background thread while it is formatted.
         """
         records = list(records)
         out = np.zeros((len(records), self.dim), dtype=np.float32)
+        workers = self._workers(workers)
+        # several CPU workers: the cores the formatting leaves idle decode the first images meanwhile
+        ahead = DECODE_AHEAD if workers > 1 and self.device.type == "cpu" else 0
         for start in range(0, len(records), chunk_size):
-            encoded = self.formatter.encode_many(records[start : start + chunk_size], role, defer_decode=True)
+            chunk = records[start : start + chunk_size]
+            encoded = self.formatter.encode_many(chunk, role, defer_decode=True, decode_ahead=ahead)
             out[start : start + len(encoded)] = self.encode_inputs(encoded, batch_size, workers=workers)
         return out
+
+    def _workers(self, workers: int | None) -> int:
+        """CPU batches run at once: given, or one per torch thread (at most MAX_CPU_WORKERS); 1 on GPU."""
+        if workers is not None:
+            return workers
+        return 1 if self.device.type != "cpu" else min(torch.get_num_threads(), MAX_CPU_WORKERS)
 
     def encode_inputs(
         self,
@@ -282,8 +295,7 @@ class Embedder(nn.Module):
         """
         batches = plan_batches(items, max(1, batch_size), max_tokens)
         collator = self.raw_collator if accepts_raw_patches(self.backbone) else self.collator
-        if workers is None:
-            workers = 1 if self.device.type != "cpu" else min(torch.get_num_threads(), MAX_CPU_WORKERS)
+        workers = self._workers(workers)
         was_training = self.training
         self.eval()
         try:
