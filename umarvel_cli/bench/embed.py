@@ -3,11 +3,14 @@
 - naive: batches in input order; per batch the stock Hugging Face processor (chat template,
   tokenizer, image processor, image-token expansion) runs on the batch, pads to the batch maximum,
   and the model runs under `torch.no_grad`;
-- ours: `Embedder.encode` (each item formatted once with one batched tokenizer call and only
-  image headers read; batches bucketed by length and image size so padding is small; images
-  decoded, resized and cut into raw uint8 patches per batch, the normalisation folded into the
-  patch embedding; on CPU one batch per core at once, so decoding and model compute of different
-  batches overlap; `torch.inference_mode`; the attention mask dropped when a batch has no padding).
+- ours: `Embedder.encode` (each item formatted once: the chat template applied once per layout,
+  one batched tokenizer call for truncation and one for the rendered texts, only image headers
+  read, the first images decoded meanwhile by an otherwise idle core; batches bucketed by length
+  and image size so padding is small; images decoded, resized and cut into raw uint8 patches per
+  batch, the normalisation folded into the patch embedding; on CPU one batch per core at once, so
+  decoding and model compute of different batches overlap; the vision attention with equal-size
+  images in one SDPA call and no broadcast rotary multiplies; `torch.inference_mode`; the
+  attention mask dropped when a batch has no padding).
 
 Data: an M-BEIR-like mixed candidate pool read from JPEG files on disk: short captions, longer
 passages, images of many sizes, image+text items, at the real default resolution cap
