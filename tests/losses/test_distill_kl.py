@@ -103,6 +103,14 @@ def test_bad_inputs():
         distill_kl_loss(q, c, teacher, 0.05, index=bad)
     with pytest.raises(UmarvelError, match="teacher_scores"):
         distill_kl_loss(q, c, teacher[:, :2], 0.05, index=index)
+    with pytest.raises(UmarvelError, match="unknown loss impl 'eager'"):  # InfoNCE-only
+        distill_kl_loss(q, c, teacher, 0.05, index=index, impl="eager")
+
+
+def test_auto_is_chunked_on_cpu():
+    q, c, index, teacher = distill_case()
+    auto = distill_kl_loss(q, c, teacher, 0.05, index=index)
+    torch.testing.assert_close(auto, distill_kl_loss(q, c, teacher, 0.05, index=index, impl="chunked"))
 
 
 def test_gradcheck_float64():

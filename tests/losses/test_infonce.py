@@ -122,8 +122,8 @@ def test_bad_inputs_raise_one_line_errors(monkeypatch):
         info_nce_loss(case.q, case.c, case.labels, 0.1, impl="triton")
 
 
-def test_auto_is_chunked_on_cpu():
-    assert resolve_impl("auto", torch.device("cpu")) == "chunked"
+def test_auto_is_eager_on_cpu():
+    assert resolve_impl("auto", torch.device("cpu")) == "eager"
 
 
 def test_chunked_matches_plain_on_a_larger_shape():
@@ -140,7 +140,7 @@ def test_auto_and_triton_dtype_rules(monkeypatch):
     assert resolve_impl("triton", torch.device("cpu"), torch.bfloat16) == "triton"
     with pytest.raises(UmarvelError, match="does not take torch.float64"):
         resolve_impl("triton", torch.device("cpu"), torch.float64)
-    assert resolve_impl("auto", torch.device("cpu"), torch.float64) == "chunked"
+    assert resolve_impl("auto", torch.device("cpu"), torch.float64) == "eager"
 
 
 def test_gradcheck_float64():

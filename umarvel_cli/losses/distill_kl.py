@@ -19,6 +19,8 @@ from kernels.distill_kl import MAX_K, distill_kl_rows
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.losses.infonce import resolve_impl, temperature_tensor
 
+IMPLS = ("auto", "plain", "chunked", "triton")  # no eager variant: K candidates per query are few
+
 
 def _flatten(c: torch.Tensor, index: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(c [N, d], index [B, K]) from either input form."""
@@ -84,7 +86,7 @@ def distill_kl_loss(
     side is always constant. Returns an fp32 scalar.
     """
     _check(q, c, teacher_scores, index)
-    which = resolve_impl(impl, q.device, q.dtype)
+    which = resolve_impl(impl, q.device, q.dtype, impls=IMPLS, fallback="chunked")
     k = teacher_scores.shape[1]
     if which == "triton" and k > MAX_K:
         if impl != "auto":

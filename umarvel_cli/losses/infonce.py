@@ -6,7 +6,8 @@ One function, several implementations behind `impl`:
 - "eager": gradients computed in the forward, one block of full score rows at a time (three
   products like "plain", memory of one [rows, N] block; `kernels.infonce_eager`);
 - "plain": the unfused matmul + cross-entropy (materialises B × N; tests and benchmarks only);
-- "auto": triton on CUDA when triton is installed, chunked otherwise.
+- "auto": triton on CUDA when triton is installed, eager otherwise (on CPU eager is about as fast as
+  plain and chunked up to 1.5x slower: docs/benchmarks.md).
 
 Formula (the caller L2-normalises q and c; positives are given by index):
 
@@ -45,13 +46,20 @@ def triton_available() -> bool:
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def resolve_impl(impl: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str:
-    """The concrete implementation `impl` stands for (auto → triton for CUDA fp32/fp16/bf16, else chunked)."""
-    if impl not in IMPLS:
-        raise UmarvelError(f"unknown loss impl {impl!r}", field="impl", expected=" | ".join(IMPLS))
+def resolve_impl(
+    impl: str,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    impls: tuple[str, ...] = IMPLS,
+    fallback: str = "eager",
+) -> str:
+    """The concrete implementation `impl` stands for among `impls` (auto → triton for CUDA
+    fp32/fp16/bf16 when triton is installed, else `fallback`)."""
+    if impl not in impls:
+        raise UmarvelError(f"unknown loss impl {impl!r}", field="impl", expected=" | ".join(impls))
     if impl == "auto":
         fused = device.type == "cuda" and dtype in TRITON_DTYPES and triton_available()
-        return "triton" if fused else "chunked"
+        return "triton" if fused else fallback
     if impl == "triton":
         if dtype not in TRITON_DTYPES:
             raise UmarvelError(
@@ -63,7 +71,7 @@ def resolve_impl(impl: str, device: torch.device, dtype: torch.dtype = torch.flo
             raise UmarvelError(
                 "impl 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the CPU interpreter)",
                 field="impl",
-                expected="auto or chunked on CPU",
+                expected="auto, eager or chunked on CPU",
             )
     return impl
 
