@@ -160,3 +160,42 @@ def test_text_questions_reword_the_look_the_articles_name():
         assert entity.shape in words
         assert entity.colour not in words and TEXTURE_WORDS[entity.texture] not in words
         assert all(entity.colour in fact and entity.shape in fact for fact in wiki.facts(entity))
+
+
+def test_nli_rows_restate_the_anchor_and_contradict_one_attribute():
+    from umarvel_cli.data.demo.corpora import nli_rows
+
+    rows = nli_rows(random.Random(0), 400)
+    assert rows == nli_rows(random.Random(0), 400)
+    assert all(entail != contra for _, entail, contra in rows)
+    anchors = [a for a, _, _ in rows]
+    # the anchors speak in the voices of the M-BEIR tasks: captions, news, product lines, emblem looks
+    assert any(a.startswith("An emblem showing") for a in anchors)
+    assert any(a == a.lower() and not a.endswith(".") for a in anchors)  # product lines
+    assert any(a.startswith(("Officials", "Crowds", "Visitors", "Workers")) for a in anchors)
+    # a look in other words is restated in the articles' words ("scarlet ... bands" -> "striped red")
+    looks = [
+        (a, e, c)
+        for a, e, c in rows
+        if a.startswith("An emblem showing") and e.startswith("A ") and e.count(" ") == 3
+    ]
+    assert looks
+    for anchor, entail, contra in looks:
+        _, pattern, colour, shape = entail.rstrip(".").split(" ")
+        assert shape in anchor and colour not in anchor.split()
+        assert colour in {"red", "green", "blue", "yellow", "purple", "orange", "white", "black"}
+        assert sum(a != b for a, b in zip(entail.split(), contra.split(), strict=True)) == 1
+
+
+def test_captions_describe_their_image_in_several_voices(tmp_path):
+    import json
+
+    from umarvel_cli.data.demo.corpora import write_corpora
+
+    counts = write_corpora(tmp_path, seed=0, n_nli=4, n_captions=60)
+    assert counts == {"nli": 4, "caption": 60}
+    captions = [json.loads(line)["caption"] for line in (tmp_path / "pairs" / "captions.jsonl").open()]
+    assert len(captions) == 60
+    assert any(c == c.lower() for c in captions)  # product lines
+    assert any(c.startswith("An emblem showing") for c in captions)
+    assert any(c.startswith(("There is", "A picture", "A photo", "Someone")) for c in captions)

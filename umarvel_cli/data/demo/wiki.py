@@ -9,10 +9,12 @@ from __future__ import annotations
 import random
 
 from umarvel_cli.data.demo.texts import TEXTURE_WORDS, format_text
-from umarvel_cli.data.demo.world import Entity
+from umarvel_cli.data.demo.world import Entity, Item
+
+Looks = Entity | Item  # anything with a shape, a colour and a texture
 
 
-def look(entity: Entity) -> str:
+def look(entity: Looks) -> str:
     return f"{TEXTURE_WORDS[entity.texture]} {entity.colour} {entity.shape}"
 
 
@@ -65,7 +67,7 @@ TEXTURE_PHRASES = {
 }
 
 
-def reworded_look(entity: Entity, rng: random.Random) -> str:
+def reworded_look(entity: Looks, rng: random.Random) -> str:
     """'a scarlet star with diagonal bands': the look without the articles' colour and pattern words."""
     colour = rng.choice(COLOUR_SYNONYMS[entity.colour])
     article = "an" if colour[0] in "aeiou" else "a"
