@@ -278,6 +278,7 @@ def run_cpu(size: str) -> BenchResult:
         folder = init_tiny_model("tiny-qwen2-vl", Path(tmp) / "model")
         cfg = UmarvelConfig.load(folder)
         cfg.max_pixels, cfg.text_token_budget = DEFAULT_MAX_PIXELS, 480  # real defaults
+        cfg.pool_tokens = "all"  # the released default, what the naive loop's mean pooling computes
         cfg.save(folder)
         embedder = Embedder.from_pretrained(folder, device="cpu")
         records = bench_records(n, Path(tmp) / "images")
