@@ -32,6 +32,7 @@ _CLAIMS = (
     "{np} can be seen.",
     "It is {np}.",
     "This is {np}.",
+    "headline",  # "Red striped star draws crowds." (the news headlines' voice)
 )
 
 
@@ -54,6 +55,8 @@ def claim(item: Item, mention: tuple[str, ...], template: str) -> str:
     """A short statement of some attributes: in plain words, as the look, or as a product."""
     if template == "look":
         return texts.format_text(f"A {wiki.look(item)}")
+    if template == "headline":
+        return texts.format_text(f"{texts.noun_phrase(item, mention, article=False)} draws crowds")
     if template == "product":
         words = {
             "size": texts.FITS[item.size],
