@@ -55,3 +55,16 @@ def test_out_of_memory_splits_the_batch_and_gives_the_same_vectors(tiny_embedder
     monkeypatch.setattr(type(emb), "forward", always_oom)
     with pytest.raises(UmarvelError, match="out of GPU memory with batch size 1"):
         emb.encode(_records()[:2], batch_size=2, workers=1)
+
+
+def test_several_batches_collating_ahead_give_the_same_vectors_in_order(tiny_embedders, monkeypatch):
+    from umarvel_cli.models import embedder as embedder_module
+
+    emb = tiny_embedders["tiny-qwen2-vl"]
+    encoded = emb.formatter.encode_many(_records(), "query", defer_pixels=True)
+    expected = emb.encode_inputs(encoded, 2, overlap=False, workers=1)
+    monkeypatch.setattr(embedder_module, "collate_ahead", lambda: 3)  # as on a GPU machine's cores
+    done: list[int] = []
+    got = emb.encode_inputs(encoded, 2, overlap=True, workers=1, on_batch=done.append)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert sum(done) == len(encoded) and len(done) == 5

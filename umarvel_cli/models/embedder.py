@@ -7,9 +7,11 @@ and pooling code, configured only by the folder's `umarvel.json`.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,14 @@ DEFAULT_TOKENS_PER_ITEM = 128
 MAX_CPU_WORKERS = 4
 # images `encode` decodes while it formats a chunk, with several CPU workers (bounds the memory held)
 DECODE_AHEAD = 64
+MAX_COLLATE_AHEAD = 8
+
+
+def collate_ahead() -> int:
+    """Batches collated in background threads while the GPU runs one (image decoding releases the GIL)."""
+    return max(1, min(MAX_COLLATE_AHEAD, (os.cpu_count() or 2) - 1))
+
+
 MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
 
 
@@ -289,9 +299,11 @@ class Embedder(nn.Module):
         MAX_CPU_WORKERS), each with torch threads // workers intra-op threads: a small model's ops
         are too small to keep several cores busy alone, and one batch's image decoding and
         collation then runs beside another batch's model compute.
-        On GPU (or with one worker) batches run one by one; the next batch is collated in a
-        background thread while the model runs the current one (`overlap`; default: on GPU only),
-        and on CUDA out-of-memory the failing batch is split in two and retried.
+        On GPU (or with one worker) batches run one by one; while the model runs the current batch,
+        the next ones are collated by a pool of background threads (`overlap`; default: on GPU only,
+        with `collate_ahead()` threads: one collating thread could not keep a 2B model on an H200
+        busy, docs/benchmarks.md), and on CUDA out-of-memory the failing batch is split in two and
+        retried.
         """
         batches = plan_batches(items, max(1, batch_size), max_tokens)
         collator = self.raw_collator if accepts_raw_patches(self.backbone) else self.collator
@@ -302,7 +314,8 @@ class Embedder(nn.Module):
             if workers > 1 and self.device.type == "cpu":
                 return self._encode_parallel(items, batches, collator, workers, on_batch)
             overlap = self.device.type == "cuda" if overlap is None else overlap
-            return self._encode_sequential(items, batches, collator, overlap, on_batch)
+            ahead = collate_ahead() if overlap else 0
+            return self._encode_sequential(items, batches, collator, ahead, on_batch)
         finally:
             self.train(was_training)
 
@@ -349,24 +362,26 @@ class Embedder(nn.Module):
         items: Sequence[EncodedInput],
         batches: list[list[int]],
         collator: Collator,
-        overlap: bool,
+        ahead: int,
         on_batch: Callable[[int], None] | None,
     ) -> np.ndarray:
-        """One batch at a time (GPU); splits a batch in two on CUDA out-of-memory."""
+        """One batch at a time (GPU), the next `ahead` batches collating meanwhile; splits a batch in
+        two on CUDA out-of-memory."""
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         queue = deque(batches)
-        ahead: dict[tuple[int, ...], Future] = {}
+        pending: dict[tuple[int, ...], Future] = {}
 
         def collate(idx: list[int]) -> dict[str, torch.Tensor]:
-            future = ahead.pop(tuple(idx), None)
+            future = pending.pop(tuple(idx), None)
             return future.result() if future is not None else collator([items[i] for i in idx])
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, ahead)) as pool:
             while queue:
                 idx = queue.popleft()
+                for nxt in islice(queue, ahead):  # keep the next `ahead` batches collating
+                    if tuple(nxt) not in pending:
+                        pending[tuple(nxt)] = pool.submit(collator, [items[i] for i in nxt])
                 batch = collate(idx)
-                if overlap and queue and tuple(queue[0]) not in ahead:
-                    ahead[tuple(queue[0])] = pool.submit(collator, [items[i] for i in queue[0]])
                 try:
                     out[idx] = self._embed_batch(batch)
                 except torch.cuda.OutOfMemoryError as e:
