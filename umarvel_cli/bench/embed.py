@@ -322,36 +322,6 @@ def run_cpu(size: str) -> BenchResult:
     )
 
 
-def qwen2_vl_2b_config(vocab_size: int = 151_936) -> Any:
-    """The published Qwen2-VL-2B-Instruct architecture (random weights)."""
-    import transformers
-
-    text = dict(
-        vocab_size=vocab_size,
-        hidden_size=1536,
-        intermediate_size=8960,
-        num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
-        max_position_embeddings=32768,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=True,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
-    )
-    vision = dict(
-        depth=32,
-        embed_dim=1280,
-        hidden_size=1536,
-        num_heads=16,
-        mlp_ratio=4,
-        patch_size=14,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        in_channels=3,
-    )
-    return transformers.Qwen2VLConfig(text_config=text, vision_config=vision)
-
-
 def _model_flops(backbone: Any, real_tokens: int, patches: int, seq_sq: int) -> float:
     """2 x params x tokens for the LLM and the vision tower, plus attention score/value products."""
     lm = backbone.language_model
@@ -365,27 +335,15 @@ def _model_flops(backbone: Any, real_tokens: int, patches: int, seq_sq: int) -> 
 def real_size_compare(device: Any, mcfg: Any, n: int, sync: Callable[[], None], reps: int = 2) -> BenchResult:
     """Naive vs ours on a random-initialised model of config `mcfg` in bf16 on `device`."""
     import torch
-    import transformers
 
+    from umarvel_cli.bench.real_size import build_real_size_backbone, real_size_parts
     from umarvel_cli.models.embedder import Embedder
     from umarvel_cli.models.image_processor import build_image_processor
     from umarvel_cli.models.registry import attention_implementation, get_family
-    from umarvel_cli.models.tokenizer import build_byte_tokenizer
-    from umarvel_cli.models.umarvel_config import UmarvelConfig
 
     dev = torch.device(device)
-    cfg = UmarvelConfig(family="qwen2-vl")
-    tok = build_byte_tokenizer((cfg.instruction_start, cfg.instruction_end, cfg.emb_token))
-    for key, token in [
-        ("image_token_id", "<|image_pad|>"),
-        ("video_token_id", "<|video_pad|>"),
-        ("vision_start_token_id", "<|vision_start|>"),
-        ("vision_end_token_id", "<|vision_end|>"),
-    ]:
-        setattr(mcfg, key, tok.convert_tokens_to_ids(token))
-    torch.manual_seed(0)
-    with torch.device(dev):
-        backbone = transformers.Qwen2VLModel(mcfg).to(torch.bfloat16)
+    tok, cfg, mcfg = real_size_parts(mcfg)
+    backbone = build_real_size_backbone(mcfg, dev)
     attn = attention_implementation(dev)
     backbone.set_attn_implementation(attn)
     fam = get_family("qwen2-vl")
@@ -418,6 +376,8 @@ def run_gpu(size: str) -> BenchResult:
 
     if not torch.cuda.is_available():
         return BenchResult("embed-gpu", "skipped: no CUDA device", [], {})
+    from umarvel_cli.bench.real_size import qwen2_vl_2b_config
+
     return real_size_compare("cuda", qwen2_vl_2b_config(), GPU_SIZES[size], torch.cuda.synchronize)
 
 

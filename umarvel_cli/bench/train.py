@@ -124,40 +124,10 @@ def _measure(
     return {"samples_per_s": statistics.median(rows[1:] or rows), "peak_mib": peak}
 
 
-def write_real_size_model(out: Path, device: Any) -> Path:
-    """A random Qwen2-VL-2B-sized model folder in bf16 (built on `device`: seconds on a GPU)."""
-    import torch
-
-    from umarvel_cli.bench.embed import qwen2_vl_2b_config
-    from umarvel_cli.models.image_processor import build_image_processor
-    from umarvel_cli.models.registry import get_family
-    from umarvel_cli.models.tokenizer import build_byte_tokenizer
-    from umarvel_cli.models.umarvel_config import UmarvelConfig
-
-    family = get_family("qwen2-vl")
-    ucfg = UmarvelConfig(family=family.name)
-    tok = build_byte_tokenizer((ucfg.instruction_start, ucfg.instruction_end, ucfg.emb_token))
-    mcfg = qwen2_vl_2b_config()
-    for key, token in [
-        ("image_token_id", "<|image_pad|>"),
-        ("video_token_id", "<|video_pad|>"),
-        ("vision_start_token_id", "<|vision_start|>"),
-        ("vision_end_token_id", "<|vision_end|>"),
-    ]:
-        setattr(mcfg, key, tok.convert_tokens_to_ids(token))
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = family.model_cls()(mcfg).to(torch.bfloat16)
-    model.save_pretrained(out)
-    del model
-    tok.save_pretrained(out)
-    build_image_processor(family, ucfg.min_pixels, ucfg.max_pixels).save_pretrained(out)
-    ucfg.save(out)
-    return out
-
-
 def real_size_rows(root: Path, device: Any) -> list[dict[str, Any]]:
     """Samples/s and peak memory of the paper's stage settings on a Qwen2-VL-2B-sized model."""
+    from umarvel_cli.bench.real_size import write_real_size_model
+
     model_dir = write_real_size_model(root / "real-size-model", device)
     batch = max(b for _, _, b, _ in REAL_SIZE_ROWS)
     data = {
