@@ -28,16 +28,16 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee 
 $PY -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$LOG"
 $PY -c "import triton; print('triton', triton.__version__)" 2>&1 | tee -a "$LOG"
 
-step kernel_tests 120 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovider -q -rfE \
+step kernel_tests 90 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovider -q -rfE \
   tests/kernels tests/losses --deselect tests/kernels/test_aot_compile.py::test_every_kernel_compiles_for_sm90
-step loss 180 "$PY" -m umarvel_cli bench loss --size "$SIZE" --json "$OUT/loss.json"
-step embed_gpu 120 "$PY" -c "
+step loss 120 "$PY" -m umarvel_cli bench loss --size "$SIZE" --json "$OUT/loss.json"
+step train 180 "$PY" -m umarvel_cli bench train --size "$SIZE" --json "$OUT/train.json"
+step embed_gpu 100 "$PY" -c "
 import json, sys
 from umarvel_cli.bench.embed import run_gpu
 r = run_gpu(sys.argv[1])
 print('embed-gpu:', r.summary)
 json.dump([{'name': r.name, 'summary': r.summary, 'rows': r.rows, 'extra': r.extra}], open(sys.argv[2], 'w'), indent=2, default=str)
 " "$SIZE" "$OUT/embed.json"
-step train 150 "$PY" -m umarvel_cli bench train --size "$SIZE" --json "$OUT/train.json"
-step search 90 env UMARVEL_BENCH_REPEATS=1 "$PY" -m umarvel_cli bench search --size "$SIZE" --json "$OUT/search.json"
+step search 70 env UMARVEL_BENCH_REPEATS=1 "$PY" -m umarvel_cli bench search --size "$SIZE" --json "$OUT/search.json"
 echo "=== done $(date -u +%T)"
