@@ -19,7 +19,7 @@ def _specs(dtype: str, infonce_tiles: dict | None = None) -> list[tuple[object, 
     from kernels import infonce_triton as ik
 
     prec = "ieee" if dtype == "fp32" else None
-    cfg = dict(infonce_tiles or ik.GPU_TILES)
+    cfg = dict(infonce_tiles or (ik.FP32_GPU_TILES if dtype == "fp32" else ik.GPU_TILES))
     launch = {"num_warps": cfg.pop("num_warps"), "num_stages": cfg.pop("num_stages")}
     tiles = {**cfg, "UPCAST": False, "PRECISION": prec, "HAS_IDS": True}
     ids = {"labels_ptr": "*i64", "cid_ptr": "*i64", "qpos_ptr": "*i64", "tau_ptr": "*fp32"}

@@ -89,3 +89,15 @@ def test_gpu_tiles_on_a_ragged_shape(dtype, kernel_device):
     # several 128x64 tiles, ragged in every dimension, several backward chunks
     compare(infonce_case(1000, 3001, 1537, dtype=dtype, seed=16, device=kernel_device), chunk=1024,
             with_ids=True, dtype=dtype)  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gpu_tile_sizes_under_the_interpreter(dtype, kernel_device, monkeypatch):
+    # the tile configuration the GPU runs, on a shape that is ragged against it: partial query,
+    # candidate and d tiles, several candidate splits and backward chunks
+    from kernels import infonce_triton
+
+    tiles = infonce_triton.FP32_GPU_TILES if dtype == torch.float32 else infonce_triton.GPU_TILES
+    monkeypatch.setattr(infonce_triton, "tile_override", dict(tiles))
+    case = infonce_case(150, 700, 72, dtype=dtype, seed=17, device=kernel_device)
+    compare(case, chunk=300, with_ids=True, dtype=dtype)
