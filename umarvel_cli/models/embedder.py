@@ -57,6 +57,14 @@ def collate_ahead() -> int:
 MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
 
 
+def to_device(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """Host → GPU through pinned memory without waiting for the GPU (a plain copy syncs the stream,
+    which would leave the GPU idle while the next batch is launched); anything else as `.to`."""
+    if dev.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(dev, non_blocking=True)
+    return t.to(dev)
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -218,15 +226,15 @@ class Embedder(nn.Module):
 
     def _model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         dev = self.device
-        inputs: dict[str, Any] = {k: batch[k].to(dev) for k in MODEL_KEYS if k in batch}
+        inputs: dict[str, Any] = {k: to_device(batch[k], dev) for k in MODEL_KEYS if k in batch}
         if self.config.position_ids == "mrope" and "position_ids" in batch:
             # computed by the collator on the CPU (equal to transformers' get_rope_index, no GPU syncs)
-            inputs["position_ids"] = batch["position_ids"].to(dev)
+            inputs["position_ids"] = to_device(batch["position_ids"], dev)
         elif self.config.position_ids == "sequential":
             # 1-D positions over the sequence (what the released checkpoints were trained with).
             mask = inputs["attention_mask"]
             inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        if bool(inputs["attention_mask"].all()):
+        if bool(batch["attention_mask"].all()):  # asked of the host copy: no GPU sync per batch
             # No padding: no mask to build; attention stays bidirectional through is_causal=False.
             inputs["attention_mask"] = None
         elif (
@@ -250,7 +258,12 @@ class Embedder(nn.Module):
         """L2-normalised embeddings [B, d] (fp32), differentiable."""
         hidden = self.hidden_states(batch)
         dev = hidden.device
-        return pool(hidden, batch["attention_mask"].to(dev), batch["pool_mask"].to(dev), self.config.pooling)
+        return pool(
+            hidden,
+            to_device(batch["attention_mask"], dev),
+            to_device(batch["pool_mask"], dev),
+            self.config.pooling,
+        )
 
     # -- inference --------------------------------------------------------------------------------
     def encode(
@@ -319,9 +332,13 @@ class Embedder(nn.Module):
         finally:
             self.train(was_training)
 
-    def _embed_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+    def _run_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """fp32 vectors of one batch, left on the model's device (queued, not waited for, on a GPU)."""
         with torch.inference_mode():  # thread-local: entered in the thread that runs the batch
-            return self.forward(batch).float().cpu().numpy()
+            return self.forward(batch).float()
+
+    def _embed_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        return self._run_batch(batch).cpu().numpy()
 
     def _encode_parallel(
         self,
@@ -365,15 +382,24 @@ class Embedder(nn.Module):
         ahead: int,
         on_batch: Callable[[int], None] | None,
     ) -> np.ndarray:
-        """One batch at a time (GPU), the next `ahead` batches collating meanwhile; splits a batch in
-        two on CUDA out-of-memory."""
+        """One batch at a time (GPU), the next `ahead` batches collating meanwhile and each batch's
+        vectors read back once the next one is queued; splits a batch in two on CUDA out-of-memory."""
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         queue = deque(batches)
         pending: dict[tuple[int, ...], Future] = {}
+        launched: list[tuple[list[int], torch.Tensor]] = []  # results still on the device
 
         def collate(idx: list[int]) -> dict[str, torch.Tensor]:
             future = pending.pop(tuple(idx), None)
             return future.result() if future is not None else collator([items[i] for i in idx])
+
+        def read_back() -> None:
+            """Copy the previous batch's vectors to the host (the GPU works on the next one meanwhile)."""
+            while launched:
+                done, emb = launched.pop()
+                out[done] = emb.cpu().numpy()
+                if on_batch is not None:
+                    on_batch(len(done))
 
         with ThreadPoolExecutor(max_workers=max(1, ahead)) as pool:
             while queue:
@@ -383,7 +409,7 @@ class Embedder(nn.Module):
                         pending[tuple(nxt)] = pool.submit(collator, [items[i] for i in nxt])
                 batch = collate(idx)
                 try:
-                    out[idx] = self._embed_batch(batch)
+                    emb = self._run_batch(batch)
                 except torch.cuda.OutOfMemoryError as e:
                     if len(idx) == 1:
                         raise UmarvelError(
@@ -395,8 +421,9 @@ class Embedder(nn.Module):
                     half = len(idx) // 2
                     queue.extendleft([idx[half:], idx[:half]])
                     continue
-                if on_batch is not None:
-                    on_batch(len(idx))
+                read_back()
+                launched.append((idx, emb))
+            read_back()
         return out
 
     def similarity(self, q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
