@@ -10,13 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-VISION_TOKENS = {
-    "image_token_id": "<|image_pad|>",
-    "video_token_id": "<|video_pad|>",
-    "vision_start_token_id": "<|vision_start|>",
-    "vision_end_token_id": "<|vision_end|>",
-}
-
 
 def qwen2_vl_2b_config(vocab_size: int = 151_936) -> Any:
     """The published Qwen2-VL-2B-Instruct architecture (random weights)."""
@@ -50,14 +43,14 @@ def qwen2_vl_2b_config(vocab_size: int = 151_936) -> Any:
 
 def real_size_parts(mcfg: Any | None = None) -> tuple[Any, Any, Any]:
     """(tokenizer, UmarvelConfig, model config with the tokenizer's vision token ids)."""
-    from umarvel_cli.models.tokenizer import build_word_tokenizer
+    from umarvel_cli.models.tokenizer import build_word_tokenizer, vision_token_ids
     from umarvel_cli.models.umarvel_config import UmarvelConfig
 
     ucfg = UmarvelConfig(family="qwen2-vl")
     tok = build_word_tokenizer((ucfg.instruction_start, ucfg.instruction_end, ucfg.emb_token))
     mcfg = mcfg if mcfg is not None else qwen2_vl_2b_config()
-    for key, token in VISION_TOKENS.items():
-        setattr(mcfg, key, tok.convert_tokens_to_ids(token))
+    for key, token_id in vision_token_ids(tok).items():
+        setattr(mcfg, key, token_id)
     return tok, ucfg, mcfg
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.image_processor import build_image_processor
 from umarvel_cli.models.registry import TINY_PREFIX, Family, get_family, quiet_transformers
-from umarvel_cli.models.tokenizer import build_word_tokenizer
+from umarvel_cli.models.tokenizer import build_word_tokenizer, vision_token_ids
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
 HIDDEN = 64
@@ -114,10 +114,7 @@ def init_tiny_model(backbone: str, out: Path, seed: int = 0, pool_tokens: str = 
     cfg = family.config_cls()(
         text_config=_text_config(family, tok),
         vision_config=_vision_config(family),
-        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
-        video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
-        vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
-        vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"),
+        **vision_token_ids(tok),
     )
     torch.manual_seed(seed)
     model = family.model_cls()(cfg)

@@ -137,3 +137,16 @@ def ensure_tokens(tokenizer: Any, tokens: list[str]) -> int:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = PAD_TOKEN
     return len(missing)
+
+
+VISION_TOKENS = {
+    "image_token_id": "<|image_pad|>",
+    "video_token_id": "<|video_pad|>",
+    "vision_start_token_id": "<|vision_start|>",
+    "vision_end_token_id": "<|vision_end|>",
+}
+
+
+def vision_token_ids(tokenizer: Any) -> dict[str, int]:
+    """The Qwen-VL config fields naming the tokenizer's vision tokens (image/video pads, markers)."""
+    return {key: tokenizer.convert_tokens_to_ids(token) for key, token in VISION_TOKENS.items()}
