@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.infonce import backward_from_lse, default_chunk
+from kernels.infonce import backward_from_lse, default_chunk, row_dot_sum
 from kernels.infonce_reference import chunk_logits, softmax_grad_
 from kernels.precision import accumulator_dtype
 
@@ -69,7 +69,7 @@ class _InfoNCEEager(torch.autograd.Function):
             if need_c:
                 add_transposed_product_(dc, g, q_b)
             if need_tau:
-                dtau -= (q_b.to(acc) * dq[r0:r1].to(acc)).sum() * inv_tau
+                dtau -= row_dot_sum(q_b, dq[r0:r1]) * inv_tau
         ctx.save_for_backward(q, c, tau, labels, cand_ids, query_pos_ids, lse)
         ctx.grads = (dq, dc, dtau)
         ctx.c_dtype = c.dtype
