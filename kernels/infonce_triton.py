@@ -30,8 +30,9 @@ def _interpreting() -> bool:
 # bf16/fp16 tiles: the fastest of `umarvel bench loss`'s sweep at B=16k, N=96k, d=1536 and 3584 on
 # an H200 (docs/benchmarks.md); 128x256 tiles beat 128x64 by 1.3-1.45x there.
 GPU_TILES = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_D": 64, "num_warps": 8, "num_stages": 4}
-# fp32 runs exact ("ieee") products on CUDA cores, unrolled per tile: 128x256 tiles did not finish
-# compiling in 60 s on the H200, 128x64 compile in seconds (and fp32 is the tests' dtype, not training's).
+# fp32 runs exact ("ieee") products on CUDA cores, unrolled per tile: with 128x256 tiles every new
+# fp32 specialisation took many seconds to compile on the H200 (the compiled test run hit its cap);
+# 128x64 compile in seconds (and fp32 is the tests' dtype, not training's).
 FP32_GPU_TILES = {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "num_warps": 8, "num_stages": 3}
 INTERPRETER_TILES = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": 16, "num_warps": 4, "num_stages": 1}
 # `umarvel bench loss` sets this to time other tile sizes; None = the defaults above.
