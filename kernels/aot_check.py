@@ -12,8 +12,8 @@ import os
 import sys
 
 
-def _specs(dtype: str, infonce_tiles: dict | None = None) -> list[tuple[object, dict, dict, dict]]:
-    """(kernel, signature, constexprs, options) at the GPU configuration the wrappers launch
+def _specs(dtype: str, infonce_tiles: dict | None = None) -> list[tuple[str, object, dict, dict, dict]]:
+    """(label suffix, kernel, signature, constexprs, options) at the configurations the wrappers launch
     (`infonce_tiles`: another InfoNCE tile configuration, in `infonce_triton.GPU_TILES`'s form)."""
     from kernels import distill_kl_triton as dk
     from kernels import infonce_triton as ik
@@ -24,10 +24,17 @@ def _specs(dtype: str, infonce_tiles: dict | None = None) -> list[tuple[object, 
     tiles = {**cfg, "UPCAST": False, "PRECISION": prec, "HAS_IDS": True}
     ids = {"labels_ptr": "*i64", "cid_ptr": "*i64", "qpos_ptr": "*i64", "tau_ptr": "*fp32"}
     dims = {"B": "i32", "N": "i32", "D": "i32", "P": "i32"}
-    strides = {"stride_qm": "i32", "stride_cn": "i32", "stride_pm": "i32", "stride_pp": "i32"}
     emb = {"q_ptr": f"*{dtype}", "c_ptr": f"*{dtype}"}
+    iemb = {**emb, "s_ptr": f"*{dtype}"}
+    strides = {
+        "stride_qm": "i32",
+        "stride_cn": "i32",
+        "stride_sm": "i32",
+        "stride_pm": "i32",
+        "stride_pp": "i32",
+    }
     fwd = {
-        **emb,
+        **iemb,
         **ids,
         "lse_part_ptr": "*fp32",
         "pos_part_ptr": "*fp32",
@@ -35,7 +42,7 @@ def _specs(dtype: str, infonce_tiles: dict | None = None) -> list[tuple[object, 
         "per_split": "i32",
         **strides,
     }
-    grad = {**emb, **ids, "lse_ptr": "*fp32", "g_ptr": "*fp32", "out_ptr": f"*{dtype}", **dims, **strides}
+    grad = {**iemb, **ids, "lse_ptr": "*fp32", "g_ptr": "*fp32", "out_ptr": f"*{dtype}", **dims, **strides}
     grad["stride_om"] = "i32"
     blocks = dk._blocks(50, 3584)
     dist = {**emb, "idx_ptr": "*i64", "t_ptr": "*fp32", "tau_ptr": "*fp32"}
@@ -43,11 +50,14 @@ def _specs(dtype: str, infonce_tiles: dict | None = None) -> list[tuple[object, 
     dfwd = {**dist, "rows_ptr": "*fp32", "lse_ptr": "*fp32", "K": "i32", "D": "i32", **dist_strides}
     dbwd = {**dist, "lse_ptr": "*fp32", "g_ptr": "*fp32", "dq_ptr": "*fp32", "dc_ptr": "*fp32"}
     dbwd = {**dbwd, "K": "i32", "D": "i32", **dist_strides, "stride_dqm": "i32", "stride_dcn": "i32"}
+    fused, scores = {**tiles, "FROM_SCORES": False}, {**tiles, "FROM_SCORES": True}
     return [
-        (ik._fwd_kernel, fwd, tiles, launch),
-        (ik._grad_kernel, grad, tiles, launch),
-        (dk._fwd_kernel, dfwd, blocks, {}),
-        (dk._bwd_kernel, dbwd, {"NEED_C": True, **blocks}, {}),
+        ("", ik._fwd_kernel, fwd, fused, launch),
+        ("", ik._grad_kernel, grad, fused, launch),
+        ("[scores]", ik._fwd_kernel, fwd, scores, launch),
+        ("[scores]", ik._grad_kernel, grad, scores, launch),
+        ("", dk._fwd_kernel, dfwd, blocks, {}),
+        ("", dk._bwd_kernel, dbwd, {"NEED_C": True, **blocks}, {}),
     ]
 
 
@@ -60,14 +70,14 @@ def compile_all(arch: int = 90, dtype: str = "bf16", infonce_tiles: dict | None 
     from triton.compiler import ASTSource
 
     out = {}
-    for fn, sig, consts, opts in _specs(dtype, infonce_tiles):
+    for suffix, fn, sig, consts, opts in _specs(dtype, infonce_tiles):
         signature = {**sig, **dict.fromkeys(consts, "constexpr")}
         compiled = triton.compile(
             ASTSource(fn=fn, signature=signature, constexprs=consts),
             target=GPUTarget("cuda", arch, 32),
             options=opts,
         )
-        out[f"{fn.fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}"] = compiled.metadata.shared
+        out[f"{fn.fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}{suffix}"] = compiled.metadata.shared
     return out
 
 

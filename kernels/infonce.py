@@ -12,9 +12,10 @@ dtype) and feeds each chunk to two matmuls: dq += G·c_chunk (fp32 accumulator),
 The temperature gradient needs no extra pass: with s_ij = q_i · c_j,
 dL/dtau = −(1/tau)·Σ_ij G_ij s_ij = −(1/tau)·Σ_i q_i · dq_i.
 
-Backends: "torch" (`kernels.infonce_reference`, any device) and "triton" (`kernels.infonce_triton`:
+Backends: "torch" (`kernels.infonce_reference`, any device), "triton" (`kernels.infonce_triton`:
 fused split-N online-logsumexp forward, fused recompute+mask+softmax-gradient tile kernel in the
-backward). Triton is imported only when the triton backend runs.
+backward) and "hybrid" (`kernels.infonce_hybrid`: cuBLAS score products per chunk, the same Triton
+kernels reading them). Triton is imported only when a Triton backend runs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 from kernels import infonce_reference
 from kernels.precision import accumulator_dtype
 
-BACKENDS = ("torch", "triton")
+BACKENDS = ("torch", "triton", "hybrid")
 DQ_ROWS = 4096  # rows of dq per product in the backward: a [4096, d] temporary instead of [B, d]
 
 
@@ -41,6 +42,10 @@ def _backend(name: str):
         from kernels import infonce_triton  # lazy: imports triton
 
         return infonce_triton
+    if name == "hybrid":
+        from kernels import infonce_hybrid  # lazy: imports triton
+
+        return infonce_hybrid
     raise ValueError(f"unknown backend {name!r} (expected one of {BACKENDS})")
 
 

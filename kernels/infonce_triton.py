@@ -88,6 +88,27 @@ def _score_tile(
 
 
 @triton.jit
+def _tile(
+    q_ptr, c_ptr, s_ptr, offs_m, offs_n, m_mask, n_mask, D, stride_qm, stride_cn, stride_sm,
+    FROM_SCORES: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """fp32 score tile: read from a [B, n] score block (FROM_SCORES) or computed from q and c."""
+    if FROM_SCORES:
+        s = tl.load(
+            s_ptr + offs_m[:, None].to(tl.int64) * stride_sm + offs_n[None, :],
+            mask=m_mask[:, None] & n_mask[None, :],
+            other=0.0,
+        ).to(tl.float32)
+    else:
+        s = _score_tile(
+            q_ptr, c_ptr, offs_m, offs_n, m_mask, n_mask, D, stride_qm, stride_cn,
+            BLOCK_M, BLOCK_N, BLOCK_D, UPCAST, PRECISION,
+        )  # fmt: skip
+    return s
+
+
+@triton.jit
 def _kept(
     offs_m,
     offs_n,
@@ -121,6 +142,7 @@ def _kept(
 def _fwd_kernel(
     q_ptr,
     c_ptr,
+    s_ptr,
     labels_ptr,
     cid_ptr,
     qpos_ptr,
@@ -134,9 +156,11 @@ def _fwd_kernel(
     per_split,
     stride_qm,
     stride_cn,
+    stride_sm,
     stride_pm,
     stride_pp,
     HAS_IDS: tl.constexpr,
+    FROM_SCORES: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
@@ -157,9 +181,9 @@ def _fwd_kernel(
     for n0 in range(n_begin, n_end, BLOCK_N):
         offs_n = n0 + tl.arange(0, BLOCK_N)
         n_mask = offs_n < n_end
-        s = _score_tile(
-            q_ptr, c_ptr, offs_m, offs_n, m_mask, n_mask, D, stride_qm, stride_cn,
-            BLOCK_M, BLOCK_N, BLOCK_D, UPCAST, PRECISION,
+        s = _tile(
+            q_ptr, c_ptr, s_ptr, offs_m, offs_n, m_mask, n_mask, D, stride_qm, stride_cn, stride_sm,
+            FROM_SCORES, BLOCK_M, BLOCK_N, BLOCK_D, UPCAST, PRECISION,
         )  # fmt: skip
         logits = s * inv_tau
         keep, is_pos = _kept(
@@ -183,6 +207,7 @@ def _fwd_kernel(
 def _grad_kernel(
     q_ptr,
     c_ptr,
+    s_ptr,
     labels_ptr,
     cid_ptr,
     qpos_ptr,
@@ -196,10 +221,12 @@ def _grad_kernel(
     P,
     stride_qm,
     stride_cn,
+    stride_sm,
     stride_pm,
     stride_pp,
     stride_om,
     HAS_IDS: tl.constexpr,
+    FROM_SCORES: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
@@ -214,9 +241,9 @@ def _grad_kernel(
     n_mask = offs_n < N
     labels = tl.load(labels_ptr + offs_m, mask=m_mask, other=-1)
     inv_tau = 1.0 / tl.load(tau_ptr).to(tl.float32)
-    s = _score_tile(
-        q_ptr, c_ptr, offs_m, offs_n, m_mask, n_mask, D, stride_qm, stride_cn,
-        BLOCK_M, BLOCK_N, BLOCK_D, UPCAST, PRECISION,
+    s = _tile(
+        q_ptr, c_ptr, s_ptr, offs_m, offs_n, m_mask, n_mask, D, stride_qm, stride_cn, stride_sm,
+        FROM_SCORES, BLOCK_M, BLOCK_N, BLOCK_D, UPCAST, PRECISION,
     )  # fmt: skip
     keep, is_pos = _kept(
         offs_m, offs_n, m_mask, n_mask, labels, cid_ptr, qpos_ptr, P, stride_pm, stride_pp,
@@ -270,20 +297,42 @@ def forward_stats(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(lse [B], positive logit [B]) in fp32; `chunk` is unused (the kernel streams all of c)."""
     del chunk
-    b, d = q.shape
-    n = c.shape[0]
-    cfg = _config(q.dtype)
-    splits = _splits(b, n, cfg, q.device)
+    return _stats(q, c, None, labels, tau, cand_ids, query_pos_ids)
+
+
+def stats_from_scores(
+    s: torch.Tensor,
+    labels_local: torch.Tensor,
+    tau: torch.Tensor,
+    cand_ids_chunk: torch.Tensor | None,
+    query_pos_ids: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`forward_stats` of one chunk whose scores s [B, n] = q · c_chunkᵀ are already computed."""
+    return _stats(None, None, s, labels_local, tau, cand_ids_chunk, query_pos_ids)
+
+
+def _operands(q, c, s) -> tuple:
+    """(q, c, s) and their row strides for a launch; the unused side gets a stand-in never read."""
+    if s is None:
+        return (q, c, q), (q.stride(0), c.stride(0), 0), q, c.shape[0], q.shape[1]
+    return (s, s, s), (0, 0, s.stride(0)), s, s.shape[1], 0
+
+
+def _stats(q, c, s, labels, tau, cand_ids, query_pos_ids) -> tuple[torch.Tensor, torch.Tensor]:
+    ptrs, strides, ref, n, d = _operands(q, c, s)
+    b = ref.shape[0]
+    cfg = _config(ref.dtype)
+    splits = _splits(b, n, cfg, ref.device)
     per_split = triton.cdiv(triton.cdiv(n, splits), cfg["BLOCK_N"]) * cfg["BLOCK_N"]
     splits = triton.cdiv(n, per_split)
-    lse_part = torch.empty(splits, b, dtype=torch.float32, device=q.device)
-    pos_part = torch.empty(splits, b, dtype=torch.float32, device=q.device)
+    lse_part = torch.empty(splits, b, dtype=torch.float32, device=ref.device)
+    pos_part = torch.empty(splits, b, dtype=torch.float32, device=ref.device)
     cid, qpos, p, spm, spp, has_ids = _id_args(labels, cand_ids, query_pos_ids)
     grid = (triton.cdiv(b, cfg["BLOCK_M"]), splits)
     _fwd_kernel[grid](
-        q, c, labels.contiguous(), cid, qpos, tau, lse_part, pos_part,
-        b, n, d, p, per_split, q.stride(0), c.stride(0), spm, spp,
-        HAS_IDS=has_ids, **_flags(q), **cfg,
+        *ptrs, labels.contiguous(), cid, qpos, tau, lse_part, pos_part,
+        b, n, d, p, per_split, *strides, spm, spp,
+        HAS_IDS=has_ids, FROM_SCORES=s is not None, **_flags(ref), **cfg,
     )  # fmt: skip
     return torch.logsumexp(lse_part, dim=0), pos_part.sum(0)
 
@@ -299,15 +348,32 @@ def grad_scores(
     grad_rows: torch.Tensor,
 ) -> torch.Tensor:
     """[B, n] dLoss/dscores of one candidate chunk, in q's dtype (the GEMMs that follow run in it)."""
-    b, d = q.shape
-    n = c_chunk.shape[0]
-    cfg = _config(q.dtype)
-    out = torch.empty(b, n, dtype=q.dtype, device=q.device)
-    cid, qpos, p, spm, spp, has_ids = _id_args(labels_local, cand_ids_chunk, query_pos_ids)
+    return _grad(q, c_chunk, None, labels_local, tau, cand_ids_chunk, query_pos_ids, lse, grad_rows)
+
+
+def grad_from_scores(
+    s: torch.Tensor,
+    labels_local: torch.Tensor,
+    tau: torch.Tensor,
+    cand_ids_chunk: torch.Tensor | None,
+    query_pos_ids: torch.Tensor | None,
+    lse: torch.Tensor,
+    grad_rows: torch.Tensor,
+) -> torch.Tensor:
+    """`grad_scores` of one chunk whose scores s [B, n] are already computed, in s's dtype."""
+    return _grad(None, None, s, labels_local, tau, cand_ids_chunk, query_pos_ids, lse, grad_rows)
+
+
+def _grad(q, c, s, labels_local, tau, cand_ids, query_pos_ids, lse, grad_rows) -> torch.Tensor:
+    ptrs, strides, ref, n, d = _operands(q, c, s)
+    b = ref.shape[0]
+    cfg = _config(ref.dtype)
+    out = torch.empty(b, n, dtype=ref.dtype, device=ref.device)
+    cid, qpos, p, spm, spp, has_ids = _id_args(labels_local, cand_ids, query_pos_ids)
     grid = (triton.cdiv(b, cfg["BLOCK_M"]), triton.cdiv(n, cfg["BLOCK_N"]))
     _grad_kernel[grid](
-        q, c_chunk, labels_local.contiguous(), cid, qpos, tau, lse, grad_rows, out,
-        b, n, d, p, q.stride(0), c_chunk.stride(0), spm, spp, out.stride(0),
-        HAS_IDS=has_ids, **_flags(q), **cfg,
+        *ptrs, labels_local.contiguous(), cid, qpos, tau, lse, grad_rows, out,
+        b, n, d, p, *strides, spm, spp, out.stride(0),
+        HAS_IDS=has_ids, FROM_SCORES=s is not None, **_flags(ref), **cfg,
     )  # fmt: skip
     return out

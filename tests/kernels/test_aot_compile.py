@@ -22,6 +22,8 @@ def test_every_kernel_compiles_for_sm90():
     assert names == {
         "infonce_triton._fwd_kernel",
         "infonce_triton._grad_kernel",
+        "infonce_triton._fwd_kernel[scores]",
+        "infonce_triton._grad_kernel[scores]",
         "distill_kl_triton._fwd_kernel",
         "distill_kl_triton._bwd_kernel",
     }

@@ -120,6 +120,8 @@ def test_bad_inputs_raise_one_line_errors(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(UmarvelError, match="needs CUDA tensors"):
         info_nce_loss(case.q, case.c, case.labels, 0.1, impl="triton")
+    with pytest.raises(UmarvelError, match="impl 'hybrid' needs CUDA tensors"):
+        info_nce_loss(case.q, case.c, case.labels, 0.1, impl="hybrid")
 
 
 def test_auto_is_eager_on_cpu():

@@ -1,6 +1,6 @@
 """InfoNCE forward+backward: peak extra memory and time of the fused loss against the plain one.
 
-On CUDA (when available) chunked, eager and the Triton kernels run on bf16 inputs at B ∈ {1k, 4k, 16k}, N = 6·B,
+On CUDA (when available) chunked, eager, the Triton kernels and the hybrid backend run on bf16 inputs at B ∈ {1k, 4k, 16k}, N = 6·B,
 d ∈ {1536, 3584} ("quick": the smallest shape only). Memory is `torch.cuda.max_memory_allocated`
 during the step minus what was allocated before it (the inputs), time the median of CUDA-event
 timed steps. "workspace" subtracts the gradients dq and dc, which every implementation returns.
@@ -129,7 +129,7 @@ def _run_cpu(size: str) -> BenchResult:
 
 # ---- CUDA: in-process, allocator statistics ----------------------------------------------------
 
-CUDA_IMPLS = ("chunked", "eager", "triton")
+CUDA_IMPLS = ("chunked", "eager", "triton", "hybrid")
 # tried at the largest B for each d when size is "default": (BLOCK_M, BLOCK_N, BLOCK_D, warps, stages)
 TILE_SWEEP = [
     (128, 64, 64, 8, 3),

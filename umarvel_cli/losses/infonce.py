@@ -3,6 +3,7 @@
 One function, several implementations behind `impl`:
 - "triton": fused Triton kernels (CUDA; or CPU under TRITON_INTERPRET=1 for tests), O((B + N)·d) memory;
 - "chunked": the pure-torch reference, memory-bounded by recomputation over candidate chunks;
+- "hybrid": cuBLAS score products per candidate chunk, the Triton kernels for the rest (CUDA);
 - "eager": gradients computed in the forward, one block of full score rows at a time (three
   products like "plain", memory of one [rows, N] block; `kernels.infonce_eager`);
 - "plain": the unfused matmul + cross-entropy (materialises B × N; tests and benchmarks only);
@@ -34,7 +35,7 @@ from kernels.infonce import info_nce_rows
 from kernels.infonce_eager import info_nce_rows_eager
 from umarvel_cli.errors import UmarvelError
 
-IMPLS = ("auto", "plain", "chunked", "eager", "triton")
+IMPLS = ("auto", "plain", "chunked", "eager", "triton", "hybrid")
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -60,16 +61,16 @@ def resolve_impl(
     if impl == "auto":
         fused = device.type == "cuda" and dtype in TRITON_DTYPES and triton_available()
         return "triton" if fused else fallback
-    if impl == "triton":
+    if impl in ("triton", "hybrid"):
         if dtype not in TRITON_DTYPES:
             raise UmarvelError(
-                f"impl 'triton' does not take {dtype}", field="impl", expected="fp32/fp16/bf16"
+                f"impl {impl!r} does not take {dtype}", field="impl", expected="fp32/fp16/bf16"
             )
         if not triton_available():
-            raise UmarvelError("impl 'triton' needs the triton package", expected="pip install triton")
+            raise UmarvelError(f"impl {impl!r} needs the triton package", expected="pip install triton")
         if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
             raise UmarvelError(
-                "impl 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 for the CPU interpreter)",
+                f"impl {impl!r} needs CUDA tensors (or TRITON_INTERPRET=1 for the CPU interpreter)",
                 field="impl",
                 expected="auto, eager or chunked on CPU",
             )
@@ -189,7 +190,7 @@ def info_nce_loss(
             tau,
             cand_ids,
             query_pos_ids,
-            backend="torch" if which == "chunked" else "triton",
+            backend={"chunked": "torch"}.get(which, which),
         )
     if reduction == "mean":
         return rows.mean()

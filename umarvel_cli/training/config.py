@@ -26,7 +26,7 @@ CHOICES = {
     "schedule": ("cosine", "constant"),
     "batching": ("mixed", "task"),
     "instruction": ("none", "first", "random"),
-    "loss_impl": ("auto", "chunked", "plain", "eager", "triton"),
+    "loss_impl": ("auto", "chunked", "plain", "eager", "triton", "hybrid"),
 }
 
 
