@@ -28,9 +28,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee 
 $PY -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$LOG"
 $PY -c "import triton; print('triton', triton.__version__)" 2>&1 | tee -a "$LOG"
 
-step kernel_tests 90 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovider -q -rfE \
+step kernel_tests 150 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovider -q -rfE \
   tests/kernels tests/losses --deselect tests/kernels/test_aot_compile.py::test_every_kernel_compiles_for_sm90
-step loss 120 "$PY" -m umarvel_cli bench loss --size "$SIZE" --json "$OUT/loss.json"
+step loss 180 "$PY" -m umarvel_cli bench loss --size "$SIZE" --json "$OUT/loss.json"
 step train 180 "$PY" -m umarvel_cli bench train --size "$SIZE" --json "$OUT/train.json"
 step embed_gpu 100 "$PY" -c "
 import json, sys
