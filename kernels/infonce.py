@@ -27,6 +27,7 @@ from kernels.precision import accumulator_dtype
 
 BACKENDS = ("torch", "triton", "hybrid")
 DQ_ROWS = 4096  # rows of dq per product in the backward: a [4096, d] temporary instead of [B, d]
+chunk_override: int | None = None  # set by `umarvel bench loss`'s chunk sweep, never by library code
 
 
 def default_chunk(b: int, device: torch.device) -> int:
@@ -134,6 +135,6 @@ def info_nce_rows(
     `query_pos_ids` [B, P] are int64 (pad -1), both or neither.
     """
     if chunk is None:
-        chunk = default_chunk(q.shape[0], q.device)
+        chunk = chunk_override or default_chunk(q.shape[0], q.device)
     q, c = q.contiguous(), c.contiguous()
     return _InfoNCE.apply(q, c, tau, labels, cand_ids, query_pos_ids, backend, chunk)

@@ -221,6 +221,26 @@ def _tile_sweep(b: int, n: int, d: int, repeats: int) -> list[dict]:
     return rows
 
 
+HYBRID_CHUNKS = (1024, 2048, 4096, 8192)  # candidates per cuBLAS product, tried at the largest B
+
+
+def _hybrid_chunk_sweep(b: int, n: int, d: int, repeats: int) -> list[dict]:
+    from kernels import infonce
+
+    rows = []
+    try:
+        for chunk in HYBRID_CHUNKS:
+            infonce.chunk_override = chunk
+            try:
+                got = _cuda_measure("hybrid", b, n, d, repeats)
+                rows.append({"chunk": chunk, "ms": got["ms"], "peak_extra_mib": got["peak_extra_mib"]})
+            except Exception as e:  # keep the table's other rows
+                rows.append({"chunk": chunk, "error": f"{type(e).__name__}: {str(e)[:120]}"})
+    finally:
+        infonce.chunk_override = None
+    return rows
+
+
 def _run_cuda(size: str) -> BenchResult:
     import torch
 
@@ -231,6 +251,13 @@ def _run_cuda(size: str) -> BenchResult:
     extra: dict = {"method": "torch.cuda peak allocator stats; workspace = peak extra minus dq and dc"}
     extra["breakdown"] = _cuda_breakdown(b, n, d, repeats)
     if size == "default":
+        extra["hybrid_chunk_sweep"] = [
+            {"B": sb, "N": sn, "d": sd, **row}
+            for sb, sn, sd in CUDA_SHAPES[size]
+            if sb == b
+            for row in _hybrid_chunk_sweep(sb, sn, sd, repeats)
+        ]
+    if size == "default" and os.environ.get("UMARVEL_BENCH_TILE_SWEEP") == "1":  # tiles are chosen
         extra["tile_sweep"] = [
             {"B": sb, "N": sn, "d": sd, **row}
             for sb, sn, sd in CUDA_SHAPES[size]
