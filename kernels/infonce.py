@@ -26,14 +26,14 @@ from kernels import infonce_reference
 from kernels.precision import accumulator_dtype
 
 BACKENDS = ("torch", "triton", "hybrid")
-DQ_ROWS = 4096  # rows of dq per product in the backward: a [4096, d] temporary instead of [B, d]
+ROWS = 4096  # query rows per backward block: the fp32 dq accumulator is [4096, d], not [B, d]
 chunk_override: int | None = None  # set by `umarvel bench loss`'s chunk sweep, never by library code
 
 
 def default_chunk(b: int, device: torch.device) -> int:
-    """Candidates per backward chunk: a [B, chunk] block of ~16 MiB (CPU) / ~128 MiB fp32 (CUDA)."""
-    budget = 2**25 if device.type == "cuda" else 2**22
-    return max(16, budget // max(b, 1))
+    """Candidates per chunk: a backward block [min(B, ROWS), chunk] of 2^24 (CUDA) / 2^22 (CPU) scores."""
+    budget = 2**24 if device.type == "cuda" else 2**22
+    return max(16, budget // max(min(b, ROWS), 1))
 
 
 def _backend(name: str):
@@ -82,32 +82,77 @@ def backward_from_lse(
     chunk: int,
     needs: tuple[bool, ...],
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """(dq, dc, dtau) for upstream row gradients, recomputing scores chunk by chunk from the saved lse."""
+    """(dq, dc, dtau) for upstream row gradients, recomputing scores block by block from the saved lse.
+
+    Query rows outer (ROWS at a time: each row block's dq is complete in a small fp32 accumulator),
+    candidate chunks inner. dc sums its row blocks in place, in c's dtype: ceil(B / ROWS) roundings
+    in bf16 instead of one (B = 16k: 4; measured in tests/kernels/test_infonce.py), in exchange for
+    not holding an fp32 [B, d] accumulator (1.2% of the plain loss's memory at B = 16k, d = 3584).
+    """
     impl = _backend(backend)
-    acc = accumulator_dtype(q.dtype)
-    grad_rows = grad_rows.to(acc).contiguous()
-    n = c.shape[0]
+    acc_dtype = accumulator_dtype(q.dtype)
+    grad_rows = grad_rows.to(acc_dtype).contiguous()
+    b, n = q.shape[0], c.shape[0]
     need_q, need_c, need_tau = needs
-    dq = torch.zeros(q.shape, dtype=acc, device=q.device)
+    dq = torch.empty_like(q) if need_q else None
     dc = torch.empty_like(c) if need_c else None
-    for n0 in range(0, n, chunk):
-        n1 = min(n, n0 + chunk)
-        g = impl.grad_scores(
-            q,
-            c[n0:n1],
-            labels - n0,
-            tau,
-            None if cand_ids is None else cand_ids[n0:n1],
-            query_pos_ids,
-            lse,
-            grad_rows,
-        )
-        for r0 in range(0, q.shape[0], DQ_ROWS):  # row blocks: the product's temporary stays small
-            dq[r0 : r0 + DQ_ROWS].add_(g[r0 : r0 + DQ_ROWS] @ c[n0:n1])  # promotes into fp32
-        if need_c:
-            torch.mm(g.T, q, out=dc[n0:n1])
-    dtau = -row_dot_sum(q, dq) / tau if need_tau else None
-    return (dq.to(q.dtype) if need_q else None), dc, dtau
+    q_dot_dq = torch.zeros((), dtype=acc_dtype, device=q.device)
+    for r0 in range(0, b, ROWS):
+        r1 = min(b, r0 + ROWS)
+        q_r = q[r0:r1]
+        acc = torch.zeros(q_r.shape, dtype=acc_dtype, device=q.device)
+        for n0 in range(0, n, chunk):
+            n1 = min(n, n0 + chunk)
+            g = impl.grad_scores(
+                q_r,
+                c[n0:n1],
+                labels[r0:r1] - n0,
+                tau,
+                None if cand_ids is None else cand_ids[n0:n1],
+                None if query_pos_ids is None else query_pos_ids[r0:r1],
+                lse[r0:r1],
+                grad_rows[r0:r1],
+            )
+            add_product_(acc, g, c[n0:n1])
+            if need_c and r0 == 0:
+                torch.mm(g.T, q_r, out=dc[n0:n1])
+            elif need_c:
+                dc[n0:n1].addmm_(g.T, q_r)
+            del g
+        if need_tau:
+            q_dot_dq += row_dot_sum(q_r, acc)
+        if need_q:
+            dq[r0:r1] = acc
+    return dq, dc, (-q_dot_dq / tau if need_tau else None)
+
+
+_FP32_OUT_GEMM: dict[torch.device, bool] = {}  # per CUDA device: does addmm(out_dtype=fp32) work?
+
+
+def _fp32_out_gemm(device: torch.device) -> bool:
+    """Whether torch's addmm takes bf16/fp16 operands into an fp32 output in place (CUDA, torch >= 2.8)."""
+    if device.type != "cuda":
+        return False
+    if device not in _FP32_OUT_GEMM:
+        try:
+            a = torch.ones(4, 8, dtype=torch.bfloat16, device=device)
+            acc = torch.full((4, 4), 0.5, dtype=torch.float32, device=device)
+            torch.addmm(acc, a, a.T, out_dtype=torch.float32, out=acc)
+            _FP32_OUT_GEMM[device] = bool((acc == 8.5).all())
+        except (RuntimeError, TypeError):
+            _FP32_OUT_GEMM[device] = False
+    return _FP32_OUT_GEMM[device]
+
+
+def add_product_(acc: torch.Tensor, g: torch.Tensor, c: torch.Tensor) -> None:
+    """acc += g·c, acc in the accumulator dtype: one GEMM writing fp32 where torch can (CUDA), else the
+    product in g's dtype (rounded once per call) added to acc."""
+    if acc.dtype == g.dtype:
+        acc.addmm_(g, c)
+    elif _fp32_out_gemm(acc.device):
+        torch.addmm(acc, g, c, out_dtype=acc.dtype, out=acc)
+    else:
+        acc.add_(g @ c)
 
 
 def row_dot_sum(a: torch.Tensor, b: torch.Tensor, rows: int = 4096) -> torch.Tensor:

@@ -360,7 +360,7 @@ def grad_from_scores(
     lse: torch.Tensor,
     grad_rows: torch.Tensor,
 ) -> torch.Tensor:
-    """`grad_scores` of one chunk whose scores s [B, n] are already computed, in s's dtype."""
+    """`grad_scores` of one chunk whose scores s [B, n] (contiguous) are already computed, written over s."""
     return _grad(None, None, s, labels_local, tau, cand_ids_chunk, query_pos_ids, lse, grad_rows)
 
 
@@ -368,7 +368,8 @@ def _grad(q, c, s, labels_local, tau, cand_ids, query_pos_ids, lse, grad_rows) -
     ptrs, strides, ref, n, d = _operands(q, c, s)
     b = ref.shape[0]
     cfg = _config(ref.dtype)
-    out = torch.empty(b, n, dtype=ref.dtype, device=ref.device)
+    # from scores, each program reads its tile of s before writing the same tile: G overwrites s
+    out = s if s is not None else torch.empty(b, n, dtype=ref.dtype, device=ref.device)
     cid, qpos, p, spm, spp, has_ids = _id_args(labels_local, cand_ids, query_pos_ids)
     grid = (triton.cdiv(b, cfg["BLOCK_M"]), triton.cdiv(n, cfg["BLOCK_N"]))
     _grad_kernel[grid](

@@ -69,10 +69,12 @@ def test_all_excluded_but_positive(kernel_device):
     loss, dq, dc, dtau = loss_and_grads(triton_rows(8), case, cand_ids=case.cand_ids,
                                         query_pos_ids=case.query_pos_ids)  # fmt: skip
     # only the positive is left, so softmax = 1 and every gradient vanishes; compiled, the backward's
-    # recomputed score may differ from the forward's in the last bit (seen on an H200: 3.4e-7)
+    # recomputed score may differ from the forward's in the last bits, a logit error of ~eps/tau
+    # (seen: 3.4e-7 on an H200, 1.4e-6 in dtau on an H100); a real gradient here would be ~1/tau
     assert float(loss) == 0.0
+    bound = 8 * torch.finfo(torch.float32).eps / float(case.tau)
     for grad in (dq, dc, dtau):
-        assert float(grad.abs().max()) <= 1e-6
+        assert float(grad.abs().max()) <= bound
 
 
 def test_public_api_triton_impl_matches_chunked(kernel_device):

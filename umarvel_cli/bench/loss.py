@@ -221,7 +221,7 @@ def _tile_sweep(b: int, n: int, d: int, repeats: int) -> list[dict]:
     return rows
 
 
-HYBRID_CHUNKS = (1024, 2048, 4096, 8192)  # candidates per cuBLAS product, tried at the largest B
+HYBRID_CHUNKS = (2048, 4096, 8192)  # candidates per cuBLAS product, tried at the largest B
 
 
 def _hybrid_chunk_sweep(b: int, n: int, d: int, repeats: int) -> list[dict]:
