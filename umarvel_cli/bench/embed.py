@@ -21,7 +21,8 @@ per core; the naive loop uses them inside each op, ours runs one batch per core)
 thread (no parallelism: what is left is per-item work saved). CPU time is reported beside wall time,
 best of several repeats, with the load average: other jobs on the cores slow multi-threaded ops far
 more than single-threaded ones (threads wait for each other), so read the default-threads ratio
-only from a quiet box.
+only from a quiet box. Beside them, the work any exact path must do (decode, resize, the model on
+our batches) is timed on one thread: naive over it is the ceiling of the ratio.
 
 GPU (only when CUDA is available): a random-initialised model with the real Qwen2-VL-2B config in
 bf16; reports items/s and MFU (model FLOPs on real, non-pad tokens / time / peak bf16 FLOP/s of
@@ -222,6 +223,43 @@ def _compare(embedder: Any, records: list[Any], batch_size: int, reps: int, sync
     }
 
 
+def _best(fn: Callable[[], Any], reps: int) -> float:
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def shared_floor(embedder: Any, records: list[Any], batch_size: int, reps: int) -> dict[str, float]:
+    """Seconds of the work any exact path must do, ours at its leanest: decode every image, resize
+    it (the naive loop's pixels are matched exactly, so the same Pillow calls), and the model on our
+    already-collated batches. Our total minus this is our own overhead; naive / this is the ceiling
+    of the ratio at the same thread count."""
+    import torch
+
+    from umarvel_cli.data.formatter import load_image
+    from umarvel_cli.models.embedder import plan_batches
+    from umarvel_cli.models.patch_embed import accepts_raw_patches
+
+    patcher = embedder.formatter.patcher
+    paths = [r.image for r in records if r.image is not None]
+    decode = _best(lambda: [load_image(p) for p in paths], reps)
+    images = [load_image(p) for p in paths]
+    resize = _best(lambda: [patcher.resize(im) for im in images], reps)
+    encoded = embedder.formatter.encode_many(records, "candidate")
+    collate = embedder.raw_collator if accepts_raw_patches(embedder.backbone) else embedder.collator
+    batches = [collate([encoded[i] for i in b]) for b in plan_batches(encoded, batch_size)]
+
+    def model() -> None:
+        with torch.inference_mode():
+            for b in batches:
+                embedder.forward(b)
+
+    return {"decode": decode, "resize": resize, "model": _best(model, reps)}
+
+
 def _rows(n: int, r: dict, device: str) -> list[dict[str, Any]]:
     return [
         {
@@ -286,6 +324,7 @@ def run_cpu(size: str) -> BenchResult:
             results[t] = _with_threads(
                 t, lambda: _compare(embedder, records, BATCH_SIZE, reps=reps, sync=lambda: None)
             )
+        floor = _with_threads(1, lambda: shared_floor(embedder, records, BATCH_SIZE, reps))
     rows, parts, extra = [], [], {}
     for t, r in results.items():
         ratio, cpu_ratio = r["t_naive"] / r["t_ours"], r["cpu_naive"] / r["cpu_ours"]
@@ -303,6 +342,15 @@ def run_cpu(size: str) -> BenchResult:
         + f" (max |diff| {max(x['max_abs_diff'] for x in results.values()):.1e}; "
         f"LLM tokens real {r['real_tokens']:,}, padded naive {r['naive_padded']:,} / ours {r['ours_padded']:,})"
     )
+    one = results[1]
+    floor_s = sum(floor.values())
+    summary += (
+        f" | 1 thread, work any exact path does (decode {floor['decode']:.3f} s, resize "
+        f"{floor['resize']:.3f} s, model on our batches {floor['model']:.3f} s) = {floor_s:.3f} s of "
+        f"ours {one['t_ours']:.3f} s: ceiling {one['t_naive'] / floor_s:.2f}x at 1 thread"
+    )
+    if threads > 1:
+        summary += f", {r['t_naive'] / (floor_s / threads):.2f}x at {threads} threads with perfect scaling"
     main = extra.pop(threads)
     contended = None
     if threads > 1:
@@ -318,7 +366,13 @@ def run_cpu(size: str) -> BenchResult:
         "embed",
         summary,
         rows,
-        {**main, "single_thread": extra.get(1), "load_average": load, "naive_cpu_inflation": contended},
+        {
+            **main,
+            "single_thread": extra.get(1),
+            "load_average": load,
+            "naive_cpu_inflation": contended,
+            "shared_floor_1_thread": floor,
+        },
     )
 
 
