@@ -7,7 +7,7 @@
 set -u
 OUT=${OUT:-gpu_out}
 SIZE=${SIZE:-default}
-STEPS=${STEPS:-kernel_tests loss train embed_gpu search}  # a subset when the lease is short
+STEPS=${STEPS:-kernel_tests vision_tests loss train embed_gpu search}  # a subset when the lease is short
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PY=${PY:-python3}
@@ -32,6 +32,8 @@ $PY -c "import triton; print('triton', triton.__version__)" 2>&1 | tee -a "$LOG"
 
 step kernel_tests 150 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovider -q -rfE \
   tests/kernels tests/losses --deselect tests/kernels/test_aot_compile.py::test_every_kernel_compiles_for_sm90
+step vision_tests 90 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovider -q -rfE \
+  tests/models/test_vision_attention.py
 step loss 180 "$PY" -m umarvel_cli bench loss --size "$SIZE" --json "$OUT/loss.json"
 step train 180 "$PY" -m umarvel_cli bench train --size "$SIZE" --json "$OUT/train.json"
 step embed_gpu 100 "$PY" -c "

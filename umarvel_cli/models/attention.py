@@ -8,7 +8,9 @@ is what SDPA/flash-attention read when the mask is None, so both are set.
 
 from __future__ import annotations
 
+import threading
 import types
+import weakref
 from typing import Any
 
 import torch
@@ -53,6 +55,24 @@ def _rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + _rotate_half(x) * sin
 
 
+_LENGTHS = threading.local()  # per thread: [(weakref to cu_seqlens, its segment lengths)], newest first
+
+
+def segment_lengths(cu_seqlens: torch.Tensor) -> list[int]:
+    """Image (or window) lengths from `cu_seqlens`, read from the device once per tensor: every block
+    of one vision forward gets the same tensor, and on a GPU each read waits for the queue to drain."""
+    cache = getattr(_LENGTHS, "entries", None)
+    if cache is None:
+        cache = _LENGTHS.entries = []
+    for ref, lengths in cache:
+        if ref() is cu_seqlens:
+            return lengths
+    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+    cache.insert(0, (weakref.ref(cu_seqlens), lengths))
+    del cache[4:]  # Qwen2.5-VL alternates two tensors (full and windowed) within a forward
+    return lengths
+
+
 def _fast_vision_attention(
     self: nn.Module,
     hidden_states: torch.Tensor,
@@ -60,17 +80,14 @@ def _fast_vision_attention(
     position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
     **kwargs: Any,
 ) -> torch.Tensor:
-    """The class's own forward, bit for bit, with less CPU time: the rotary factors are expanded over
-    the heads before multiplying (a broadcast multiply of 16-wide rows is several times slower than
-    a plain one on CPU) and runs of equal-length images (or windows) share one SDPA call. Anything
-    else (GPU, gradients, another attention implementation) takes the class's forward."""
+    """The class's own forward, same numbers, less time: the rotary factors are expanded over the
+    heads before multiplying (a broadcast multiply of 16-wide rows is several times slower than a
+    plain one on CPU), runs of equal-length images (or windows) share one SDPA call, and the lengths
+    are read from the device once per forward instead of once per block (on a GPU the stock forward
+    waits for the queue to drain in every block). Gradients (training) or another attention
+    implementation take the class's forward."""
     stock = type(self).forward
-    if (
-        hidden_states.device.type != "cpu"
-        or torch.is_grad_enabled()
-        or self.config._attn_implementation != "sdpa"
-        or position_embeddings is None
-    ):
+    if torch.is_grad_enabled() or self.config._attn_implementation != "sdpa" or position_embeddings is None:
         return stock(
             self, hidden_states, cu_seqlens=cu_seqlens, position_embeddings=position_embeddings, **kwargs
         )
@@ -81,8 +98,8 @@ def _fast_vision_attention(
         t.float().unsqueeze(-2).expand(n, heads, t.shape[-1]).contiguous() for t in position_embeddings
     )
     q, k = (_rotary(x, cos, sin).to(dtype) for x in (q, k))
-    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
-    out = torch.empty(n, heads, q.shape[-1], dtype=q.dtype)
+    lengths = segment_lengths(cu_seqlens)
+    out = torch.empty(n, heads, q.shape[-1], dtype=q.dtype, device=q.device)
     start = i = 0
     while i < len(lengths):
         size, j = lengths[i], i
