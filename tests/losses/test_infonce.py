@@ -128,16 +128,15 @@ def test_auto_is_eager_on_cpu():
     assert resolve_impl("auto", torch.device("cpu")) == "eager"
 
 
-def test_auto_on_cuda_is_plain_for_small_score_matrices(monkeypatch):
+def test_auto_on_cuda_is_triton_at_every_size(monkeypatch):
     import umarvel_cli.losses.infonce as module
 
     monkeypatch.setattr(module, "triton_available", lambda: True)
     cuda = torch.device("cuda")  # resolution only: nothing is allocated
-    assert resolve_impl("auto", cuda, torch.bfloat16, scores=1024 * 6144) == "plain"
-    assert resolve_impl("auto", cuda, torch.bfloat16, scores=4096 * 24576) == "triton"
-    assert resolve_impl("auto", cuda, torch.bfloat16) == "triton"  # size unknown
-    assert resolve_impl("auto", cuda, torch.bfloat16, impls=("auto", "triton"), scores=4) == "triton"
-    assert resolve_impl("auto", torch.device("cpu"), scores=4) == "eager"
+    assert resolve_impl("auto", cuda, torch.bfloat16) == "triton"
+    assert resolve_impl("auto", cuda, torch.float64) == "eager"  # a dtype the kernels do not take
+    monkeypatch.setattr(module, "triton_available", lambda: False)
+    assert resolve_impl("auto", cuda, torch.bfloat16) == "eager"
 
 
 def test_chunked_matches_plain_on_a_larger_shape():

@@ -129,7 +129,7 @@ def _run_cpu(size: str) -> BenchResult:
 
 # ---- CUDA: in-process, allocator statistics ----------------------------------------------------
 
-CUDA_IMPLS = ("chunked", "eager", "triton", "hybrid", "auto")
+CUDA_IMPLS = ("chunked", "eager", "triton", "hybrid")
 # tried at the largest B for each d when size is "default": (BLOCK_M, BLOCK_N, BLOCK_D, warps, stages)
 TILE_SWEEP = [
     (128, 64, 64, 8, 3),

@@ -6,11 +6,11 @@ One function, several implementations behind `impl`:
 - "hybrid": cuBLAS score products per candidate chunk, the Triton kernels for the rest (CUDA);
 - "eager": gradients computed in the forward, one block of full score rows at a time (three
   products like "plain", memory of one [rows, N] block; `kernels.infonce_eager`);
-- "plain": the unfused matmul + cross-entropy (materialises B × N);
-- "auto": on CUDA with triton installed, plain while B × N is small (≤ PLAIN_MAX_SCORES: there the
-  fused kernels are launch-bound, 1.3-2.1x plain on an H100 at B = 1k, and B × N costs little
-  memory), triton above; eager otherwise (on CPU eager is about as fast as plain and chunked up to
-  1.5x slower). Measurements: docs/benchmarks.md.
+- "plain": the unfused matmul + cross-entropy (materialises B × N; tests and benchmarks only);
+- "auto": triton on CUDA when triton is installed, eager otherwise (on CPU eager is about as fast as
+  plain and chunked up to 1.5x slower: docs/benchmarks.md). Triton also for small batches, where
+  its launches make it slower than plain (a ~1 ms loss at B = 1k): its scores stay fp32 where plain
+  rounds bf16 logits, and a loss step that short is nothing beside the model's.
 
 Formula (the caller L2-normalises q and c; positives are given by index):
 
@@ -47,7 +47,6 @@ def triton_available() -> bool:
 
 
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-PLAIN_MAX_SCORES = 2**23  # auto on CUDA: up to this B × N (32 MiB of fp32 logits) the plain loss runs
 
 
 def resolve_impl(
@@ -56,17 +55,13 @@ def resolve_impl(
     dtype: torch.dtype = torch.float32,
     impls: tuple[str, ...] = IMPLS,
     fallback: str = "eager",
-    scores: int | None = None,
 ) -> str:
     """The concrete implementation `impl` stands for among `impls` (auto → triton for CUDA
-    fp32/fp16/bf16 when triton is installed, else `fallback`; with `scores` = B × N given and "plain"
-    among `impls`, plain for small ones on CUDA)."""
+    fp32/fp16/bf16 when triton is installed, else `fallback`)."""
     if impl not in impls:
         raise UmarvelError(f"unknown loss impl {impl!r}", field="impl", expected=" | ".join(impls))
     if impl == "auto":
         fused = device.type == "cuda" and dtype in TRITON_DTYPES and triton_available()
-        if fused and scores is not None and scores <= PLAIN_MAX_SCORES and "plain" in impls:
-            return "plain"
         return "triton" if fused else fallback
     if impl in ("triton", "hybrid"):
         if dtype not in TRITON_DTYPES:
@@ -183,7 +178,7 @@ def info_nce_loss(
     Returns fp32: a scalar for "mean"/"sum", [B] for "none".
     """
     _check(q, c, labels, cand_ids, query_pos_ids, reduction)
-    which = resolve_impl(impl, q.device, q.dtype, scores=q.shape[0] * c.shape[0])
+    which = resolve_impl(impl, q.device, q.dtype)
     tau = temperature_tensor(temperature, q.device)
     if which == "plain":
         rows = _plain_rows(q, c, labels, tau, cand_ids, query_pos_ids).float()
