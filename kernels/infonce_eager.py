@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.infonce import backward_from_lse, default_chunk, row_dot_sum
+from kernels.infonce import add_product_, backward_from_lse, default_chunk, row_dot_sum
 from kernels.infonce_reference import chunk_logits, softmax_grad_
 from kernels.precision import accumulator_dtype
 
@@ -32,12 +32,10 @@ DC_ROWS = 8192  # candidate rows per mixed-precision dc update: an [8192, d] tem
 
 
 def add_transposed_product_(acc: torch.Tensor, g: torch.Tensor, q: torch.Tensor) -> None:
-    """acc += gᵀ·q, with acc in a wider dtype than g and q (no [N, d] temporary in their dtype)."""
-    if acc.dtype == g.dtype:
-        acc.addmm_(g.T, q)
-        return
+    """acc += gᵀ·q, acc in a wider dtype than g and q, DC_ROWS rows at a time (where the product
+    cannot be written in fp32 directly, its temporary in their dtype stays [DC_ROWS, d])."""
     for n0 in range(0, acc.shape[0], DC_ROWS):
-        acc[n0 : n0 + DC_ROWS].add_(g[:, n0 : n0 + DC_ROWS].T @ q)
+        add_product_(acc[n0 : n0 + DC_ROWS], g[:, n0 : n0 + DC_ROWS].T, q)
 
 
 class _InfoNCEEager(torch.autograd.Function):
