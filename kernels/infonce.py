@@ -1,4 +1,4 @@
-"""Memory-bounded InfoNCE with id-based false-negative exclusion: one autograd function, two backends.
+"""Memory-bounded InfoNCE with id-based false-negative exclusion: one autograd function, three backends.
 
 Formula (q [B, d] and c [N, d] are L2-normalised by the caller, tau > 0):
 
@@ -6,9 +6,10 @@ Formula (q [B, d] and c [N, d] are L2-normalised by the caller, tau > 0):
     excluded_ij = j != labels_i  and  cand_ids_j ∈ {query_pos_ids_ip : query_pos_ids_ip >= 0}
     loss_i      = logsumexp_{j not excluded} logits_ij − logits_i,labels_i
 
-The forward keeps only lse_i (fp32, [B]); the backward recomputes scores chunk by chunk
-(`grad_scores`: G_ij = grad_i · (softmax_ij − [j = labels_i]) / tau, zero where excluded, in q's
-dtype) and feeds each chunk to two matmuls: dq += G·c_chunk (fp32 accumulator), dc_chunk = Gᵀ·q.
+The forward keeps only lse_i (fp32, [B]); the backward recomputes scores block by block, query
+rows outer and candidate chunks inner (`grad_scores`: G_ij = grad_i · (softmax_ij − [j = labels_i])
+/ tau, zero where excluded, in q's dtype) and feeds each block to two matmuls: dq_rows += G·c_chunk
+(an fp32 accumulator per row block), dc_chunk += Gᵀ·q_rows.
 The temperature gradient needs no extra pass: with s_ij = q_i · c_j,
 dL/dtau = −(1/tau)·Σ_ij G_ij s_ij = −(1/tau)·Σ_i q_i · dq_i.
 
