@@ -49,8 +49,23 @@ def test_fast_encode_equals_one_item_at_a_time_through_forward(backbone, tiny_em
     encoded = emb.formatter.encode_many(jpeg_records, "candidate", defer_decode=True)
     got = emb.encode_inputs(encoded, batch_size=4, overlap=True, workers=1)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
-    # the raw pixels really are what the fast path feeds the model
+    # the raw pixels really are what the fast path feeds the model, and they reach the patch
+    # embedding as uint8 (the model's own cast to its dtype leaves them alone)
     assert emb.raw_collator(encoded[:2])["pixel_values"].dtype == torch.uint8
+    patch_embed = emb.backbone.visual.patch_embed
+    fast_forward = patch_embed.forward
+    seen: list[torch.dtype] = []
+
+    def spy(hidden_states):
+        seen.append(hidden_states.dtype)
+        return fast_forward(hidden_states)
+
+    patch_embed.forward = spy
+    try:
+        emb.encode(jpeg_records, batch_size=4, role="candidate", workers=1)
+    finally:
+        patch_embed.forward = fast_forward
+    assert seen and set(seen) == {torch.uint8}
 
 
 def test_parallel_encode_reports_every_batch_and_propagates_errors(tiny_embedders, jpeg_records, tmp_path):

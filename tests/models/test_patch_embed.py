@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from tests.models.tiny_models import TINY_BACKBONES, random_image
+from umarvel_cli.models import patch_embed
 from umarvel_cli.models.patch_embed import (
+    RawPatches,
     accepts_raw_patches,
+    as_raw_patches,
     linearize_patch_embed,
     restore_patch_embed,
     set_raw_normalization,
@@ -65,3 +68,29 @@ def test_raw_uint8_patches_equal_normalised_patches_through_the_conv3d(backbone,
     torch.testing.assert_close(again, stock, atol=1e-5, rtol=1e-5)
     restore_patch_embed(model)
     assert not accepts_raw_patches(model)
+
+
+def test_raw_patches_pass_the_models_cast_and_are_converted_in_blocks(tiny_models, monkeypatch):
+    """The model casts pixel_values to its dtype before the patch embedding; wrapped uint8 rows pass
+    that cast unchanged and are converted a block at a time, with the same result as one conversion."""
+    from umarvel_cli.models.image_processor import ImagePatcher, build_image_processor
+    from umarvel_cli.models.registry import get_family
+
+    fam = get_family("qwen2-vl")
+    model = fam.model_cls().from_pretrained(tiny_models["tiny-qwen2-vl"])
+    pe = model.visual.patch_embed
+    patcher = ImagePatcher(build_image_processor(fam, 4 * fam.factor**2, 64 * fam.factor**2))
+    raw = torch.from_numpy(patcher.cut_raw(patcher.resize(random_image(5, 150, 97))))
+    wrapped = as_raw_patches(raw)
+    assert isinstance(wrapped, RawPatches) and wrapped.type(torch.float32) is wrapped
+    assert wrapped.type() == "torch.ByteTensor"
+    floats = raw.float()
+    assert as_raw_patches(floats) is floats  # only uint8 rows are wrapped
+    assert linearize_patch_embed(model) and set_raw_normalization(model, *patcher.normalization)
+    monkeypatch.setattr(patch_embed, "RAW_BLOCK_ROWS", 7)
+    assert raw.shape[0] % 7 != 0  # several blocks and a short last one
+    with torch.inference_mode():
+        blocks = pe(wrapped)
+        whole = pe(floats)
+    assert type(blocks) is torch.Tensor and blocks.dtype == torch.float32
+    torch.testing.assert_close(blocks, whole, atol=1e-5, rtol=1e-5)

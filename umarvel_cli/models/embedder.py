@@ -26,6 +26,7 @@ from umarvel_cli.models.attention import language_model, set_attention, speed_up
 from umarvel_cli.models.image_processor import build_image_processor
 from umarvel_cli.models.patch_embed import (
     accepts_raw_patches,
+    as_raw_patches,
     linearize_patch_embed,
     set_raw_normalization,
 )
@@ -227,6 +228,8 @@ class Embedder(nn.Module):
     def _model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         dev = self.device
         inputs: dict[str, Any] = {k: to_device(batch[k], dev) for k in MODEL_KEYS if k in batch}
+        if "pixel_values" in inputs and accepts_raw_patches(self.backbone):
+            inputs["pixel_values"] = as_raw_patches(inputs["pixel_values"])  # converted in cache-sized blocks
         if self.config.position_ids == "mrope" and "position_ids" in batch:
             # computed by the collator on the CPU (equal to transformers' get_rope_index, no GPU syncs)
             inputs["position_ids"] = to_device(batch["position_ids"], dev)
