@@ -33,7 +33,7 @@ $PY -c "import triton; print('triton', triton.__version__)" 2>&1 | tee -a "$LOG"
 step kernel_tests 150 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovider -q -rfE \
   tests/kernels tests/losses --deselect tests/kernels/test_aot_compile.py::test_every_kernel_compiles_for_sm90
 step vision_tests 90 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovider -q -rfE \
-  tests/models/test_vision_attention.py
+  tests/models/test_vision_attention.py tests/models/test_patch_embed.py
 step loss 180 "$PY" -m umarvel_cli bench loss --size "$SIZE" --json "$OUT/loss.json"
 step train 180 "$PY" -m umarvel_cli bench train --size "$SIZE" --json "$OUT/train.json"
 step embed_gpu 100 "$PY" -c "

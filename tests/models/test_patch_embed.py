@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.kernels.conftest import ON_GPU
 from tests.models.tiny_models import TINY_BACKBONES, random_image
 from umarvel_cli.models import patch_embed
 from umarvel_cli.models.patch_embed import (
@@ -15,6 +16,9 @@ from umarvel_cli.models.patch_embed import (
     restore_patch_embed,
     set_raw_normalization,
 )
+
+# the raw path also runs on CUDA; the device check (UMARVEL_TEST_ON_GPU=1) compares it there
+DEVICES = ["cpu", "cuda"] if ON_GPU else ["cpu"]
 
 
 @pytest.mark.parametrize("backbone", TINY_BACKBONES)
@@ -70,20 +74,22 @@ def test_raw_uint8_patches_equal_normalised_patches_through_the_conv3d(backbone,
     assert not accepts_raw_patches(model)
 
 
-def test_raw_patches_pass_the_models_cast_and_are_converted_in_blocks(tiny_models, monkeypatch):
+@pytest.mark.parametrize("device", DEVICES)
+def test_raw_patches_pass_the_models_cast_and_are_converted_in_blocks(device, tiny_models, monkeypatch):
     """The model casts pixel_values to its dtype before the patch embedding; wrapped uint8 rows pass
-    that cast unchanged and are converted a block at a time, with the same result as one conversion."""
+    that cast unchanged and are converted a block at a time on CPU (at once on a GPU), with the same
+    result as one conversion."""
     from umarvel_cli.models.image_processor import ImagePatcher, build_image_processor
     from umarvel_cli.models.registry import get_family
 
     fam = get_family("qwen2-vl")
-    model = fam.model_cls().from_pretrained(tiny_models["tiny-qwen2-vl"])
+    model = fam.model_cls().from_pretrained(tiny_models["tiny-qwen2-vl"]).to(device)
     pe = model.visual.patch_embed
     patcher = ImagePatcher(build_image_processor(fam, 4 * fam.factor**2, 64 * fam.factor**2))
-    raw = torch.from_numpy(patcher.cut_raw(patcher.resize(random_image(5, 150, 97))))
+    raw = torch.from_numpy(patcher.cut_raw(patcher.resize(random_image(5, 150, 97)))).to(device)
     wrapped = as_raw_patches(raw)
     assert isinstance(wrapped, RawPatches) and wrapped.type(torch.float32) is wrapped
-    assert wrapped.type() == "torch.ByteTensor"
+    assert wrapped.type() == ("torch.ByteTensor" if device == "cpu" else "torch.cuda.ByteTensor")
     floats = raw.float()
     assert as_raw_patches(floats) is floats  # only uint8 rows are wrapped
     assert linearize_patch_embed(model) and set_raw_normalization(model, *patcher.normalization)
