@@ -153,7 +153,8 @@ def test_deferred_decoding_reads_headers_then_collates_to_the_same_batch(formatt
     assert raw["pixel_values"].dtype == torch.uint8 and raw["pixel_values"].shape[1] == 3 * 14 * 14
     mul, add = formatter.patcher.normalization
     first_frame = a["pixel_values"].reshape(-1, 3, 2, 14, 14)[:, :, 0]
-    rebuilt = raw["pixel_values"].reshape(-1, 3, 14, 14).float() * torch.from_numpy(mul)[:, None, None]
+    channel_first = raw["pixel_values"].reshape(-1, 14, 14, 3).permute(0, 3, 1, 2)  # pixel-major rows
+    rebuilt = channel_first.float() * torch.from_numpy(mul)[:, None, None]
     torch.testing.assert_close(rebuilt + torch.from_numpy(add)[:, None, None], first_frame, atol=1e-6, rtol=0)
     for k in a.keys() - {"pixel_values"}:
         assert torch.equal(a[k], raw[k]), k

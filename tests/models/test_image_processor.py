@@ -37,11 +37,12 @@ def test_raw_cut_is_the_first_frame_of_patchify_before_normalising(family):
     raw = patcher.cut_raw(pixels)
     assert (
         raw.dtype == np.uint8
-        and raw.shape == (normalised.shape[0], 3 * p * p)
+        and raw.shape == (normalised.shape[0], p * p * 3)
         and raw.shape[1] == patcher.raw_patch_dim
     )
     mul, add = patcher.normalization
-    rebuilt = raw.reshape(-1, 3, p, p).astype(np.float32) * mul[:, None, None] + add[:, None, None]
+    channel_first = raw.reshape(-1, p, p, 3).transpose(0, 3, 1, 2)  # rows are P x P pixels of C bytes
+    rebuilt = channel_first.astype(np.float32) * mul[:, None, None] + add[:, None, None]
     for k in range(t):
         np.testing.assert_allclose(normalised[:, :, k], rebuilt, atol=1e-6)
     block = np.zeros((raw.shape[0] + 5, raw.shape[1]), dtype=np.uint8)  # what the collator fills

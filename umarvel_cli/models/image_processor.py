@@ -94,21 +94,24 @@ class ImagePatcher:
 
     @property
     def raw_patch_dim(self) -> int:
-        """Row width of `cut_raw`: one frame's C*P*P uint8 values."""
+        """Row width of `cut_raw`: one frame's P*P*C uint8 values."""
         return 3 * self.patch_size**2
 
     def cut_raw(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Cut a resized uint8 [H, W, C] image into [h*w, C*P*P] uint8 rows, patch order as `patchify`.
+        """Cut a resized uint8 [H, W, C] image into [h*w, P*P*C] uint8 rows, patches in `patchify`'s order.
 
         No rescale, no normalisation, one temporal frame: the linearised patch embedding folds those
-        into its weights (`models.patch_embed`), so this is a single byte copy.
+        into its weights (`models.patch_embed`), so this is a single byte copy. Inside a row the
+        image's own layout is kept (pixel rows of P*C contiguous bytes, channels interleaved): the
+        weights are permuted to match once, instead of every pixel being moved to `patchify`'s
+        channel-first order (3.6x slower to cut).
         """
         p, m = self.patch_size, self.merge_size
         gh, gw, c = pixels.shape[0] // p, pixels.shape[1] // p, pixels.shape[2]
         if out is None:
-            out = np.empty((gh * gw, c * p * p), dtype=np.uint8)
-        src = pixels.reshape(gh // m, m, p, gw // m, m, p, c).transpose(0, 3, 1, 4, 6, 2, 5)
-        dst = out.reshape(gh // m, gw // m, m, m, c, p, p)
+            out = np.empty((gh * gw, p * p * c), dtype=np.uint8)
+        src = pixels.reshape(gh // m, m, p, gw // m, m, p * c).transpose(0, 3, 1, 4, 2, 5)
+        dst = out.reshape(gh // m, gw // m, m, m, p, p * c)
         if not np.shares_memory(dst, out):
             raise ValueError("cut_raw needs a C-contiguous output block")
         dst[...] = src

@@ -8,9 +8,10 @@ the Conv3d's own parameters, so saving, loading and training are unchanged.
 Raw patches (inference): a still image's patches hold T identical temporal copies of
 `pixel * mul + add` (the processor's rescale + normalise, per channel). Both are linear, so they
 fold into the weights: `raw @ (mul * sum_t W_t).T + (bias + sum W * add)`, where `raw` is the
-uint8 pixels cut into [N, C*P*P] rows (one frame, not normalised): 8x less data to build and
-move, half the matmul, same numbers up to float rounding. The forward tells the two layouts apart
-by the row width (C*T*P*P normalised, C*P*P raw); raw rows need `set_raw_normalization`.
+uint8 pixels cut into [N, P*P*C] rows (one frame, not normalised, in the image's own pixel-major
+layout; the folded weights are permuted to match): 8x less data to build and move, half the
+matmul, same numbers up to float rounding. The forward tells the two layouts apart by the row
+width (C*T*P*P normalised, P*P*C raw); raw rows need `set_raw_normalization`.
 
 Raw rows reach the patch embedding still as uint8 when wrapped in `RawPatches` (the model's own
 `pixel_values.type(visual.dtype)` leaves them alone): the CPU then converts them in blocks of
@@ -64,11 +65,12 @@ def _raw_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
 
 
 def _folded_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weight [out, C*P*P], bias [out]) that map raw uint8 patches to the normalised result, in fp32."""
+    """(weight [out, P*P*C], bias [out]) that map raw uint8 patches (`ImagePatcher.cut_raw` rows) to
+    the normalised result, in fp32."""
     weight = module.proj.weight.detach()
     mul, add = (t.to(weight.device, torch.float64) for t in module.raw_normalization)
     w = weight.to(torch.float64).sum(2)  # [out, C, P, P]: the temporal copies are identical
-    folded = (w * mul.view(1, -1, 1, 1)).reshape(w.shape[0], -1)
+    folded = (w * mul.view(1, -1, 1, 1)).permute(0, 2, 3, 1).reshape(w.shape[0], -1)
     bias = (w.sum((2, 3)) * add).sum(1)
     if module.proj.bias is not None:
         bias = bias + module.proj.bias.detach().to(torch.float64)
