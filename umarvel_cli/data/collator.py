@@ -34,7 +34,7 @@ class Collator:
         self.pad_to_multiple_of = pad_to_multiple_of
         self.patcher = patcher  # patchifies items formatted with deferred pixels
         self.mrope_merge_size = mrope_merge_size  # set: also emit M-RoPE `position_ids` [3, B, L]
-        # Deferred images as raw uint8 patches [N, C*P*P] (a patch embedding that folds the
+        # Deferred images as raw uint8 patches [N, P*P*C] (a patch embedding that folds the
         # normalisation in must consume them); a batch with precomputed pixels stays normalised.
         self.raw_pixels = raw_pixels
 
@@ -49,7 +49,7 @@ class Collator:
     def _pixels(self, items: Sequence[EncodedInput]) -> np.ndarray:
         """All items' patches in one block, deferred ones cut straight into it.
 
-        float32 normalised [N, C*T*P*P] rows, or uint8 raw [N, C*P*P] rows with `raw_pixels`.
+        float32 normalised [N, C*T*P*P] rows, or uint8 raw [N, P*P*C] rows with `raw_pixels` (`ImagePatcher.cut_raw`).
         """
         sizes = [it.num_patches for it in items]
         deferred = any(it.pixel_values is None for it in items)
