@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from tests.models.tiny_models import random_image
-from umarvel_cli.data.formatter import EncodedInput, Record
+from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.models.embedder import plan_batches
+from umarvel_cli.models.batching import plan_batches
+from umarvel_cli.models.inputs.encoded import EncodedInput
 
 
 def _items(lengths):
-    return [EncodedInput(np.zeros(n, dtype=np.int64), None, None, None) for n in lengths]
+    return [EncodedInput(np.zeros(n, dtype=np.int64), None) for n in lengths]
 
 
 def test_batches_are_longest_first_and_capped_by_count_and_tokens():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tests.models.tiny_models import random_image
-from umarvel_cli.data.formatter import Record
+from umarvel_cli.data.records import Record
 from umarvel_cli.models.checkpointing import enable_activation_checkpointing
 
 

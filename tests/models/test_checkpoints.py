@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from umarvel_cli.data.formatter import Record
+from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.embedder import Embedder
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.models.tiny_models import TINY_BACKBONES, random_image
-from umarvel_cli.data.formatter import Record
+from umarvel_cli.data.records import Record
 from umarvel_cli.models.embedder import Embedder
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.models.tiny_models import TINY_BACKBONES
-from umarvel_cli.data.formatter import Record
+from umarvel_cli.data.records import Record
 from umarvel_cli.models.attention import restore_vision_attention, speed_up_vision_attention
 
 

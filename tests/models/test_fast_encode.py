@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from tests.models.tiny_models import TINY_BACKBONES
-from umarvel_cli.data.formatter import Record
+from umarvel_cli.data.records import Record
 
 
 @pytest.fixture(scope="module")

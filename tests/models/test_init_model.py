@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from umarvel_cli.app import app
-from umarvel_cli.models.tokenizer import QWEN_SPECIALS
+from umarvel_cli.models.inputs.tokenizer import QWEN_SPECIALS
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
 

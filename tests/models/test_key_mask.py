@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.models.tiny_models import TINY_BACKBONES, random_image
-from umarvel_cli.data.formatter import Record
+from umarvel_cli.data.records import Record
 
 
 @pytest.mark.parametrize("backbone", TINY_BACKBONES)

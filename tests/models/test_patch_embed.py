@@ -45,7 +45,7 @@ def test_linear_patch_embed_equals_conv3d(backbone, tiny_models):
 @pytest.mark.parametrize("backbone", TINY_BACKBONES)
 def test_raw_uint8_patches_equal_normalised_patches_through_the_conv3d(backbone, tiny_models):
     """Folding rescale, normalisation and the temporal copies into the weights changes nothing."""
-    from umarvel_cli.models.image_processor import ImagePatcher, build_image_processor
+    from umarvel_cli.models.inputs.image_processor import ImagePatcher, build_image_processor
     from umarvel_cli.models.registry import get_family
 
     fam = get_family(backbone)
@@ -79,7 +79,7 @@ def test_raw_patches_pass_the_models_cast_and_are_converted_in_blocks(device, ti
     """The model casts pixel_values to its dtype before the patch embedding; wrapped uint8 rows pass
     that cast unchanged and are converted a block at a time on CPU (at once on a GPU), with the same
     result as one conversion."""
-    from umarvel_cli.models.image_processor import ImagePatcher, build_image_processor
+    from umarvel_cli.models.inputs.image_processor import ImagePatcher, build_image_processor
     from umarvel_cli.models.registry import get_family
 
     fam = get_family("qwen2-vl")

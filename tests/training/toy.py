@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from umarvel_cli.data.formatter import Record
+from umarvel_cli.data.records import Record
 
 BUCKETS = 512
 

@@ -107,7 +107,7 @@ def bench_records(n: int, image_dir: Path, seed: int = 0) -> list[Any]:
     """A mixed pool: 35% captions, 15% passages, 35% images, 15% image+text; images written as JPEG."""
     from PIL import Image
 
-    from umarvel_cli.data.formatter import Record
+    from umarvel_cli.data.records import Record
 
     rng = random.Random(seed)
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +207,7 @@ def _compare(embedder: Any, records: list[Any], batch_size: int, reps: int, sync
     (naive_vecs, naive_padded), _ = naive_out
     ours_vecs, _ = ours_out
     encoded = embedder.formatter.encode_many(records, "candidate")
-    from umarvel_cli.models.embedder import plan_batches
+    from umarvel_cli.models.batching import plan_batches
 
     ours_padded = sum(max(encoded[i].length for i in b) * len(b) for b in plan_batches(encoded, batch_size))
     return {
@@ -234,7 +234,7 @@ def _best(fn: Callable[[], Any], reps: int) -> float:
 
 def _our_batches(embedder: Any, records: list[Any], batch_size: int) -> list[dict[str, Any]]:
     """The batches `encode` runs (deferred pixels, raw patches where the model takes them), collated."""
-    from umarvel_cli.models.embedder import plan_batches
+    from umarvel_cli.models.batching import plan_batches
     from umarvel_cli.models.patch_embed import accepts_raw_patches
 
     encoded = embedder.formatter.encode_many(records, "candidate", defer_decode=True)
@@ -265,7 +265,7 @@ def shared_floor(embedder: Any, records: list[Any], batch_size: int, reps: int) 
     it (the naive loop's pixels are matched exactly, so the same Pillow calls), and the model on our
     already-collated batches. Our total minus this is our own overhead; naive / this is the ceiling
     of the ratio at the same thread count."""
-    from umarvel_cli.data.formatter import load_image
+    from umarvel_cli.models.inputs.images import load_image
 
     patcher = embedder.formatter.patcher
     paths = [r.image for r in records if r.image is not None]
@@ -335,8 +335,9 @@ def run_cpu(size: str) -> BenchResult:
     import torch
 
     from umarvel_cli.models.embedder import Embedder
+    from umarvel_cli.models.registry import get_family
     from umarvel_cli.models.tiny import init_tiny_model
-    from umarvel_cli.models.umarvel_config import DEFAULT_MAX_PIXELS, UmarvelConfig
+    from umarvel_cli.models.umarvel_config import UmarvelConfig
 
     n = SIZES[size]
     reps = 2 if size == "quick" else 5
@@ -347,7 +348,7 @@ def run_cpu(size: str) -> BenchResult:
     with tempfile.TemporaryDirectory() as tmp:
         folder = init_tiny_model("tiny-qwen2-vl", Path(tmp) / "model")
         cfg = UmarvelConfig.load(folder)
-        cfg.max_pixels, cfg.text_token_budget = DEFAULT_MAX_PIXELS, 480  # real defaults
+        cfg.max_pixels, cfg.text_token_budget = get_family(cfg.family).max_pixels, 480  # real defaults
         cfg.pool_tokens = "all"  # the released default, what the naive loop's mean pooling computes
         cfg.save(folder)
         embedder = Embedder.from_pretrained(folder, device="cpu")
@@ -430,7 +431,7 @@ def real_size_compare(device: Any, mcfg: Any, n: int, sync: Callable[[], None], 
 
     from umarvel_cli.bench.real_size import build_real_size_backbone, real_size_parts
     from umarvel_cli.models.embedder import Embedder
-    from umarvel_cli.models.image_processor import build_image_processor
+    from umarvel_cli.models.inputs.image_processor import build_image_processor
     from umarvel_cli.models.registry import attention_implementation, get_family
 
     dev = torch.device(device)

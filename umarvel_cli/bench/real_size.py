@@ -43,7 +43,7 @@ def qwen2_vl_2b_config(vocab_size: int = 151_936) -> Any:
 
 def real_size_parts(mcfg: Any | None = None) -> tuple[Any, Any, Any]:
     """(tokenizer, UmarvelConfig, model config with the tokenizer's vision token ids)."""
-    from umarvel_cli.models.tokenizer import build_word_tokenizer, vision_token_ids
+    from umarvel_cli.models.inputs.tokenizer import build_word_tokenizer, vision_token_ids
     from umarvel_cli.models.umarvel_config import UmarvelConfig
 
     ucfg = UmarvelConfig(family="qwen2-vl")
@@ -67,7 +67,7 @@ def build_real_size_backbone(mcfg: Any, device: Any) -> Any:
 
 def write_real_size_model(out: Path, device: Any, mcfg: Any | None = None) -> Path:
     """A random Qwen2-VL-2B-sized model folder in bf16, loadable like a real checkpoint."""
-    from umarvel_cli.models.image_processor import build_image_processor
+    from umarvel_cli.models.inputs.image_processor import build_image_processor
     from umarvel_cli.models.registry import get_family
 
     tok, ucfg, mcfg = real_size_parts(mcfg)

@@ -1,1 +1,1 @@
-"""Data: dataset descriptions, readers, the demo generator and the one input formatter."""
+"""Data: dataset descriptions, readers, the demo generator and the record type they produce."""

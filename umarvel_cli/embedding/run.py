@@ -26,11 +26,13 @@ from umarvel_cli.artifacts.schemas import embeddings_schema
 from umarvel_cli.artifacts.shards import ShardWriter, list_shards, table_dir
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.console import make_progress
-from umarvel_cli.data.formatter import EncodedInput, InputFormatter, Record, Role
 from umarvel_cli.data.instructions import MODES
+from umarvel_cli.data.records import Record, Role
 from umarvel_cli.embedding.distributed import DistContext, rank_of
 from umarvel_cli.embedding.sources import SIDES, load_records
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.inputs.encoded import EncodedInput
+from umarvel_cli.models.inputs.formatter import InputFormatter
 
 STAGE = "embed"
 TABLE = "embeddings"

@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 
 from umarvel_cli.artifacts.manifest import read_manifest
 from umarvel_cli.artifacts.shards import list_shards, read_table, table_dir
-from umarvel_cli.data.formatter import Record
 from umarvel_cli.data.instructions import InstructionTable
+from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 
 SIDES = ("queries", "candidates")

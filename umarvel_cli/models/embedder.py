@@ -7,11 +7,7 @@ and pooling code, configured only by the folder's `umarvel.json`.
 
 from __future__ import annotations
 
-import os
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +15,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from umarvel_cli.data.collator import Collator
-from umarvel_cli.data.formatter import EncodedInput, InputFormatter, Record, Role
+from umarvel_cli.data.records import Record, Role
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import language_model, set_attention, speed_up_vision_attention
-from umarvel_cli.models.image_processor import build_image_processor
+from umarvel_cli.models.batching import collate_ahead, plan_batches, run_batches, to_device
+from umarvel_cli.models.inputs.collator import Collator
+from umarvel_cli.models.inputs.encoded import EncodedInput
+from umarvel_cli.models.inputs.formatter import InputFormatter
+from umarvel_cli.models.inputs.image_processor import build_image_processor
+from umarvel_cli.models.inputs.tokenizer import ensure_tokens
 from umarvel_cli.models.patch_embed import (
     accepts_raw_patches,
     as_raw_patches,
@@ -39,67 +39,20 @@ from umarvel_cli.models.registry import (
     get_family,
     quiet_transformers,
 )
-from umarvel_cli.models.tokenizer import ensure_tokens
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
-DEFAULT_TOKENS_PER_ITEM = 128
 # CPU batches embedded at once (each holds its activations: bounded for large models)
 MAX_CPU_WORKERS = 4
 # images `encode` decodes while it formats a chunk, with several CPU workers (bounds the memory held)
 DECODE_AHEAD = 64
-MAX_COLLATE_AHEAD = 8
-
-
-def collate_ahead() -> int:
-    """Batches collated in background threads while the GPU runs one (image decoding releases the GIL)."""
-    return max(1, min(MAX_COLLATE_AHEAD, (os.cpu_count() or 2) - 1))
-
 
 MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
-
-
-def to_device(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
-    """Host → GPU through pinned memory without waiting for the GPU (a plain copy syncs the stream,
-    which would leave the GPU idle while the next batch is launched); anything else as `.to`."""
-    if dev.type == "cuda" and t.device.type == "cpu":
-        return t.pin_memory().to(dev, non_blocking=True)
-    return t.to(dev)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def bucket_order(items: Sequence[EncodedInput]) -> list[int]:
-    """Indices sorted so batches hold similar lengths and image sizes (biggest first: OOM shows early)."""
-    return sorted(range(len(items)), key=lambda i: (-items[i].length, -items[i].num_patches, i))
-
-
-def plan_batches(
-    items: Sequence[EncodedInput], batch_size: int, max_tokens: int | None = None
-) -> list[list[int]]:
-    """Length-bucketed batches: at most `batch_size` items and `max_tokens` padded tokens each.
-
-    Items are taken longest first, so a batch's padded size is its first item's length times its
-    count; the token cap makes long items travel in small batches (little padding, bounded memory)
-    and short ones in full batches.
-    """
-    max_tokens = max_tokens if max_tokens is not None else batch_size * DEFAULT_TOKENS_PER_ITEM
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in bucket_order(items):
-        if current and (len(current) >= batch_size or (len(current) + 1) * longest > max_tokens):
-            batches.append(current)
-            current = []
-        if not current:
-            longest = items[i].length
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
 
 
 class Embedder(nn.Module):
@@ -324,14 +277,15 @@ class Embedder(nn.Module):
         batches = plan_batches(items, max(1, batch_size), max_tokens)
         collator = self.raw_collator if accepts_raw_patches(self.backbone) else self.collator
         workers = self._workers(workers)
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
         was_training = self.training
         self.eval()
         try:
             if workers > 1 and self.device.type == "cpu":
-                return self._encode_parallel(items, batches, collator, workers, on_batch)
+                return run_batches(items, batches, collator, self._run_batch, out, workers, on_batch=on_batch)
             overlap = self.device.type == "cuda" if overlap is None else overlap
             ahead = collate_ahead() if overlap else 0
-            return self._encode_sequential(items, batches, collator, ahead, on_batch)
+            return run_batches(items, batches, collator, self._run_batch, out, ahead=ahead, on_batch=on_batch)
         finally:
             self.train(was_training)
 
@@ -339,95 +293,6 @@ class Embedder(nn.Module):
         """fp32 vectors of one batch, left on the model's device (queued, not waited for, on a GPU)."""
         with torch.inference_mode():  # thread-local: entered in the thread that runs the batch
             return self.forward(batch).float()
-
-    def _embed_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        return self._run_batch(batch).cpu().numpy()
-
-    def _encode_parallel(
-        self,
-        items: Sequence[EncodedInput],
-        batches: list[list[int]],
-        collator: Collator,
-        workers: int,
-        on_batch: Callable[[int], None] | None,
-    ) -> np.ndarray:
-        """CPU: `workers` threads each collate and embed whole batches (torch ops release the GIL)."""
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
-        threads = torch.get_num_threads()
-
-        def job(idx: list[int]) -> list[int]:
-            out[idx] = self._embed_batch(collator([items[i] for i in idx]))
-            return idx
-
-        # worker threads take their intra-op thread count from this setting when they first run an op
-        torch.set_num_threads(max(1, threads // workers))
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(job, idx) for idx in batches]
-                try:
-                    for future in as_completed(futures):
-                        idx = future.result()
-                        if on_batch is not None:
-                            on_batch(len(idx))
-                except BaseException:
-                    for f in futures:
-                        f.cancel()
-                    raise
-        finally:
-            torch.set_num_threads(threads)
-        return out
-
-    def _encode_sequential(
-        self,
-        items: Sequence[EncodedInput],
-        batches: list[list[int]],
-        collator: Collator,
-        ahead: int,
-        on_batch: Callable[[int], None] | None,
-    ) -> np.ndarray:
-        """One batch at a time (GPU), the next `ahead` batches collating meanwhile and each batch's
-        vectors read back once the next one is queued; splits a batch in two on CUDA out-of-memory."""
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
-        queue = deque(batches)
-        pending: dict[tuple[int, ...], Future] = {}
-        launched: list[tuple[list[int], torch.Tensor]] = []  # results still on the device
-
-        def collate(idx: list[int]) -> dict[str, torch.Tensor]:
-            future = pending.pop(tuple(idx), None)
-            return future.result() if future is not None else collator([items[i] for i in idx])
-
-        def read_back() -> None:
-            """Copy the previous batch's vectors to the host (the GPU works on the next one meanwhile)."""
-            while launched:
-                done, emb = launched.pop()
-                out[done] = emb.cpu().numpy()
-                if on_batch is not None:
-                    on_batch(len(done))
-
-        with ThreadPoolExecutor(max_workers=max(1, ahead)) as pool:
-            while queue:
-                idx = queue.popleft()
-                for nxt in islice(queue, ahead):  # keep the next `ahead` batches collating
-                    if tuple(nxt) not in pending:
-                        pending[tuple(nxt)] = pool.submit(collator, [items[i] for i in nxt])
-                batch = collate(idx)
-                try:
-                    emb = self._run_batch(batch)
-                except torch.cuda.OutOfMemoryError as e:
-                    if len(idx) == 1:
-                        raise UmarvelError(
-                            "out of GPU memory with batch size 1",
-                            expected="a smaller max_pixels or text_token_budget in umarvel.json",
-                        ) from e
-                    del batch
-                    torch.cuda.empty_cache()
-                    half = len(idx) // 2
-                    queue.extendleft([idx[half:], idx[:half]])
-                    continue
-                read_back()
-                launched.append((idx, emb))
-            read_back()
-        return out
 
     def similarity(self, q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Cosine similarities divided by the temperature (the logits of InfoNCE)."""

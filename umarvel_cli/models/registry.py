@@ -1,4 +1,5 @@
-"""Backbone families: which transformers classes load them and how their images are cut into patches.
+"""Backbone families: which transformers classes load them, how their images are cut into patches,
+their default image pixel limits and the special token strings their chat template uses.
 
 We use transformers' own model classes (no vendored modelling files). A family is named by the
 `umarvel.json` of a folder, or guessed from `config.json`'s `model_type` for a plain checkpoint.
@@ -20,8 +21,41 @@ OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass(frozen=True)
+class ChatTokens:
+    """Special token strings of a family's chat template and vision inputs (the input pipeline reads them here)."""
+
+    turn_start: str = "<|im_start|>"
+    turn_end: str = "<|im_end|>"
+    image_pad: str = "<|image_pad|>"
+    video_pad: str = "<|video_pad|>"
+    vision_start: str = "<|vision_start|>"
+    vision_end: str = "<|vision_end|>"
+    pad: str = "<|endoftext|>"
+
+    @property
+    def specials(self) -> tuple[str, ...]:
+        """The chat and vision tokens a tokenizer must hold as special tokens (pad aside)."""
+        return (
+            self.turn_start,
+            self.turn_end,
+            self.vision_start,
+            self.vision_end,
+            self.image_pad,
+            self.video_pad,
+        )
+
+    def generation_prompt(self, role: str = "assistant") -> str:
+        """What `add_generation_prompt=True` appends: the opening of the next (assistant) turn."""
+        return f"{self.turn_start}{role}\n"
+
+
+QWEN_TOKENS = ChatTokens()
+
+
+@dataclass(frozen=True)
 class Family:
-    """One backbone family: the model class (by name, imported lazily) and its vision geometry."""
+    """One backbone family: the model class (by name, imported lazily), its vision geometry, its
+    default pixel limits (in merged image tokens, so they scale with the patch factor) and its tokens."""
 
     name: str
     model_type: str
@@ -32,11 +66,29 @@ class Family:
     temporal_patch_size: int
     image_mean: tuple[float, float, float]
     image_std: tuple[float, float, float]
+    # An image gets between these many merged tokens (the recipe: 4..300, i.e. 4*28*28..300*28*28
+    # pixels for Qwen2-VL); umarvel.json's min_pixels/max_pixels default to them.
+    min_image_tokens: int = 4
+    max_image_tokens: int = 300
+    tokens: ChatTokens = QWEN_TOKENS
 
     @property
     def factor(self) -> int:
         """Image sides are rounded to multiples of this (patch x merge): 28 for Qwen2/2.5-VL, 32 for Qwen3-VL."""
         return self.patch_size * self.merge_size
+
+    @property
+    def pixels_per_token(self) -> int:
+        """Pixels one merged image token covers (factor squared)."""
+        return self.factor**2
+
+    @property
+    def min_pixels(self) -> int:
+        return self.min_image_tokens * self.pixels_per_token
+
+    @property
+    def max_pixels(self) -> int:
+        return self.max_image_tokens * self.pixels_per_token
 
     def model_cls(self) -> type:
         import transformers

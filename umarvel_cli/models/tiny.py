@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.models.image_processor import build_image_processor
+from umarvel_cli.models.inputs.image_processor import build_image_processor
+from umarvel_cli.models.inputs.tokenizer import build_word_tokenizer, vision_token_ids
 from umarvel_cli.models.registry import TINY_PREFIX, Family, get_family, quiet_transformers
-from umarvel_cli.models.tokenizer import build_word_tokenizer, vision_token_ids
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
 HIDDEN = 64
@@ -35,8 +35,8 @@ def _text_config(family: Family, tok: Any) -> dict[str, Any]:
         num_key_value_heads=2,
         max_position_embeddings=4096,
         pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
-        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        bos_token_id=tok.convert_tokens_to_ids(family.tokens.turn_start),
+        eos_token_id=tok.convert_tokens_to_ids(family.tokens.turn_end),
         initializer_range=INIT_STD,
     )
     if family.name == "qwen3-vl":
@@ -114,7 +114,7 @@ def init_tiny_model(backbone: str, out: Path, seed: int = 0, pool_tokens: str = 
     cfg = family.config_cls()(
         text_config=_text_config(family, tok),
         vision_config=_vision_config(family),
-        **vision_token_ids(tok),
+        **vision_token_ids(tok, family.tokens),
     )
     torch.manual_seed(seed)
     model = family.model_cls()(cfg)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.registry import get_family
 
 CONFIG_NAME = "umarvel.json"
 FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
@@ -23,7 +24,6 @@ POOL_TOKENS = ("all", "content")
 ATTENTIONS = ("bidirectional", "causal")
 POSITION_MODES = ("mrope", "sequential")
 DEFAULT_TEMPERATURE = 0.05
-DEFAULT_MAX_PIXELS = 300 * 28 * 28
 
 
 @dataclass
@@ -45,8 +45,10 @@ class UmarvelConfig:
     assistant_text: str = "<emb>."
     log_temperature: float = math.log(DEFAULT_TEMPERATURE)
     temperature: float = DEFAULT_TEMPERATURE
-    min_pixels: int = 4 * 28 * 28
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    # None = the family's default (4..300 merged tokens: 4*28*28..300*28*28 for Qwen2/2.5-VL,
+    # 4*32*32..300*32*32 for Qwen3-VL); always a number after construction.
+    min_pixels: int | None = None
+    max_pixels: int | None = None
     # None = no compression prompt (the recommended setting, B3); else a suffix per input kind.
     compression_prompt: dict[str, str] | None = None
     text_token_budget: int = 480
@@ -64,6 +66,11 @@ class UmarvelConfig:
         for name, value, allowed in checks:
             if value not in allowed:
                 raise UmarvelError(f"unknown {name} {value!r}", field=name, expected=" | ".join(allowed))
+        family = get_family(self.family)
+        if self.min_pixels is None:
+            self.min_pixels = family.min_pixels
+        if self.max_pixels is None:
+            self.max_pixels = family.max_pixels
         if not 0 < self.min_pixels <= self.max_pixels:
             raise UmarvelError(
                 f"min_pixels {self.min_pixels} / max_pixels {self.max_pixels}",

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from umarvel_cli.artifacts.manifest import read_manifest
 from umarvel_cli.artifacts.paths import resolve_image
 from umarvel_cli.artifacts.shards import read_table, table_dir
-from umarvel_cli.data.formatter import Record
+from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.training.config import TrainConfig
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from umarvel_cli.console import make_progress
-from umarvel_cli.data.formatter import Record
+from umarvel_cli.data.records import Record
 from umarvel_cli.data.samplers import ContrastiveBatchSampler
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.training import distributed as D

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from umarvel_cli.data.collator import Collator
-from umarvel_cli.data.formatter import EncodedInput
+from umarvel_cli.models.inputs.collator import Collator
+from umarvel_cli.models.inputs.encoded import EncodedInput, ImageInput
 
 PAD, IMG = 0, 9
 
 
 def _item(ids, span=None, patches=0):
     pv = np.arange(patches * 4, dtype=np.float32).reshape(patches, 4) if patches else None
-    grid = (1, 2, patches // 2) if patches else None
-    return EncodedInput(np.asarray(ids, dtype=np.int64), span, pv, grid)
+    images = [ImageInput((1, 2, patches // 2), pixels=pv)] if patches else []
+    return EncodedInput(np.asarray(ids, dtype=np.int64), span, images)
 
 
 def test_padding_masks_and_images():
@@ -34,7 +34,7 @@ def test_padding_masks_and_images():
     assert b["mm_token_type_ids"].tolist() == [[0, 0, 1, 0, 0, 0], [0] * 6, [0, 1, 1, 0, 0, 0]]
     assert b["image_grid_thw"].tolist() == [[1, 2, 2], [1, 2, 4]]
     assert b["pixel_values"].shape == (12, 4)
-    assert torch.equal(b["pixel_values"][4:], torch.from_numpy(items[2].pixel_values))
+    assert torch.equal(b["pixel_values"][4:], torch.from_numpy(items[2].images[0].pixels))
 
 
 def test_text_only_batch_has_no_pixels_and_pad_to_multiple():
@@ -45,8 +45,8 @@ def test_text_only_batch_has_no_pixels_and_pad_to_multiple():
 
 def test_content_span_limits_the_pool_mask_and_still_drops_the_instruction():
     ids = [1, 2, 5, 6, IMG, 7, 3, 4]
-    plain = EncodedInput(np.asarray(ids, dtype=np.int64), (2, 4), None, None)
-    content = EncodedInput(np.asarray(ids, dtype=np.int64), (2, 4), None, None, content_span=(2, 6))
+    plain = EncodedInput(np.asarray(ids, dtype=np.int64), (2, 4))
+    content = EncodedInput(np.asarray(ids, dtype=np.int64), (2, 4), content_span=(2, 6))
     b = Collator(PAD, IMG)([plain, content, _item([1, 2])])
     assert b["pool_mask"].tolist() == [
         [True, True, False, False, True, True, True, True],

@@ -7,12 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from umarvel_cli.data.formatter import InputFormatter, Record, load_image
-from umarvel_cli.data.text import format_string
+from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.models.image_processor import build_image_processor
+from umarvel_cli.models.inputs.formatter import InputFormatter
+from umarvel_cli.models.inputs.image_processor import build_image_processor
+from umarvel_cli.models.inputs.images import load_image
+from umarvel_cli.models.inputs.text import format_string
+from umarvel_cli.models.inputs.tokenizer import build_byte_tokenizer
 from umarvel_cli.models.registry import get_family
-from umarvel_cli.models.tokenizer import build_byte_tokenizer
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
 SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
@@ -66,13 +68,14 @@ def test_text_is_truncated_to_the_token_budget(formatter):
 def test_image_tokens_are_expanded_and_pixels_bounded(formatter):
     img = Image.new("RGB", (300, 200), (200, 10, 10))
     enc = formatter.encode(Record("i", None, img), "candidate")
-    t, h, w = enc.image_grid_thw
+    (image,) = enc.images
+    t, h, w = image.grid
     assert t == 1 and h * w * 14 * 14 <= 16 * 28 * 28 and h % 2 == 0 and w % 2 == 0
-    assert enc.pixel_values.shape == (t * h * w, 3 * 2 * 14 * 14)
+    assert image.pixels.shape == (t * h * w, 3 * 2 * 14 * 14)
     n_pad = int((enc.input_ids == formatter.image_pad_id).sum())
     assert n_pad == t * h * w // 4
     small = formatter.encode(Record("s", None, Image.new("RGB", (5, 5))), "candidate")
-    assert small.image_grid_thw == (1, 2, 2)  # raised to min_pixels
+    assert small.grids == [(1, 2, 2)]  # raised to min_pixels
     text = formatter.tokenizer.decode(enc.input_ids)
     assert "<|vision_start|>" + "<|image_pad|>" * n_pad + "<|vision_end|>" in text
 
@@ -80,9 +83,9 @@ def test_image_tokens_are_expanded_and_pixels_bounded(formatter):
 def test_modality_decides_what_is_used(formatter):
     img = Image.new("RGB", (56, 56))
     text_only = formatter.encode(Record("a", "words", img, modality="text"), "candidate")
-    assert text_only.pixel_values is None
+    assert text_only.images == []
     both = formatter.encode(Record("b", "words", img), "candidate")
-    assert both.pixel_values is not None and both.length > text_only.length
+    assert both.images[0].pixels is not None and both.length > text_only.length
 
 
 def test_compression_prompt_is_off_by_default_and_per_modality(formatter):
@@ -109,7 +112,7 @@ def test_bad_inputs_give_one_line_errors(formatter, tmp_path):
 
 
 def test_deferred_pixels_collate_to_the_same_batch(formatter):
-    from umarvel_cli.data.collator import Collator
+    from umarvel_cli.models.inputs.collator import Collator
 
     recs = [
         Record("a", "x", Image.new("RGB", (90, 60), (1, 2, 3))),
@@ -118,8 +121,10 @@ def test_deferred_pixels_collate_to_the_same_batch(formatter):
     ]
     eager = formatter.encode_many(recs, "candidate")
     lazy = formatter.encode_many(recs, "candidate", defer_pixels=True)
-    assert lazy[0].pixel_values is None and lazy[0].resized.dtype == np.uint8
-    assert lazy[0].resized.nbytes * 8 == eager[0].pixel_values.nbytes  # float32 and 2 temporal copies
+    assert lazy[0].images[0].pixels is None and lazy[0].images[0].resized.dtype == np.uint8
+    assert (
+        lazy[0].images[0].resized.nbytes * 8 == eager[0].images[0].pixels.nbytes
+    )  # float32 and 2 temporal copies
     assert [e.num_patches for e in lazy] == [e.num_patches for e in eager]
     collate = Collator(formatter.tokenizer.pad_token_id, formatter.image_pad_id, patcher=formatter.patcher)
     a, b = collate(eager), collate(lazy)
@@ -131,7 +136,7 @@ def test_deferred_pixels_collate_to_the_same_batch(formatter):
 
 
 def test_deferred_decoding_reads_headers_then_collates_to_the_same_batch(formatter, tmp_path):
-    from umarvel_cli.data.collator import Collator
+    from umarvel_cli.models.inputs.collator import Collator
 
     Image.new("RGB", (90, 60), (1, 2, 3)).save(tmp_path / "a.png")
     recs = [
@@ -141,7 +146,8 @@ def test_deferred_decoding_reads_headers_then_collates_to_the_same_batch(formatt
     ]
     eager = formatter.encode_many(recs, "candidate")
     lazy = formatter.encode_many(recs, "candidate", defer_decode=True)
-    assert lazy[0].resized is None and lazy[0].pixel_values is None and lazy[0].lazy.size == (90, 60)
+    (image,) = lazy[0].images
+    assert image.resized is None and image.pixels is None and image.lazy.size == (90, 60)
     assert [e.input_ids.tolist() for e in lazy] == [e.input_ids.tolist() for e in eager]
     collate = Collator(formatter.tokenizer.pad_token_id, formatter.image_pad_id, patcher=formatter.patcher)
     a, b = collate(eager), collate(lazy)
@@ -164,7 +170,7 @@ def test_deferred_decoding_reads_headers_then_collates_to_the_same_batch(formatt
 
 
 def test_deferred_decoding_reports_missing_files_early_and_corrupt_bodies_when_collated(formatter, tmp_path):
-    from umarvel_cli.data.collator import Collator
+    from umarvel_cli.models.inputs.collator import Collator
 
     with pytest.raises(UmarvelError, match=r"image file not found \(item m\)"):
         formatter.encode_many([Record("m", None, tmp_path / "missing.jpg")], "candidate", defer_decode=True)
@@ -189,7 +195,7 @@ def content_formatter(formatter) -> InputFormatter:
 
 
 def _pooled_ids(formatter: InputFormatter, records: list[Record], role: str) -> list[list[int]]:
-    from umarvel_cli.data.collator import Collator
+    from umarvel_cli.models.inputs.collator import Collator
 
     batch = Collator(formatter.tokenizer.pad_token_id, formatter.image_pad_id)(
         formatter.encode_many(records, role)

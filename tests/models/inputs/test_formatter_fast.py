@@ -12,11 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from umarvel_cli.data.formatter import InputFormatter, Record, load_image
+from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.models.image_processor import build_image_processor
+from umarvel_cli.models.inputs.formatter import InputFormatter
+from umarvel_cli.models.inputs.image_processor import build_image_processor
+from umarvel_cli.models.inputs.images import load_image
+from umarvel_cli.models.inputs.tokenizer import build_byte_tokenizer
 from umarvel_cli.models.registry import get_family
-from umarvel_cli.models.tokenizer import build_byte_tokenizer
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
 
@@ -56,7 +58,9 @@ def test_render_many_equals_render_per_record(role, config):
     f = _formatter(**config)
     got = f.render_many(RECORDS, role)
     assert got == [f.render(r, role) for r in RECORDS]
-    assert f._frames and all(frame is not None for frame in f._frames.values())  # the splice was used
+    assert f.renderer._frames and all(
+        frame is not None for frame in f.renderer._frames.values()
+    )  # the splice was used
     assert f.truncate_many([r.text or "" for r in RECORDS]) == [f.truncate(r.text or "") for r in RECORDS]
 
 
@@ -69,7 +73,7 @@ def test_render_many_falls_back_to_the_template_when_it_changes_the_text():
     got = f.render_many(RECORDS, "query")
     assert got == [f.render(r, "query") for r in RECORDS]
     assert "A RED BUS." in got[0]
-    assert any(frame is None for frame in f._frames.values())
+    assert any(frame is None for frame in f.renderer._frames.values())
 
 
 def test_encode_many_equals_encode_one_at_a_time():
@@ -79,7 +83,7 @@ def test_encode_many_equals_encode_one_at_a_time():
         one = f.encode(record, "query")
         assert np.array_equal(enc.input_ids, one.input_ids)
         assert enc.instruction_span == one.instruction_span
-        assert enc.image_grid_thw == one.image_grid_thw
+        assert enc.grids == one.grids
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "CMYK"])
@@ -105,7 +109,7 @@ def _jpegs(folder, sizes) -> list:
 
 
 def test_decode_ahead_gives_the_pixels_the_collator_would_decode(tmp_path):
-    from umarvel_cli.data.collator import Collator
+    from umarvel_cli.models.inputs.collator import Collator
 
     f = _formatter()
     paths = _jpegs(tmp_path, [(64, 64), (120, 90), (33, 200), (90, 60), (150, 150)])
@@ -125,13 +129,14 @@ def test_decode_ahead_gives_the_pixels_the_collator_would_decode(tmp_path):
     plain = f.encode_many(records, "candidate", defer_decode=True)
     ahead = f.encode_many(records, "candidate", defer_decode=True, decode_ahead=4)
     assert [e.input_ids.tolist() for e in ahead] == [e.input_ids.tolist() for e in plain]
-    assert all(e.resized is None for e in plain)
+    assert all(im.resized is None for e in plain for im in e.images)
     # the first 4 image records (b, t, d, e) are tried; the broken one is left for the collator
-    decoded = [r.id for r, e in zip(records, ahead, strict=True) if e.resized is not None]
-    assert set(decoded) <= {"b", "d", "e"} and ahead[6].resized is None and ahead[3].resized is None
-    for r, e in zip(records, ahead, strict=True):
-        if e.resized is not None:
-            np.testing.assert_array_equal(e.resized, f.patcher.resize(load_image(r.image)))
+    resized = [e.images[0].resized if e.images else None for e in ahead]
+    decoded = [r.id for r, im in zip(records, resized, strict=True) if im is not None]
+    assert set(decoded) <= {"b", "d", "e"} and resized[6] is None and resized[3] is None
+    for r, im in zip(records, resized, strict=True):
+        if im is not None:
+            np.testing.assert_array_equal(im, f.patcher.resize(load_image(r.image)))
     good = [i for i in range(len(records)) if i != 3]
     collate = Collator(f.tokenizer.pad_token_id, f.image_pad_id, patcher=f.patcher, raw_pixels=True)
     a, b = collate([plain[i] for i in good]), collate([ahead[i] for i in good])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from umarvel_cli.models.image_processor import ImagePatcher, build_image_processor
+from umarvel_cli.models.inputs.image_processor import ImagePatcher, build_image_processor
 from umarvel_cli.models.registry import get_family
 
 

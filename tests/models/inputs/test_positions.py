@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tests.models.tiny_models import TINY_BACKBONES, random_image
-from umarvel_cli.data.formatter import Record
-from umarvel_cli.models.positions import mrope_positions
+from umarvel_cli.data.records import Record
+from umarvel_cli.models.inputs.positions import mrope_positions
 
 
 def test_text_then_image_then_text():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from umarvel_cli.models.tokenizer import build_byte_tokenizer, build_word_tokenizer
+from umarvel_cli.models.inputs.tokenizer import build_byte_tokenizer, build_word_tokenizer
 
 
 def test_common_words_are_single_tokens_and_any_text_round_trips():

@@ -3,6 +3,7 @@
 It emits what transformers 5 needs for Qwen-VL (`mm_token_type_ids` whenever images are present)
 plus `pool_mask`: the tokens mean pooling averages (non-pad, outside the instruction span, and
 inside the item's `content_span` when the formatter set one, i.e. `pool_tokens: "content"`).
+An item may hold several images: their patches and grids follow each other in prompt order.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from umarvel_cli.data.formatter import EncodedInput
-from umarvel_cli.models.positions import mrope_positions
+from umarvel_cli.models.inputs.encoded import EncodedInput, ImageInput
+from umarvel_cli.models.inputs.positions import mrope_positions
 
 
 class Collator:
@@ -38,31 +39,31 @@ class Collator:
         # normalisation in must consume them); a batch with precomputed pixels stays normalised.
         self.raw_pixels = raw_pixels
 
-    def _resized(self, it: EncodedInput) -> np.ndarray:
-        """The item's resized uint8 image, decoded now when formatting deferred the decode."""
-        if it.resized is not None:
-            return it.resized
-        if it.lazy is None:
-            raise ValueError("an item with an image grid has no pixels, resized image or image to load")
-        return self.patcher.resize(it.lazy.load())
+    def _resized(self, image: ImageInput) -> np.ndarray:
+        """The image resized as uint8, decoded now when formatting deferred the decode."""
+        if image.resized is not None:
+            return image.resized
+        if image.lazy is None:
+            raise ValueError("an image with a grid has no pixels, resized image or image to load")
+        return self.patcher.resize(image.lazy.load())
 
-    def _pixels(self, items: Sequence[EncodedInput]) -> np.ndarray:
-        """All items' patches in one block, deferred ones cut straight into it.
+    def _pixels(self, images: Sequence[ImageInput]) -> np.ndarray:
+        """All images' patches in one block, deferred ones cut straight into it.
 
         float32 normalised [N, C*T*P*P] rows, or uint8 raw [N, P*P*C] rows with `raw_pixels` (`ImagePatcher.cut_raw`).
         """
-        sizes = [it.num_patches for it in items]
-        deferred = any(it.pixel_values is None for it in items)
+        sizes = [im.num_patches for im in images]
+        deferred = any(im.pixels is None for im in images)
         if deferred and self.patcher is None:
             raise ValueError("an item has deferred pixels but the collator has no patcher")
-        if self.raw_pixels and all(it.pixel_values is None for it in items):
+        if self.raw_pixels and all(im.pixels is None for im in images):
             out = np.empty((sum(sizes), self.patcher.raw_patch_dim), dtype=np.uint8)
             start = 0
-            for it, n in zip(items, sizes, strict=True):
-                self.patcher.cut_raw(self._resized(it), out=out[start : start + n])
+            for im, n in zip(images, sizes, strict=True):
+                self.patcher.cut_raw(self._resized(im), out=out[start : start + n])
                 start += n
             return out
-        dims = {it.pixel_values.shape[1] for it in items if it.pixel_values is not None}
+        dims = {im.pixels.shape[1] for im in images if im.pixels is not None}
         if deferred:
             p = self.patcher
             dims.add(3 * p.temporal_patch_size * p.patch_size**2)
@@ -70,11 +71,11 @@ class Collator:
             raise ValueError(f"items disagree on the patch size: {sorted(dims)}")
         out = np.empty((sum(sizes), dims.pop()), dtype=np.float32)
         start = 0
-        for it, n in zip(items, sizes, strict=True):
-            if it.pixel_values is not None:
-                out[start : start + n] = it.pixel_values
+        for im, n in zip(images, sizes, strict=True):
+            if im.pixels is not None:
+                out[start : start + n] = im.pixels
             else:
-                self.patcher.patchify(self._resized(it), out=out[start : start + n])
+                self.patcher.patchify(self._resized(im), out=out[start : start + n])
             start += n
         return out
 
@@ -98,9 +99,8 @@ class Collator:
             else:
                 pool[i, it.content_span[0] : it.content_span[1]] = True
             if positions is not None:
-                grids = [it.image_grid_thw] if it.image_grid_thw is not None else []
                 positions[:, i, :n] = mrope_positions(
-                    it.input_ids == self.image_token_id, grids, self.mrope_merge_size
+                    it.input_ids == self.image_token_id, it.grids, self.mrope_merge_size
                 )
             if it.instruction_span is not None:
                 s, e = it.instruction_span
@@ -116,8 +116,8 @@ class Collator:
         }
         if positions is not None:
             batch["position_ids"] = torch.from_numpy(positions)
-        with_image = [it for it in items if it.image_grid_thw is not None]
-        if with_image:
-            batch["pixel_values"] = torch.from_numpy(self._pixels(with_image))
-            batch["image_grid_thw"] = torch.tensor([it.image_grid_thw for it in with_image], dtype=torch.long)
+        images = [im for it in items for im in it.images]
+        if images:
+            batch["pixel_values"] = torch.from_numpy(self._pixels(images))
+            batch["image_grid_thw"] = torch.tensor([im.grid for im in images], dtype=torch.long)
         return batch

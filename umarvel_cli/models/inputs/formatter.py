@@ -1,176 +1,58 @@
-"""The ONE input formatter: (text, image, instruction, modality, role) -> token ids + image patches.
+"""The ONE input formatter: records (or any prompt built from parts) -> token ids + image patches.
 
-Training, mining, embedding and reranking all call `InputFormatter.encode`, so the chat template,
+Training, mining, embedding and reranking all call `InputFormatter`, so the chat template,
 instruction markers, text cleaning, truncation and image resolution cannot drift apart between
-stages (the released code's bugs B3, B4 and B6). The rendered conversation is
+stages (the released code's bugs B3, B4 and B6). An embedding item renders as
 
     [system prompt of the template] user: [image]? + [<instruction_start>Instr.<instruction_end> ]text[prompt]
     assistant: <emb>.
 
-with `add_generation_prompt=False` for train and eval alike.
+with `add_generation_prompt=False` for train and eval alike. A reranker pair puts the query's and
+the candidate's parts in one user turn and ends with the generation prompt (`pair_prompt`). Token
+strings come from the backbone family (`models.registry`), the image geometry from its processor.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from umarvel_cli.data.text import format_string
+from umarvel_cli.data.records import MODALITIES, Record, Role
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.models.image_processor import ImagePatcher
+from umarvel_cli.models.inputs.encoded import EncodedInput, ImageInput
+from umarvel_cli.models.inputs.image_processor import ImagePatcher
+from umarvel_cli.models.inputs.images import DecodeAhead, LazyImage, load_image, peek_image
+from umarvel_cli.models.inputs.prompt import ChatRenderer, ImagePart, Part, Prompt, TextPart
+from umarvel_cli.models.inputs.text import format_string
+from umarvel_cli.models.registry import get_family
 
-Role = Literal["query", "candidate"]
-MODALITIES = ("text", "image", "image,text")
-
-
-@dataclass
-class Record:
-    """One thing to embed. `image` is a path (resolved by the caller) or a PIL image."""
-
-    id: str
-    text: str | None = None
-    image: str | Path | Image.Image | None = None
-    instruction: str | None = None
-    modality: str | None = None
-
-    def resolved_modality(self) -> str:
-        if self.modality is not None:
-            return self.modality
-        has_text = bool(self.text and self.text.strip())
-        if self.image is not None:
-            return "image,text" if has_text else "image"
-        return "text"
-
-
-@dataclass
-class LazyImage:
-    """An image whose size is known (read from its header) but whose pixels are decoded later."""
-
-    source: str | Path | Image.Image
-    item_id: str | None
-    size: tuple[int, int]  # (width, height)
-
-    def load(self) -> Image.Image:
-        return load_image(self.source, self.item_id)
-
-
-@dataclass
-class EncodedInput:
-    """Model inputs of one item, image tokens already expanded; what the collator pads into batches."""
-
-    input_ids: np.ndarray  # int64 [L]
-    instruction_span: tuple[int, int] | None  # [start, end) in token positions, markers included
-    pixel_values: np.ndarray | None  # float32 [patches, patch_dim]
-    image_grid_thw: tuple[int, int, int] | None
-    # With deferred pixels: the resized uint8 image; the collator patchifies it (8x less memory held).
-    resized: np.ndarray | None = None
-    # With deferred decoding: the image still on disk; the collator decodes and resizes it.
-    lazy: LazyImage | None = None
-    # With `pool_tokens: "content"`: [start, end) of the user turn's content (image and text, the
-    # instruction span inside it); the collator pools only there. None = pool every non-pad token.
-    content_span: tuple[int, int] | None = None
-
-    @property
-    def length(self) -> int:
-        return int(self.input_ids.shape[0])
-
-    @property
-    def num_patches(self) -> int:
-        if self.image_grid_thw is None:
-            return 0
-        t, h, w = self.image_grid_thw
-        return t * h * w
-
-
-def load_image(image: str | Path | Image.Image, item_id: str | None = None) -> Image.Image:
-    """Open an image as RGB, with a one-line error naming the file when it is missing or unreadable."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
-    path = Path(image)
-    if not path.is_file():
-        raise UmarvelError(f"image file not found (item {item_id})", file=path, field="image")
-    try:
-        with Image.open(path) as im:
-            im.load()  # decoded now; leaving the block closes only the file
-            return im if im.mode == "RGB" else im.convert("RGB")  # no copy of an RGB file's pixels
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UmarvelError(f"unreadable image (item {item_id}): {e}", file=path, field="image") from e
-
-
-def peek_image(image: str | Path | Image.Image, item_id: str | None = None) -> LazyImage:
-    """The image's size from its header only (the file is checked to exist and be an image)."""
-    if isinstance(image, Image.Image):
-        return LazyImage(image, item_id, image.size)
-    path = Path(image)
-    if not path.is_file():
-        raise UmarvelError(f"image file not found (item {item_id})", file=path, field="image")
-    try:
-        with Image.open(path) as im:
-            size = im.size
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UmarvelError(f"unreadable image (item {item_id}): {e}", file=path, field="image") from e
-    return LazyImage(path, item_id, size)
-
-
-class DecodeAhead:
-    """Decodes and resizes records' images in a background thread while the caller formats them.
-
-    PIL decodes and resizes without holding the GIL, so on a machine whose other cores would wait
-    for the (mostly single-threaded) formatting, part of the collator's work is done by then. At
-    most `limit` images are held (bounded memory); `finish` stops the thread and returns
-    {record index: resized uint8 image}, exactly what the collator would have computed. An image
-    that fails here is simply left out: the collator decodes it again and reports it in order.
-    """
-
-    def __init__(self, patcher: ImagePatcher, records: list[Record], limit: int) -> None:
-        self._patcher = patcher
-        jobs = [
-            (i, r) for i, r in enumerate(records) if r.image is not None and "image" in r.resolved_modality()
-        ]
-        self._jobs = jobs[:limit]
-        self._done: dict[int, np.ndarray] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="umarvel-decode-ahead", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        for i, record in self._jobs:
-            if self._stop.is_set():
-                return
-            try:
-                self._done[i] = self._patcher.resize(load_image(record.image, record.id))
-            except Exception:  # noqa: BLE001 - the collator decodes it again and raises the real error
-                continue
-
-    def finish(self) -> dict[int, np.ndarray]:
-        self._stop.set()
-        self._thread.join()
-        return self._done
+# The released reranker's labels before each side's parts (spec 6.1).
+PAIR_LABELS = ("Query:", "Candidate:")
 
 
 class InputFormatter:
-    """Holds the tokenizer, image processor and `umarvel.json` settings; `encode` is the one formatter."""
+    """Holds the tokenizer, image processor and `umarvel.json` settings; `encode*` are the one formatter."""
 
     def __init__(self, tokenizer: Any, image_processor: Any, config: Any) -> None:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.config = config
+        self.family = get_family(config.family)
+        self.tokens = self.family.tokens
         self.patcher = ImagePatcher(image_processor)
         self.merge_size = self.patcher.merge_size
-        self.image_pad_id = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        self.renderer = ChatRenderer(tokenizer)
+        self.image_pad_id = tokenizer.convert_tokens_to_ids(self.tokens.image_pad)
         self.inst_start_id = tokenizer.convert_tokens_to_ids(config.instruction_start)
         self.inst_end_id = tokenizer.convert_tokens_to_ids(config.instruction_end)
-        self.turn_start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
-        self.turn_end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.turn_start_id = tokenizer.convert_tokens_to_ids(self.tokens.turn_start)
+        self.turn_end_id = tokenizer.convert_tokens_to_ids(self.tokens.turn_end)
         self.user_header_ids = np.asarray(
             tokenizer("user\n", add_special_tokens=False)["input_ids"], dtype=np.int64
         )
-        self._frames: dict[tuple, tuple[str, str] | None] = {}  # render_many's template per layout
 
     # -- text -------------------------------------------------------------------------------------
     def _clean(self, text: str) -> str:
@@ -197,87 +79,88 @@ class InputFormatter:
 
     def user_text(self, record: Record, role: Role) -> str:
         """The user turn's text: instruction (queries only) in markers, cleaned text, compression prompt."""
-        text = self._record_text(record)
-        return self._user_text(record, role, self.truncate(text) if text else "")
+        return self.user_texts([record], role)[0]
 
-    def user_texts(self, records: list[Record], role: Role) -> list[str]:
-        """`user_text` for several records, truncating all texts with one tokeniser call."""
+    def user_texts(self, records: Sequence[Record], role: Role, embedding: bool = True) -> list[str]:
+        """`user_text` for several records, truncating all texts with one tokeniser call.
+
+        `embedding=False` is a side of a reranker pair: the instruction as plain text (no markers)
+        and no compression prompt.
+        """
         texts = [self._record_text(r) for r in records]
         some = [i for i, t in enumerate(texts) if t]
         for i, cut in zip(some, self.truncate_many([texts[i] for i in some]), strict=True):
             texts[i] = cut
-        return [self._user_text(r, role, t) for r, t in zip(records, texts, strict=True)]
+        return [self._user_text(r, role, t, embedding) for r, t in zip(records, texts, strict=True)]
 
-    def _user_text(self, record: Record, role: Role, truncated: str) -> str:
-        modality = record.resolved_modality()
+    def _user_text(self, record: Record, role: Role, truncated: str, embedding: bool = True) -> str:
         text = self._clean(truncated) if truncated else ""
         parts = []
         if role == "query" and record.instruction:
             inst = self._clean(record.instruction)
-            parts.append(f"{self.config.instruction_start}{inst}{self.config.instruction_end}")
+            parts.append(
+                f"{self.config.instruction_start}{inst}{self.config.instruction_end}" if embedding else inst
+            )
         if text:
             parts.append(text)
         out = " ".join(parts)
         prompt = self.config.compression_prompt
-        if prompt:
-            out += prompt.get(modality, "")
+        if prompt and embedding:
+            out += prompt.get(record.resolved_modality(), "")
         return out
 
-    def messages(self, record: Record, role: Role) -> list[dict[str, Any]]:
-        return self._messages("image" in record.resolved_modality(), self.user_text(record, role))
+    # -- prompts ----------------------------------------------------------------------------------
+    @staticmethod
+    def _record_parts(record: Record, text: str) -> list[Part]:
+        """An item's parts: its image first (when its modality uses one), then its text."""
+        parts: list[Part] = [ImagePart(record.image)] if "image" in record.resolved_modality() else []
+        return [*parts, TextPart(text)]
 
-    def _messages(self, image: bool, text: str) -> list[dict[str, Any]]:
-        content: list[dict[str, Any]] = []
-        if image:
-            content.append({"type": "image"})
-        if text:
-            content.append({"type": "text", "text": text})
+    def item_prompt(self, record: Record, role: Role) -> Prompt:
+        """The embedding prompt of one record (query or candidate)."""
+        return self.item_prompts([record], role)[0]
+
+    def item_prompts(self, records: Sequence[Record], role: Role) -> list[Prompt]:
+        """Embedding prompts: the record's parts answered by the assistant text, no generation prompt."""
         return [
-            {"role": "user", "content": content},
-            {"role": "assistant", "content": [{"type": "text", "text": self.config.assistant_text}]},
+            Prompt(r.id, self._record_parts(r, text), answer=self.config.assistant_text)
+            for r, text in zip(records, self.user_texts(records, role), strict=True)
         ]
 
-    def _apply_template(self, image: bool, text: str) -> str:
-        return self.tokenizer.apply_chat_template(
-            self._messages(image, text), tokenize=False, add_generation_prompt=False
-        )
+    def pair_prompt(
+        self,
+        query: Record,
+        candidate: Record,
+        preamble: str | None = None,
+        labels: tuple[str, str] | None = PAIR_LABELS,
+        answer: str | None = None,
+        generation_prompt: bool = True,
+    ) -> Prompt:
+        """A reranker pair: [preamble] [label] query parts [label] candidate parts, in ONE user turn.
+
+        Each side's text is cleaned and truncated like an item's, the query's instruction kept as
+        plain text. Ends with the generation prompt (scoring) or, given `answer`, the assistant's
+        answer (training, e.g. "Yes"/"No" with `generation_prompt=False`).
+        """
+        (q_text,) = self.user_texts([query], "query", embedding=False)
+        (c_text,) = self.user_texts([candidate], "candidate", embedding=False)
+        parts: list[Part] = [TextPart(preamble)] if preamble else []
+        for i, (record, text) in enumerate(((query, q_text), (candidate, c_text))):
+            if labels is not None:
+                parts.append(TextPart(labels[i]))
+            parts += self._record_parts(record, text)
+        return Prompt(f"{query.id}|{candidate.id}", parts, answer=answer, generation_prompt=generation_prompt)
+
+    def messages(self, record: Record, role: Role) -> list[dict[str, Any]]:
+        return self.renderer.messages(self.item_prompt(record, role))
 
     def render(self, record: Record, role: Role) -> str:
         """The chat template applied to the record (the reference `render_many` must equal)."""
-        return self._apply_template("image" in record.resolved_modality(), self.user_text(record, role))
+        return self.renderer.render(self.item_prompt(record, role))
 
-    def render_many(self, records: list[Record], role: Role) -> list[str]:
-        """`render` for several records: one batched truncation and the template applied once per layout.
-
-        The conversation differs between records only in the user text and whether an image comes
-        first, so the template is rendered once per (image, text present) layout around a probe
-        string and the text is spliced in. The splice is used only where the template provably
-        copies the text verbatim (a second probe must render to exactly the spliced string);
-        otherwise every record of that layout goes through the template.
-        """
-        out = []
-        for record, text in zip(records, self.user_texts(records, role), strict=True):
-            image = "image" in record.resolved_modality()
-            frame = self._frame(image, bool(text))
-            out.append(frame[0] + text + frame[1] if frame else self._apply_template(image, text))
-        return out
-
-    def _frame(self, image: bool, has_text: bool) -> tuple[str, str] | None:
-        """(before, after) the user text for this layout, or None where the template is not a plain splice."""
-        key = (image, has_text, self.config.assistant_text, self.tokenizer.chat_template)
-        if key not in self._frames:
-            self._frames[key] = self._probe_frame(image, has_text)
-        return self._frames[key]
-
-    def _probe_frame(self, image: bool, has_text: bool) -> tuple[str, str] | None:
-        if not has_text:
-            return self._apply_template(image, ""), ""
-        probe, check = "\ue000umarvel probe\ue001", "\ue000other probe\ue001"
-        rendered = self._apply_template(image, probe)
-        if rendered.count(probe) != 1:
-            return None
-        before, after = rendered.split(probe)
-        return (before, after) if self._apply_template(image, check) == before + check + after else None
+    def render_many(self, records: Sequence[Record], role: Role) -> list[str]:
+        """`render` for several records: one batched truncation and the template applied once per layout."""
+        return self.renderer.render_many(self.item_prompts(records, role))
 
     # -- checks and images ------------------------------------------------------------------------
     def validate(self, record: Record) -> None:
@@ -307,7 +190,7 @@ class InputFormatter:
 
     def encode_many(
         self,
-        records: list[Record],
+        records: Sequence[Record],
         role: Role,
         defer_pixels: bool = False,
         defer_decode: bool = False,
@@ -323,63 +206,118 @@ class InputFormatter:
         `decode_ahead` > 0 decodes up to that many images in a background thread while the chunk
         is formatted (`DecodeAhead`): for a caller with an idle core, the same pixels sooner.
         """
-        defer_pixels = defer_pixels or defer_decode
-        ahead = (
-            DecodeAhead(self.patcher, records, decode_ahead) if defer_decode and decode_ahead > 0 else None
+        records = list(records)
+        return self.encode_prompts(
+            self.item_prompts(records, role),
+            defer_pixels,
+            defer_decode,
+            decode_ahead,
+            check=lambda i: self.validate(records[i]),
         )
+
+    def encode_pairs(
+        self, pairs: Sequence[tuple[Record, Record]], defer_pixels: bool = False, **prompt: Any
+    ) -> list[EncodedInput]:
+        """Reranker pairs (query, candidate) encoded; `prompt` goes to `pair_prompt`."""
+        records = [r for pair in pairs for r in pair]
+        prompts = [self.pair_prompt(q, c, **prompt) for q, c in pairs]
+
+        def check(i: int) -> None:
+            self.validate(records[2 * i])
+            self.validate(records[2 * i + 1])
+
+        return self.encode_prompts(prompts, defer_pixels, check=check)
+
+    def encode_prompts(
+        self,
+        prompts: Sequence[Prompt],
+        defer_pixels: bool = False,
+        defer_decode: bool = False,
+        decode_ahead: int = 0,
+        check: Callable[[int], None] | None = None,
+    ) -> list[EncodedInput]:
+        """Render, tokenise and expand each prompt's image placeholders (any number of images).
+
+        `check(i)` runs before prompt i's images are opened, so the first bad item is the one
+        reported; `defer_pixels`, `defer_decode` and `decode_ahead` as in `encode_many`.
+        """
+        defer_pixels = defer_pixels or defer_decode
+        ahead = None
+        if defer_decode and decode_ahead > 0:
+            jobs = [
+                ((i, k), part.image, prompt.id)
+                for i, prompt in enumerate(prompts)
+                for k, part in enumerate(prompt.images)
+                if part.image is not None
+            ]
+            ahead = DecodeAhead(self.patcher, jobs, decode_ahead)
         try:
-            out = self._encode_many(records, role, defer_pixels, defer_decode)
+            out = self._encode_prompts(prompts, defer_pixels, defer_decode, check)
         finally:
             decoded = ahead.finish() if ahead is not None else {}
-        for i, pixels in decoded.items():
-            it = out[i]
-            if it.lazy is not None and it.image_grid_thw is not None:
-                p = self.patcher.patch_size
-                if pixels.shape[:2] == (it.image_grid_thw[1] * p, it.image_grid_thw[2] * p):
-                    it.resized = pixels
+        p = self.patcher.patch_size
+        for (i, k), pixels in decoded.items():
+            image = out[i].images[k]
+            if image.lazy is not None and pixels.shape[:2] == (image.grid[1] * p, image.grid[2] * p):
+                image.resized = pixels
         return out
 
-    def _encode_many(
-        self, records: list[Record], role: Role, defer_pixels: bool, defer_decode: bool
+    def _encode_prompts(
+        self,
+        prompts: Sequence[Prompt],
+        defer_pixels: bool,
+        defer_decode: bool,
+        check: Callable[[int], None] | None,
     ) -> list[EncodedInput]:
-        images: list[Image.Image | LazyImage | None] = []
-        for r in records:  # checks and image loading in record order: the first bad item is reported
-            self.validate(r)
-            needs_image = "image" in r.resolved_modality() and r.image is not None
-            if not needs_image:
-                images.append(None)
-            else:
-                images.append(peek_image(r.image, r.id) if defer_decode else load_image(r.image, r.id))
-        texts = self.render_many(records, role)
+        opened: list[list[Image.Image | LazyImage]] = []
+        for i, prompt in enumerate(
+            prompts
+        ):  # checks and image loading in order: the first bad item is reported
+            if check is not None:
+                check(i)
+            opened.append(
+                [
+                    (peek_image if defer_decode else load_image)(part.image, prompt.id)
+                    for part in prompt.images
+                ]
+            )
+        texts = self.renderer.render_many(list(prompts))
         ids_list = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out = []
-        for record, image, ids in zip(records, images, ids_list, strict=True):
-            pixel_values = grid = resized = lazy = None
+        for prompt, images, ids in zip(prompts, opened, ids_list, strict=True):
             ids_arr = np.asarray(ids, dtype=np.int64)
-            if isinstance(image, LazyImage):
-                lazy, grid = image, self.patcher.grid(*image.size)
-            elif image is not None:
-                resized = self.patcher.resize(image)
-                p = self.patcher.patch_size
-                grid = (1, resized.shape[0] // p, resized.shape[1] // p)
-                if not defer_pixels:
-                    pixel_values, resized = self.patcher.patchify(resized), None
-            if grid is not None:
-                n_tokens = grid[0] * grid[1] * grid[2] // (self.merge_size**2)
-                pos = np.flatnonzero(ids_arr == self.image_pad_id)
-                if pos.size != 1:
-                    raise UmarvelError(
-                        f"the chat template produced {pos.size} image placeholders (item {record.id})",
-                        expected="exactly one <|image_pad|> per image",
-                    )
-                p = int(pos[0])
-                ids_arr = np.concatenate(
-                    [ids_arr[:p], np.full(n_tokens, self.image_pad_id, dtype=np.int64), ids_arr[p + 1 :]]
-                )
+            inputs = [self._image_input(image, defer_pixels) for image in images]
+            if inputs:
+                ids_arr = self._expand_images(ids_arr, inputs, prompt.id)
             span = self._instruction_span(ids_arr)
-            content = self._content_span(ids_arr, record.id) if self.pools_content else None
-            out.append(EncodedInput(ids_arr, span, pixel_values, grid, resized, lazy, content))
+            content = self._content_span(ids_arr, prompt.id) if self.pools_content else None
+            out.append(EncodedInput(ids_arr, span, inputs, content))
         return out
+
+    def _image_input(self, image: Image.Image | LazyImage, defer_pixels: bool) -> ImageInput:
+        if isinstance(image, LazyImage):
+            return ImageInput(self.patcher.grid(*image.size), lazy=image)
+        resized = self.patcher.resize(image)
+        p = self.patcher.patch_size
+        grid = (1, resized.shape[0] // p, resized.shape[1] // p)
+        if defer_pixels:
+            return ImageInput(grid, resized=resized)
+        return ImageInput(grid, pixels=self.patcher.patchify(resized))
+
+    def _expand_images(self, ids: np.ndarray, images: list[ImageInput], item_id: str) -> np.ndarray:
+        """Each image's one placeholder repeated to its merged token count, images in prompt order.
+
+        (A video's `<|video_pad|>` expands the same way, from models/inputs/video.py.)
+        """
+        pos = np.flatnonzero(ids == self.image_pad_id)
+        if pos.size != len(images):
+            raise UmarvelError(
+                f"the chat template produced {pos.size} image placeholders for {len(images)} images (item {item_id})",
+                expected=f"exactly one {self.tokens.image_pad} per image",
+            )
+        counts = np.ones(ids.size, dtype=np.int64)
+        counts[pos] = [image.num_patches // self.merge_size**2 for image in images]
+        return np.repeat(ids, counts)
 
     @property
     def pools_content(self) -> bool:
@@ -397,10 +335,11 @@ class InputFormatter:
                 if ends.size and ends[0] > 0:
                     return begin, begin + int(ends[0])
                 break
+        t = self.tokens
         raise UmarvelError(
             f"cannot locate the user turn's content in the rendered chat (item {item_id})",
             field="pool_tokens",
-            expected="<|im_start|>user\\n ... <|im_end|> with non-empty content, or pool_tokens 'all'",
+            expected=f"{t.turn_start}user\\n ... {t.turn_end} with non-empty content, or pool_tokens 'all'",
         )
 
     def _instruction_span(self, ids: np.ndarray) -> tuple[int, int] | None:
@@ -409,8 +348,3 @@ class InputFormatter:
         if starts.size == 0 or ends.size == 0:
             return None
         return int(starts[0]), int(ends[-1]) + 1
-
-
-def format_input(formatter: InputFormatter, record: Record, role: Role) -> EncodedInput:
-    """Functional spelling of `InputFormatter.encode`."""
-    return formatter.encode(record, role)

@@ -12,19 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-QWEN_SPECIALS = (
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)
-PAD_TOKEN = "<|endoftext|>"
-IMAGE_PAD = "<|image_pad|>"
-VIDEO_PAD = "<|video_pad|>"
-VISION_START = "<|vision_start|>"
-VISION_END = "<|vision_end|>"
+from umarvel_cli.models.registry import QWEN_TOKENS, ChatTokens
+
+QWEN_SPECIALS = QWEN_TOKENS.specials
+PAD_TOKEN = QWEN_TOKENS.pad
 
 # Qwen2-VL's chat template (default system prompt; image/video placeholders). Written into the tiny
 # tokenizer so a tiny folder renders exactly like a real Qwen2-VL checkpoint.
@@ -139,14 +130,12 @@ def ensure_tokens(tokenizer: Any, tokens: list[str]) -> int:
     return len(missing)
 
 
-VISION_TOKENS = {
-    "image_token_id": "<|image_pad|>",
-    "video_token_id": "<|video_pad|>",
-    "vision_start_token_id": "<|vision_start|>",
-    "vision_end_token_id": "<|vision_end|>",
-}
-
-
-def vision_token_ids(tokenizer: Any) -> dict[str, int]:
+def vision_token_ids(tokenizer: Any, tokens: ChatTokens = QWEN_TOKENS) -> dict[str, int]:
     """The Qwen-VL config fields naming the tokenizer's vision tokens (image/video pads, markers)."""
-    return {key: tokenizer.convert_tokens_to_ids(token) for key, token in VISION_TOKENS.items()}
+    fields = {
+        "image_token_id": tokens.image_pad,
+        "video_token_id": tokens.video_pad,
+        "vision_start_token_id": tokens.vision_start,
+        "vision_end_token_id": tokens.vision_end,
+    }
+    return {key: tokenizer.convert_tokens_to_ids(token) for key, token in fields.items()}

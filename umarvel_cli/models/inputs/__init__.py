@@ -1,0 +1,1 @@
+"""The one input pipeline: prompts from parts, images, tokenizer, collation, positions."""
