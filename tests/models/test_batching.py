@@ -69,3 +69,30 @@ def test_several_batches_collating_ahead_give_the_same_vectors_in_order(tiny_emb
     got = emb.encode_inputs(encoded, 2, overlap=True, workers=1, on_batch=done.append)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert sum(done) == len(encoded) and len(done) == 5
+
+
+def test_run_batches_serves_any_per_item_function_in_input_order():
+    """The batching helper outside the embedder (what a reranker's scorer uses): one score per item."""
+    from umarvel_cli.models.batching import run_batches
+
+    items = _items([3, 9, 4, 9, 1, 7, 2])
+    batches = plan_batches(items, batch_size=3)
+
+    def collate(batch_items):
+        return torch.tensor([it.length for it in batch_items], dtype=torch.float32)
+
+    calls = []
+
+    def score(lengths):
+        calls.append(len(lengths))
+        if len(lengths) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return lengths * 10
+
+    expected = np.array([30, 90, 40, 90, 10, 70, 20], dtype=np.float32)
+    done: list[int] = []
+    got = run_batches(items, batches, collate, score, np.zeros(7, np.float32), ahead=2, on_batch=done.append)
+    np.testing.assert_array_equal(got, expected)
+    assert sum(done) == 7 and calls.count(3) == 2 and max(done) <= 2  # full batches split in two
+    got = run_batches(items, batches, collate, lambda x: x * 10, np.zeros(7, np.float32), workers=2)
+    np.testing.assert_array_equal(got, expected)

@@ -33,7 +33,3 @@ class Record:
         if self.image is not None:
             return "image,text" if has_text else "image"
         return "text"
-
-    def uses_image(self) -> bool:
-        """The image is part of the input (its modality names one and there is one)."""
-        return self.image is not None and "image" in self.resolved_modality()
