@@ -127,29 +127,36 @@ class InputFormatter:
             for r, text in zip(records, self.user_texts(records, role), strict=True)
         ]
 
-    def pair_prompt(
+    def pair_prompt(self, query: Record, candidate: Record, **options: Any) -> Prompt:
+        """One reranker pair's prompt (`pair_prompts` for the options)."""
+        return self.pair_prompts([(query, candidate)], **options)[0]
+
+    def pair_prompts(
         self,
-        query: Record,
-        candidate: Record,
+        pairs: Sequence[tuple[Record, Record]],
         preamble: str | None = None,
         labels: tuple[str, str] | None = PAIR_LABELS,
         answer: str | None = None,
         generation_prompt: bool = True,
-    ) -> Prompt:
-        """A reranker pair: [preamble] [label] query parts [label] candidate parts, in ONE user turn.
+    ) -> list[Prompt]:
+        """Reranker pairs: [preamble] [label] query parts [label] candidate parts, in ONE user turn.
 
-        Each side's text is cleaned and truncated like an item's, the query's instruction kept as
-        plain text. Ends with the generation prompt (scoring) or, given `answer`, the assistant's
-        answer (training, e.g. "Yes"/"No" with `generation_prompt=False`).
+        Each side's text is cleaned and truncated like an item's (one batched tokeniser call per
+        side), the query's instruction kept as plain text. Ends with the generation prompt
+        (scoring) and/or, given `answer`, the assistant's answer (training: "Yes"/"No" with
+        `generation_prompt=False`).
         """
-        (q_text,) = self.user_texts([query], "query", embedding=False)
-        (c_text,) = self.user_texts([candidate], "candidate", embedding=False)
-        parts: list[Part] = [TextPart(preamble)] if preamble else []
-        for i, (record, text) in enumerate(((query, q_text), (candidate, c_text))):
-            if labels is not None:
-                parts.append(TextPart(labels[i]))
-            parts += self._record_parts(record, text)
-        return Prompt(f"{query.id}|{candidate.id}", parts, answer=answer, generation_prompt=generation_prompt)
+        q_texts = self.user_texts([q for q, _ in pairs], "query", embedding=False)
+        c_texts = self.user_texts([c for _, c in pairs], "candidate", embedding=False)
+        prompts = []
+        for (query, candidate), q_text, c_text in zip(pairs, q_texts, c_texts, strict=True):
+            parts: list[Part] = [TextPart(preamble)] if preamble else []
+            for i, (record, text) in enumerate(((query, q_text), (candidate, c_text))):
+                if labels is not None:
+                    parts.append(TextPart(labels[i]))
+                parts += self._record_parts(record, text)
+            prompts.append(Prompt(f"{query.id}|{candidate.id}", parts, answer, generation_prompt))
+        return prompts
 
     def messages(self, record: Record, role: Role) -> list[dict[str, Any]]:
         return self.renderer.messages(self.item_prompt(record, role))
@@ -218,9 +225,9 @@ class InputFormatter:
     def encode_pairs(
         self, pairs: Sequence[tuple[Record, Record]], defer_pixels: bool = False, **prompt: Any
     ) -> list[EncodedInput]:
-        """Reranker pairs (query, candidate) encoded; `prompt` goes to `pair_prompt`."""
+        """Reranker pairs (query, candidate) encoded; `prompt` goes to `pair_prompts`."""
         records = [r for pair in pairs for r in pair]
-        prompts = [self.pair_prompt(q, c, **prompt) for q, c in pairs]
+        prompts = self.pair_prompts(pairs, **prompt)
 
         def check(i: int) -> None:
             self.validate(records[2 * i])

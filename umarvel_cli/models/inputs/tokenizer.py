@@ -80,7 +80,7 @@ def _byte_vocab() -> dict[str, int]:
 def _finish(tok: Any, extra_tokens: tuple[str, ...]) -> Any:
     tok.add_special_tokens({"additional_special_tokens": [*QWEN_SPECIALS, *extra_tokens]})
     tok.pad_token = PAD_TOKEN
-    tok.eos_token = "<|im_end|>"
+    tok.eos_token = QWEN_TOKENS.turn_end
     tok.padding_side = "right"
     tok.chat_template = QWEN2_VL_CHAT_TEMPLATE
     return tok
