@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.registry import FAMILIES as FAMILY_TABLE
 from umarvel_cli.models.registry import get_family
 
 CONFIG_NAME = "umarvel.json"
-FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
+FAMILIES = tuple(FAMILY_TABLE)
 POOLINGS = ("mean", "last")
 POOL_TOKENS = ("all", "content")
 ATTENTIONS = ("bidirectional", "causal")
