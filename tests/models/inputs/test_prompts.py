@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.models.tiny_models import TINY_BACKBONES, random_image
+from tests.models.tiny_models import TINY_BACKBONES, assert_positions_are_transformers, random_image
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.inputs.collator import Collator
@@ -188,13 +188,4 @@ def test_pair_positions_equal_get_rope_index(backbone, tiny_embedders):
     ]
     batch = emb.collator(encoded)
     assert batch["image_grid_thw"].shape == (2, 3)
-    base = emb.backbone.get_base_model() if hasattr(emb.backbone, "get_base_model") else emb.backbone
-    ref, _ = base.get_rope_index(
-        batch["input_ids"],
-        image_grid_thw=batch["image_grid_thw"],
-        attention_mask=batch["attention_mask"],
-        mm_token_type_ids=batch["mm_token_type_ids"],
-    )
-    mask = batch["attention_mask"].bool()
-    for axis in range(3):
-        assert torch.equal(batch["position_ids"][axis][mask], ref[axis][mask])
+    assert_positions_are_transformers(emb, batch)
