@@ -124,6 +124,8 @@ def test_a_placeholder_count_that_does_not_match_the_images_is_an_error():
     prompt = Prompt("p", [ImagePart(QUERY.image), TextPart("see <|image_pad|> here")], answer="<emb>.")
     with pytest.raises(UmarvelError, match=r"2 image placeholders for 1 images \(item p\)"):
         f.encode_prompts([prompt])
+    with pytest.raises(UmarvelError, match=r"an image part has no image \(item n\)"):
+        f.encode_prompts([Prompt("n", [ImagePart(None), TextPart("words")])])
 
 
 def test_qwen3_vl_item_uses_factor_32():
