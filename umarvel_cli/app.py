@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from umarvel_cli import __version__
+from umarvel_cli.cli_options import is_debug, pull_debug, tidy_command_tree
 from umarvel_cli.commands import (
     bench,
     demo,
@@ -46,6 +47,15 @@ PIPELINE_ORDER = [
 class _Root(TyperGroup):
     """Turns `UmarvelError` into one line on stderr and exit status 2 (traceback only with --debug)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tidy_command_tree(self)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args, debug = pull_debug(args)
+        ctx.meta["umarvel.debug"] = debug
+        return super().parse_args(ctx, args)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(
@@ -56,7 +66,7 @@ class _Root(TyperGroup):
         try:
             return super().invoke(ctx)
         except UmarvelError as e:
-            if ctx.params.get("debug") or os.environ.get("UMARVEL_DEBUG"):
+            if is_debug(ctx) or os.environ.get("UMARVEL_DEBUG"):
                 raise
             click.echo(f"error: {e}", err=True)
             raise typer.Exit(e.exit_code) from None

@@ -98,6 +98,7 @@ def evaluate_mbeir(
     modality_filter: bool = False,
     topk: int = 100,
     force: bool = False,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write metrics.json, report.md, per_task.csv, run.trec and scores.png in `out`.
 
@@ -122,7 +123,9 @@ def evaluate_mbeir(
     if model is not None:
         from umarvel_cli.evaluation.model_search import search_with_model
 
-        search_info = search_with_model(model, prepared, spec, pool, out, modality_filter, topk)
+        search_info = search_with_model(
+            model, prepared, spec, pool, out, modality_filter, topk, device=device
+        )
         run_source = out
     else:
         run_source = Path(run)
