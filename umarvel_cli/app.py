@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 import typer
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from umarvel_cli import __version__
@@ -65,6 +66,13 @@ class _Root(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                raise
+            where = e.ctx.command_path if e.ctx is not None else "umarvel"
+            message = e.format_message().replace("Value error, ", "")
+            click.echo(f"error: {where}: {message} (see {where} --help)", err=True)
+            raise typer.Exit(e.exit_code) from None
         except UmarvelError as e:
             if is_debug(ctx) or os.environ.get("UMARVEL_DEBUG"):
                 raise

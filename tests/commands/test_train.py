@@ -123,4 +123,12 @@ def test_training_ids_missing_from_candidates(tiny_model, demo_tables, tmp_path)
 
 def test_unknown_stage(tiny_model, tmp_path):
     result = _train("--stage", "pretrain", "--model", tiny_model, "--out", tmp_path / "o")
-    _one_line_error(result, "unknown stage 'pretrain'")
+    _one_line_error(result, "'pretrain' is not one of", "'progressive'", "'hardneg'")
+
+
+def test_hardneg_stage_accepts_its_flags_and_says_not_built(tiny_model, tmp_path):
+    result = _train(
+        "--stage", "hardneg", "--model", tiny_model, "--negatives", tmp_path / "mined", "--out", tmp_path / "o"
+    )
+    _one_line_error(result, "not built yet")
+    assert not (tmp_path / "o").exists()
