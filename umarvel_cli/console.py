@@ -27,7 +27,7 @@ from rich.progress import (
 
 T = TypeVar("T")
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # a log line stays one line
 
 
 def progress_every() -> float:
