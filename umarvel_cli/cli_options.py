@@ -110,4 +110,3 @@ def _wrap_parse_args(command: Any, path: tuple[str, ...]) -> None:
 def is_debug(ctx: Any) -> bool:
     root = ctx.find_root()
     return bool(root.meta.get("umarvel.debug") or root.params.get("debug"))
-

@@ -27,7 +27,9 @@ def partial_root(demo_root, tmp_path) -> Path:
 
 
 def _prepare(root: Path, out: Path, *extra: str):
-    return runner.invoke(app, ["prepare", "mbeir", "--root", str(root), "--out", str(out), "--split", "test", *extra])
+    return runner.invoke(
+        app, ["prepare", "mbeir", "--root", str(root), "--out", str(out), "--split", "test", *extra]
+    )
 
 
 def _tasks(out: Path) -> set[str]:
@@ -72,7 +74,9 @@ def test_no_task_present_fails(demo_root, tmp_path):
     root = shutil.copytree(demo_root, tmp_path / "M-BEIR")
     shutil.rmtree(root / "query" / "test")
     result = _prepare(root, tmp_path / "t")
-    assert result.exit_code == 2 and "no M-BEIR task has its query, qrels and pool files here" in result.stderr
+    assert (
+        result.exit_code == 2 and "no M-BEIR task has its query, qrels and pool files here" in result.stderr
+    )
 
 
 def test_eval_averages_over_the_tasks_present_and_says_so(partial_root, tmp_path):
@@ -88,7 +92,9 @@ def test_eval_averages_over_the_tasks_present_and_says_so(partial_root, tmp_path
             lines.append(f"{row['qid']} Q0 {row['did']} 1 1.0 perfect")
     run.write_text("\n".join(lines) + "\n")
     out = tmp_path / "eval"
-    result = runner.invoke(app, ["eval", "mbeir", "--data", str(tables), "--run", str(run), "--out", str(out)])
+    result = runner.invoke(
+        app, ["eval", "mbeir", "--data", str(tables), "--run", str(run), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "mean is over the 14 tasks present, not all 16" in result.stderr
     record = json.loads((out / "metrics.json").read_text())

@@ -128,7 +128,14 @@ def test_unknown_stage(tiny_model, tmp_path):
 
 def test_hardneg_stage_accepts_its_flags_and_says_not_built(tiny_model, tmp_path):
     result = _train(
-        "--stage", "hardneg", "--model", tiny_model, "--negatives", tmp_path / "mined", "--out", tmp_path / "o"
+        "--stage",
+        "hardneg",
+        "--model",
+        tiny_model,
+        "--negatives",
+        tmp_path / "mined",
+        "--out",
+        tmp_path / "o",
     )
     _one_line_error(result, "not built yet")
     assert not (tmp_path / "o").exists()

@@ -94,7 +94,7 @@ def _bad_value_cases() -> list[tuple[tuple[str, ...], str]]:
 def test_bad_choices_fail_in_one_line_before_heavy_imports():
     """In a fresh interpreter: every bad choice exits 2 naming the valid values, and torch, transformers
     and faiss are never imported."""
-    code = f"""
+    code = """
 import json, sys
 from typer.testing import CliRunner
 from tests.commands.test_vocabulary import COMMANDS, _bad_value_cases, _minimal_args
@@ -105,7 +105,7 @@ for path, name in _bad_value_cases():
     r = CliRunner().invoke(app, args)
     out.append([" ".join(path), name, r.exit_code, r.stderr])
 heavy = [m for m in ("torch", "transformers", "faiss") if m in sys.modules]
-print(json.dumps({{"cases": out, "heavy": heavy}}))
+print(json.dumps({"cases": out, "heavy": heavy}))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

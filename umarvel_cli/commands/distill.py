@@ -11,7 +11,9 @@ from umarvel_cli.errors import NotImplementedStage
 
 
 def command(
-    model: Path = typer.Option(..., "--model", help="The hardneg model (an `umarvel train --stage hardneg` --out)."),
+    model: Path = typer.Option(
+        ..., "--model", help="The hardneg model (an `umarvel train --stage hardneg` --out)."
+    ),
     data: Path = typer.Option(..., "--data", help="Prepared tables (`umarvel prepare mbeir`)."),
     teacher: Path = typer.Option(..., "--teacher", help="Teacher scores (an `umarvel rerank score` --out)."),
     out: Path = typer.Option(..., "--out", help="Output folder for the distilled model."),

@@ -41,10 +41,16 @@ def command(
         2048, "--rows-per-shard", help="Items per output shard (the resume unit)."
     ),
     on_error: OnError = typer.Option(
-        "fail", "--on-error", help="Bad item (missing/unreadable image, empty input): stop, or skip and count it."
+        "fail",
+        "--on-error",
+        help="Bad item (missing/unreadable image, empty input): stop, or skip and count it.",
     ),
     device: str | None = typer.Option(
-        None, "--device", metavar=DEVICE_METAVAR, callback=check_device, help="Where the model runs (auto: cuda when present)."
+        None,
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Where the model runs (auto: cuda when present).",
     ),
     force: bool = typer.Option(False, "--force", help="Recompute even when the output is up to date."),
 ) -> None:

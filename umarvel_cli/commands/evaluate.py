@@ -36,7 +36,11 @@ def mbeir(
         help="Candidates retrieved per query with --model (>= 10; hit@50/100 only when topk reaches them).",
     ),
     device: str | None = typer.Option(
-        None, "--device", metavar=DEVICE_METAVAR, callback=check_device, help="Where the model runs (auto: cuda when present)."
+        None,
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Where the model runs (auto: cuda when present).",
     ),
     force: bool = typer.Option(False, "--force", help="Evaluate again even when up to date."),
 ) -> None:
@@ -45,7 +49,15 @@ def mbeir(
     from umarvel_cli.evaluation import evaluate_mbeir
 
     record = evaluate_mbeir(
-        data, split, pool, out, model=model, run=run, modality_filter=modality_filter, topk=topk, force=force,
+        data,
+        split,
+        pool,
+        out,
+        model=model,
+        run=run,
+        modality_filter=modality_filter,
+        topk=topk,
+        force=force,
         device=device,
     )
     for task in record["tasks"]:

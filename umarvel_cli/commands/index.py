@@ -17,7 +17,8 @@ def command(
     factory: str = typer.Option(
         "Flat",
         "--factory",
-        metavar="<factory>", help="faiss index_factory string: Flat (exact), IVF4096,Flat, HNSW32, ..."
+        metavar="<factory>",
+        help="faiss index_factory string: Flat (exact), IVF4096,Flat, HNSW32, ...",
     ),
     device: str | None = typer.Option(
         None,
@@ -33,7 +34,13 @@ def command(
     from umarvel_cli.retrieval.faiss_index import build_index
 
     manifest = build_index(
-        candidates, out, factory=factory, gpu=None if device is None else device != "cpu", train_size=train_size, force=force)
+        candidates,
+        out,
+        factory=factory,
+        gpu=None if device is None else device != "cpu",
+        train_size=train_size,
+        force=force,
+    )
     typer.echo(
         f"index: {manifest.counts.get('vectors', 0):,} vectors, {manifest.extra.get('factory')} "
         f"on {manifest.extra.get('device')} -> {out}"

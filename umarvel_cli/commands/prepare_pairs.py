@@ -16,7 +16,9 @@ def command(
         help="nli: a csv with header sent0,sent1[,hard_neg] (SimCSE NLI). caption: a jsonl of "
         '{"image", "caption"|"text"} records, a JSON list of them, or the CC3M train_anno.json dict.',
     ),
-    kind: PairsKind = typer.Option(..., "--kind", help="nli (text triplets) or caption (caption→image pairs)."),
+    kind: PairsKind = typer.Option(
+        ..., "--kind", help="nli (text triplets) or caption (caption→image pairs)."
+    ),
     out: Path = typer.Option(..., "--out", help="Output folder for the pairs table and manifest.json."),
     images_root: Path = typer.Option(
         None,

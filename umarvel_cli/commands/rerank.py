@@ -36,11 +36,15 @@ def score(
     model: Path = typer.Option(..., "--model", help="Reranker folder (an `umarvel rerank train` --out)."),
     data: Path = typer.Option(..., "--data", help="Prepared tables (`umarvel prepare mbeir`)."),
     out: Path = typer.Option(..., "--out", help="Output folder for the teacher table."),
-    run: Path | None = typer.Option(None, "--run", help="Candidates from this run (an `umarvel search` --out)."),
+    run: Path | None = typer.Option(
+        None, "--run", help="Candidates from this run (an `umarvel search` --out)."
+    ),
     retriever: Path | None = typer.Option(
         None, "--retriever", help="Or: search the candidates here with this embedding model."
     ),
-    split: Split = typer.Option("test", "--split", help="With --retriever: the split whose queries are scored."),
+    split: Split = typer.Option(
+        "test", "--split", help="With --retriever: the split whose queries are scored."
+    ),
     pool: PoolScope = typer.Option("local", "--pool", help="With --retriever: local or global pool."),
     topk: int = typer.Option(50, "--topk", help="Candidates scored per query."),
     sample_fraction: float | None = typer.Option(
@@ -51,4 +55,3 @@ def score(
 ) -> None:
     """P(Yes) of each (query, candidate) pair of a run's top-k, written as a teacher table. Not built yet."""
     raise NotImplementedStage("`umarvel rerank score` is not built yet (issue 16)")
-

@@ -24,7 +24,11 @@ def command(
     trec: Path | None = typer.Option(None, "--trec", help="Also write a TREC run file here."),
     batch_size: int = typer.Option(4096, "--batch-size", help="Queries scored per matmul tile."),
     device: str | None = typer.Option(
-        None, "--device", metavar=DEVICE_METAVAR, callback=check_device, help="Where to search (auto: a GPU when visible)."
+        None,
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Where to search (auto: a GPU when visible).",
     ),
     force: bool = typer.Option(False, "--force", help="Search again even when the run is up to date."),
 ) -> None:

@@ -62,7 +62,11 @@ def command(
     ),
     force: bool = typer.Option(False, "--force", help="Redo stages that are up to date."),
     device: str | None = typer.Option(
-        None, "--device", metavar=DEVICE_METAVAR, callback=check_device, help="Where to train (auto: cuda when present)."
+        None,
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Where to train (auto: cuda when present).",
     ),
 ) -> None:
     """Train the embedder contrastively (InfoNCE over the global batch, false negatives masked).

@@ -80,7 +80,9 @@ def task_files(root: Path, spec: MBEIRSpec, task: TaskSpec, splits: tuple[str, .
             dataset = spec.datasets[task.dataset_id]
             paths += [root / spec.path(k, dataset=dataset) for k in ("train_queries", "train_qrels")]
         else:
-            paths += [root / spec.path(k, stem=task.stem, split=split) for k in ("eval_queries", "eval_qrels")]
+            paths += [
+                root / spec.path(k, stem=task.stem, split=split) for k in ("eval_queries", "eval_qrels")
+            ]
             paths.append(root / spec.path("local_pool", pool=task.pool(split)))
     return paths
 
@@ -122,7 +124,9 @@ def plan_inputs(
     notes: list[str] = []
     selected, absent = select_tasks(root, spec, splits, tasks)
     if absent:
-        notes.append(f"{len(absent)} of {len(spec.tasks)} tasks absent (files missing), not read: {', '.join(absent)}")
+        notes.append(
+            f"{len(absent)} of {len(spec.tasks)} tasks absent (files missing), not read: {', '.join(absent)}"
+        )
     eval_splits = [s for s in splits if s != "train"]
 
     pools: list[SourceFile] = []

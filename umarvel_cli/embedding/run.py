@@ -252,7 +252,8 @@ def run_embed(
         dtype=dtype,
         on_error=on_error,
         resume=status == "resume",
-        description=f"embed {side} ({split if side == 'queries' else pool or 'all candidates'})" + (f" (rank {ctx.rank})" if ctx.world_size > 1 else ""),
+        description=f"embed {side} ({split if side == 'queries' else pool or 'all candidates'})"
+        + (f" (rank {ctx.rank})" if ctx.world_size > 1 else ""),
     )
     ctx.barrier()
     if ctx.is_main:
