@@ -84,6 +84,9 @@ def command(
     result = train(req, nli_pairs, caption_pairs, dry_run)
     if dry_run:
         typer.echo(json.dumps(result["stages"], indent=2))
+        for s in result["stages"]:
+            for problem in s["problems"]:
+                typer.echo(f"dry run: problem in stage {s['stage']}: {problem}", err=True)
     else:
         for s in result["stages"]:
             typer.echo(f"{s['stage']}\t{s['status']}\t{s['model']}")

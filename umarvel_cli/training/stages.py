@@ -275,13 +275,14 @@ def train(
         raise UmarvelError(
             f"unknown stage {req.stage!r}", field="--stage", expected="progressive | " + " | ".join(STAGES)
         )
-    from umarvel_cli.training.progressive import describe_progressive, run_progressive
+    from umarvel_cli.training.progressive import run_progressive
 
     D.init_from_env()
     progressive = req.stage == "progressive"
     if dry_run:
-        stages = describe_progressive(req, nli_pairs, caption_pairs) if progressive else [describe_stage(req)]
-        return {"dry_run": True, "stages": stages}
+        from umarvel_cli.training.dry_run import describe_request
+
+        return {"dry_run": True, "stages": describe_request(req, nli_pairs, caption_pairs)}
     results = run_progressive(req, nli_pairs, caption_pairs) if progressive else [run_stage(req)]
     if not D.is_main():  # under torchrun one process reports
         results = []

@@ -66,7 +66,7 @@ def check_batch(n_examples: int, cfg: TrainConfig, world: int = 1) -> None:
 
 def count_steps(sampler: ContrastiveBatchSampler, cfg: TrainConfig) -> int:
     total = sampler.batches_per_epoch() * cfg.epochs
-    return min(total, cfg.max_steps) if cfg.max_steps else total
+    return cfg.max_steps if cfg.max_steps else total  # as in transformers: max_steps overrides epochs
 
 
 class Trainer:
