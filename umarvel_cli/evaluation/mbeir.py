@@ -21,6 +21,7 @@ from umarvel_cli.artifacts.trec import write_trec_run
 from umarvel_cli.console import info, warn
 from umarvel_cli.data.mbeir_tasks import MBEIRSpec, load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.evaluation.chance import chance_levels
 from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_json, write_report_files
 from umarvel_cli.evaluation.pool_check import rows_outside_pool
 from umarvel_cli.evaluation.prepared import MBEIR_STAGE, PreparedSplit, candidate_ids, load_split
@@ -157,6 +158,7 @@ def evaluate_mbeir(
     published = _published(prepared, pool) if prepared.is_mbeir and split == "test" else []
     record = _record(prepared, params, inputs, source, summary, labels, modality_filter, search_info)
     record["retrieved_outside_pool"] = outside
+    record["chance"] = chance_levels(prepared, spec, pool, {t.task: t.k for t in summary.tasks})
     notes = [
         f"data: `{data}` ({prepared.manifest.stage}), split `{split}`, {len(prepared.qids):,} queries",
         f"setting: {setting_name(pool, modality_filter)}",

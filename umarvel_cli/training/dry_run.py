@@ -58,19 +58,19 @@ def describe_request(
             desc["init_model"] = str(init)
             if not (init / "config.json").is_file():
                 desc["init_model_note"] = f"written by the {previous.stage} stage before this one starts"
-        cfg = _try(problems, lambda: resolve_config(sreq.stage, sreq.profile, sreq.config_file, sreq.sets))
+        cfg = _try(problems, resolve_config, sreq.stage, sreq.profile, sreq.config_file, sreq.sets)
         if cfg is not None:
             desc["config"] = cfg.to_dict()
         data = None
         if cfg is not None:
-            data = _try(problems, lambda: _load(sreq, cfg))
+            data = _try(problems, _load, sreq, cfg)
             if data is not None:
                 desc["data"] = {"source": str(data_source(sreq)), **data.describe()}
         if cfg is not None and data is not None:
             desc.update(_steps(problems, data, cfg, world))
         if cfg is not None and arch_dir is not None:
             gpu = (sreq.device or ("cuda" if _cuda() else "cpu")).startswith("cuda")
-            desc["memory_per_device"] = _try(problems, lambda: memory_estimate(arch_dir, cfg, world, gpu))
+            desc["memory_per_device"] = _try(problems, memory_estimate, arch_dir, cfg, world, gpu)
         desc["problems"] = problems
         out.append(desc)
         previous = sreq
@@ -87,7 +87,10 @@ def _steps(problems: list[str], data, cfg, world: int) -> dict[str, Any]:
     from umarvel_cli.data.samplers import ContrastiveBatchSampler
     from umarvel_cli.training.trainer import check_batch, count_steps
 
-    if _try(problems, lambda: check_batch(len(data), cfg, world) or True) is None:
+    try:
+        check_batch(len(data), cfg, world)
+    except UmarvelError as e:
+        problems.append(str(e))
         return {"world_size": world}
     sampler = ContrastiveBatchSampler(data.groups, cfg.batch_size, cfg.seed, cfg.batching, world, 0)
     per_epoch = sampler.batches_per_epoch()
@@ -102,9 +105,10 @@ def _steps(problems: list[str], data, cfg, world: int) -> dict[str, Any]:
     }
 
 
-def _try(problems: list[str], fn):
+def _try(problems: list[str], fn, *args):
+    """fn(*args), or None with its one-line error added to `problems`."""
     try:
-        return fn()
+        return fn(*args)
     except UmarvelError as e:
         problems.append(str(e))
         return None
