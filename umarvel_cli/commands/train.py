@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import DEVICE_METAVAR, Profile, TrainStage, check_device
+from umarvel_cli.cli_options import DEVICE_METAVAR, Profile, ReportTo, TrainStage, check_device
 
 STAGE_HELP = (
     "nli (text pairs, contradiction as hard negative) | caption (image-caption, both directions) | "
@@ -60,6 +60,12 @@ def command(
         "--dry-run",
         help="Print the resolved config, data sizes, steps and memory per device; train nothing.",
     ),
+    report_to: ReportTo = typer.Option(
+        "none",
+        "--report-to",
+        help="Also write the training curves for TensorBoard under OUT/tensorboard/<stage> "
+        "(needs `pip install 'umarvel[tensorboard]'`).",
+    ),
     force: bool = typer.Option(False, "--force", help="Redo stages that are up to date."),
     device: str | None = typer.Option(
         None,
@@ -81,7 +87,7 @@ def command(
     from umarvel_cli.training.stages import StageRequest, train
 
     req = StageRequest(stage, model, out, data, pairs, profile, config, list(sets), force, device)
-    result = train(req, nli_pairs, caption_pairs, dry_run)
+    result = train(req, nli_pairs, caption_pairs, dry_run, report_to=report_to)
     if dry_run:
         typer.echo(json.dumps(result["stages"], indent=2))
         for s in result["stages"]:
