@@ -115,7 +115,9 @@ def _root(
 app.add_typer(
     prepare.app, name="prepare", help="Read M-BEIR or NLI/caption corpora into tables; write the demo data."
 )
-app.command("train", short_help="Contrastive training: --stage progressive|nli|caption|mbeir|hardneg.")(train.command)
+app.command("train", short_help="Contrastive training: --stage progressive|nli|caption|mbeir|hardneg.")(
+    train.command
+)
 app.command("mine", short_help="Mine hard negatives with false-negative filters.")(mine.command)
 app.add_typer(rerank.app, name="rerank", help="Pointwise MLLM reranker: train it, score candidates.")
 app.command("distill", short_help="Distil the reranker's scores into the embedder (KL).")(distill.command)
