@@ -8,9 +8,11 @@ from typing import Any
 
 import click
 import typer
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from umarvel_cli import __version__
+from umarvel_cli.cli_options import is_debug, pull_debug, tidy_command_tree
 from umarvel_cli.commands import (
     bench,
     demo,
@@ -46,6 +48,15 @@ PIPELINE_ORDER = [
 class _Root(TyperGroup):
     """Turns `UmarvelError` into one line on stderr and exit status 2 (traceback only with --debug)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tidy_command_tree(self)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args, debug = pull_debug(args)
+        ctx.meta["umarvel.debug"] = debug
+        return super().parse_args(ctx, args)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(
@@ -55,8 +66,15 @@ class _Root(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                raise
+            where = e.ctx.command_path if e.ctx is not None else "umarvel"
+            message = e.format_message().replace("Value error, ", "")
+            click.echo(f"error: {where}: {message} (see {where} --help)", err=True)
+            raise typer.Exit(e.exit_code) from None
         except UmarvelError as e:
-            if ctx.params.get("debug") or os.environ.get("UMARVEL_DEBUG"):
+            if is_debug(ctx) or os.environ.get("UMARVEL_DEBUG"):
                 raise
             click.echo(f"error: {e}", err=True)
             raise typer.Exit(e.exit_code) from None
@@ -97,7 +115,9 @@ def _root(
 app.add_typer(
     prepare.app, name="prepare", help="Read M-BEIR or NLI/caption corpora into tables; write the demo data."
 )
-app.command("train", short_help="Contrastive training: --stage progressive|nli|caption|mbeir.")(train.command)
+app.command("train", short_help="Contrastive training: --stage progressive|nli|caption|mbeir|hardneg.")(
+    train.command
+)
 app.command("mine", short_help="Mine hard negatives with false-negative filters.")(mine.command)
 app.add_typer(rerank.app, name="rerank", help="Pointwise MLLM reranker: train it, score candidates.")
 app.command("distill", short_help="Distil the reranker's scores into the embedder (KL).")(distill.command)

@@ -26,6 +26,10 @@ class DemoResult:
     out: Path
     steps: list[tuple[str, str]] = field(default_factory=list)  # (step, status)
     scores: dict[str, float] = field(default_factory=dict)  # model label -> average UniIR Recall
+    task_scores: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # model label -> {task label: score}
+    chance: dict[str, float | None] = field(default_factory=dict)  # task label -> chance Recall@k
     report: Path | None = None
 
 
@@ -96,6 +100,9 @@ def run_demo(
             tables, split=split, pool="local", out=out / "eval" / label, model=model, force=force
         )
         result.scores[label] = float(metrics["headline"]["mean"])
+        result.task_scores[label] = {t["label"]: float(t["score"]) for t in metrics["tasks"]}
+        chance = metrics.get("chance") or {}
+        result.chance.update({t["label"]: chance.get(t["task"]) for t in metrics["tasks"]})
 
     if init_dir is not None:
         _step(result, "eval init (zero-shot)", lambda: evaluate("init", init_dir))
@@ -126,6 +133,28 @@ def run_demo(
     return result
 
 
+def write_demo_charts(result: DemoResult) -> None:
+    """progression.png (each stage's mean with its spread over tasks) and per_task.png (every stage
+    side by side per task, with the chance level)."""
+    from umarvel_cli.metrics.chart import progression, task_bars
+
+    tasks = list(dict.fromkeys(t for scores in result.task_scores.values() for t in scores))
+    known = [c for c in (result.chance.get(t) for t in tasks) if c is not None]
+    progression(
+        result.out / "progression.png",
+        "Demo: UniIR Recall@k after each stage (local pools)",
+        [(label, list(result.task_scores.get(label, {}).values())) for label in result.scores],
+        chance=sum(known) / len(known) if known else None,
+    )
+    task_bars(
+        result.out / "per_task.png",
+        "Demo: UniIR Recall@k per task after each stage (local pools)",
+        tasks,
+        {label: [scores.get(t) for t in tasks] for label, scores in result.task_scores.items()},
+        chance=[result.chance.get(t) for t in tasks],
+    )
+
+
 def write_demo_report(result: DemoResult) -> Path:
     lines = ["# umarvel demo", "", "| step | status |", "|---|---|"]
     lines += [f"| {name} | {status} |" for name, status in result.steps]
@@ -140,13 +169,9 @@ def write_demo_report(result: DemoResult) -> Path:
         lines += [f"| {label} | {score:.4f} |" for label, score in result.scores.items()]
     result.out.mkdir(parents=True, exist_ok=True)
     if result.scores:
-        from umarvel_cli.metrics.chart import bar_chart
-
-        chart = bar_chart(
-            "Average UniIR Recall@k after each stage (demo, local pools)", list(result.scores.items())
-        )
-        chart.save(result.out / "progression.png")
-        lines += ["", "![average recall after each stage](progression.png)"]
+        write_demo_charts(result)
+        lines += ["", "![average recall after each stage, with its spread over tasks](progression.png)"]
+        lines += ["", "![every stage per task](per_task.png)"]
         lines += ["", "Per-task tables, CSVs and charts of each model: `eval/<model>/report.md`."]
     path = result.out / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -51,4 +51,4 @@ def test_eval_mbeir_cli_errors_exit_2(tmp_path):
     r = runner.invoke(app, [*args, "--run", str(run), "--model", str(tmp_path)])
     assert r.exit_code == 2 and "exactly one of --model or --run" in r.output
     r = runner.invoke(app, [*args, "--run", str(run), "--pool", "galaxy"])
-    assert r.exit_code == 2 and "unknown pool" in r.output
+    assert r.exit_code == 2 and "'galaxy' is not one of 'local', 'global'" in r.output

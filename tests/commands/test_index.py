@@ -13,7 +13,8 @@ runner = CliRunner()
 def test_index_cli_builds_and_reports(tmp_path):
     write_embeddings(tmp_path / "emb", [f"d{i}" for i in range(20)], tie_heavy_vectors(20))
     r = runner.invoke(
-        app, ["index", "--embeddings", str(tmp_path / "emb"), "--out", str(tmp_path / "idx"), "--no-gpu"]
+        app,
+        ["index", "--candidates", str(tmp_path / "emb"), "--out", str(tmp_path / "idx"), "--device", "cpu"],
     )
     assert r.exit_code == 0, r.output
     assert "20 vectors, Flat on cpu" in r.output
@@ -22,6 +23,6 @@ def test_index_cli_builds_and_reports(tmp_path):
 
 
 def test_index_cli_bad_input_exits_2(tmp_path):
-    r = runner.invoke(app, ["index", "--embeddings", str(tmp_path / "none"), "--out", str(tmp_path / "idx")])
+    r = runner.invoke(app, ["index", "--candidates", str(tmp_path / "none"), "--out", str(tmp_path / "idx")])
     assert r.exit_code == 2
     assert "no embeddings table here" in r.output

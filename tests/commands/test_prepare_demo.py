@@ -46,7 +46,10 @@ def test_same_seed_through_the_cli_gives_the_same_files(tmp_path, demo_root):
 def test_bad_size_exits_2_with_one_line(tmp_path):
     result = runner.invoke(app, ["prepare", "demo", "--out", str(tmp_path / "d"), "--size", "huge"])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "error: field '--size': unknown demo size 'huge' (expected tiny or small)"
+    assert result.stderr.strip() == (
+        "error: umarvel prepare demo: Invalid value for '--size': 'huge' is not one of 'tiny', 'small'. "
+        "(see umarvel prepare demo --help)"
+    )
     assert not (tmp_path / "d").exists()
 
 

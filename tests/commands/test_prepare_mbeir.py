@@ -159,7 +159,7 @@ def test_skip_mode_counts_and_lists_rejected_rows(root, tmp_path):
 
 def test_second_run_says_up_to_date(pristine, tmp_path):
     out = tmp_path / "out"
-    args = ["prepare", "mbeir", "--root", str(pristine), "--out", str(out), "--splits", "test"]
+    args = ["prepare", "mbeir", "--root", str(pristine), "--out", str(out), "--split", "test"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "prepare mbeir: candidate pools" in first.output
@@ -171,10 +171,10 @@ def test_second_run_says_up_to_date(pristine, tmp_path):
 
 def test_bad_options(pristine, tmp_path):
     base = ["prepare", "mbeir", "--root", str(pristine), "--out", str(tmp_path / "o")]
-    result = runner.invoke(app, [*base, "--splits", "train,dev"])
-    assert result.exit_code == 2 and "field '--splits'" in result.output and "'dev'" in result.output
+    result = runner.invoke(app, [*base, "--split", "train,dev"])
+    assert result.exit_code == 2 and "field '--split'" in result.output and "'dev'" in result.output
     result = runner.invoke(app, [*base, "--on-error", "ignore"])
-    assert result.exit_code == 2 and "field '--on-error'" in result.output
+    assert result.exit_code == 2 and "'--on-error'" in result.output and "'fail', 'skip'" in result.output
     result = runner.invoke(
         app, ["prepare", "mbeir", "--root", str(tmp_path / "nope"), "--out", str(tmp_path)]
     )
@@ -184,5 +184,5 @@ def test_bad_options(pristine, tmp_path):
 def test_help_names_every_option():
     result = runner.invoke(app, ["prepare", "mbeir", "--help"])
     assert result.exit_code == 0
-    for flag in ("--root", "--out", "--splits", "--on-error", "--rows-per-shard", "--force"):
+    for flag in ("--root", "--out", "--split", "--tasks", "--on-error", "--rows-per-shard", "--force"):
         assert flag in result.output

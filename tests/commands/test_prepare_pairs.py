@@ -83,4 +83,4 @@ def test_unknown_kind_exits_2(tmp_path):
     result = runner.invoke(
         app, ["prepare", "pairs", "--input", "x", "--kind", "video", "--out", str(tmp_path)]
     )
-    assert result.exit_code == 2 and "field '--kind'" in result.stderr
+    assert result.exit_code == 2 and "'--kind': 'video' is not one of 'nli', 'caption'" in result.stderr

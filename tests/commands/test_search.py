@@ -33,7 +33,7 @@ def test_exact_and_index_search_write_the_same_run(data):
             "search",
             "--queries",
             str(tmp / "q"),
-            "--embeddings",
+            "--candidates",
             str(tmp / "c"),
             "--topk",
             "5",
@@ -56,7 +56,7 @@ def test_exact_and_index_search_write_the_same_run(data):
 
     pytest.importorskip("faiss")
     assert (
-        runner.invoke(app, ["index", "--embeddings", str(tmp / "c"), "--out", str(tmp / "idx")]).exit_code
+        runner.invoke(app, ["index", "--candidates", str(tmp / "c"), "--out", str(tmp / "idx")]).exit_code
         == 0
     )
     r = runner.invoke(
@@ -80,14 +80,14 @@ def test_exact_and_index_search_write_the_same_run(data):
 def test_search_needs_exactly_one_source(data):
     tmp, _, _ = data
     r = runner.invoke(app, ["search", "--queries", str(tmp / "q"), "--out", str(tmp / "o")])
-    assert r.exit_code == 2 and "exactly one of --index or --embeddings" in r.output
+    assert r.exit_code == 2 and "exactly one of --index or --candidates" in r.output
     r = runner.invoke(
         app,
         [
             "search",
             "--queries",
             str(tmp / "q"),
-            "--embeddings",
+            "--candidates",
             str(tmp / "c"),
             "--topk",
             "0",

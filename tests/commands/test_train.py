@@ -70,20 +70,54 @@ def test_progressive_dry_run_describes_three_stages(tiny_model, nli_pairs, demo_
         "--caption-pairs", nli_pairs, "--out", tmp_path, "--profile", "demo", "--dry-run",
         "--set", "batch_size=8", "--set", "mbeir.batch_size=16",
     )  # fmt: skip
-    # caption rows are missing from an nli table: a one-line error, not a traceback
-    _one_line_error(result, "no 'caption' rows")
+    # caption rows are missing from an nli table: flagged in that stage, the others still described
+    assert result.exit_code == 0, result.output
+    nli, caption, mbeir = json.loads(result.stdout)
+    assert [d["stage"] for d in (nli, caption, mbeir)] == ["nli", "caption", "mbeir"]
+    assert nli["problems"] == [] and nli["init_model"] == str(tiny_model) and nli["total_steps"] > 0
+    assert len(caption["problems"]) == 1 and "no 'caption' rows" in caption["problems"][0]
+    assert "dry run: problem in stage caption" in result.stderr
+    # each later stage starts from the model the previous one writes
+    assert (
+        caption["init_model"] == str(tmp_path / "nli" / "model")
+        and "written by the nli stage" in caption["init_model_note"]
+    )
+    assert mbeir["init_model"] == str(tmp_path / "caption" / "model")
+    assert mbeir["config"]["batch_size"] == 16 and mbeir["data"]["examples"] > 0 and mbeir["problems"] == []
+    assert mbeir["memory_per_device"]["total_gib"] > 0
     result = _train(
         "--stage", "progressive", "--model", tiny_model, "--data", demo_tables, "--nli-pairs", nli_pairs,
         "--caption-pairs", nli_pairs, "--out", tmp_path, "--dry-run", "--set", "batch_size=8",
         "--config", "/nonexistent.yaml",
     )  # fmt: skip
-    _one_line_error(result, "/nonexistent.yaml", "cannot read config")
+    assert result.exit_code == 0
+    stages = json.loads(result.stdout)
+    assert all(
+        "cannot read config" in d["problems"][0] and "/nonexistent.yaml" in d["problems"][0] for d in stages
+    )
+    assert not any(tmp_path.glob("*/manifest.json"))  # a dry run writes nothing
+
+
+def test_max_steps_overrides_epochs(tiny_model, nli_pairs, tmp_path):
+    result = _train(
+        "--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
+        "--profile", "demo", "--set", "batch_size=16", "--set", "epochs=1", "--set", "max_steps=10", "--dry-run",
+    )  # fmt: skip
+    (desc,) = json.loads(result.stdout)
+    assert desc["steps_per_epoch"] == 4 and desc["total_steps"] == 10
+    assert desc["steps_from"] == "max_steps (overrides epochs)"
 
 
 def test_unknown_config_key(tiny_model, nli_pairs, tmp_path):
     result = _train("--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
                     "--set", "learning_rate=1e-4")  # fmt: skip
     _one_line_error(result, "unknown config key 'learning_rate'", "--set")
+    result = _train("--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
+                    "--set", "batchsize=8")  # fmt: skip
+    _one_line_error(result, "unknown config key 'batchsize'; did you mean 'batch_size'?")
+    result = _train("--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
+                    "--set", "mbier.lr=1")  # fmt: skip
+    _one_line_error(result, "unknown stage prefix 'mbier'; did you mean 'mbeir'?")
     cfg = tmp_path / "c.yaml"
     cfg.write_text("lr: 1.0e-4\nnli:\n  batchsize: 8\n")
     result = _train("--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
@@ -123,4 +157,19 @@ def test_training_ids_missing_from_candidates(tiny_model, demo_tables, tmp_path)
 
 def test_unknown_stage(tiny_model, tmp_path):
     result = _train("--stage", "pretrain", "--model", tiny_model, "--out", tmp_path / "o")
-    _one_line_error(result, "unknown stage 'pretrain'")
+    _one_line_error(result, "'pretrain' is not one of", "'progressive'", "'hardneg'")
+
+
+def test_hardneg_stage_accepts_its_flags_and_says_not_built(tiny_model, tmp_path):
+    result = _train(
+        "--stage",
+        "hardneg",
+        "--model",
+        tiny_model,
+        "--negatives",
+        tmp_path / "mined",
+        "--out",
+        tmp_path / "o",
+    )
+    _one_line_error(result, "not built yet")
+    assert not (tmp_path / "o").exists()

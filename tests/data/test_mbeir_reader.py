@@ -182,7 +182,9 @@ def test_missing_required_file_names_it(tiny_root, tmp_path):
     root = shutil.copytree(tiny_root, tmp_path / "M-BEIR")
     (root / "cand_pool/local/mbeir_mscoco_task3_val_cand_pool.jsonl").unlink()
     with pytest.raises(UmarvelError, match="mbeir_mscoco_task3_val_cand_pool.jsonl"):
-        prepare_mbeir(root, tmp_path / "out", splits="val")
+        prepare_mbeir(root, tmp_path / "out", splits="val", tasks="all")
+    with pytest.raises(UmarvelError, match="mbeir_mscoco_task3_val_cand_pool.jsonl"):
+        prepare_mbeir(root, tmp_path / "out", splits="val", tasks="mscoco_task3")
     # test alone does not need the val pool
     assert prepare_mbeir(root, tmp_path / "out2", splits="test").counts["queries"] == 32
 

@@ -210,11 +210,20 @@ def test_cli_embed_and_one_line_errors(tiny_models, embed_tables, tmp_path):
     assert res.exit_code == 0, res.output
     assert "7 queries embedded" in res.output
     assert len(_read(out)) == 7
+    res = runner.invoke(app, [*args, "--side", "queries", "--out", str(out), "--batch-size", "3"])
+    assert res.exit_code == 0 and f"embed: {out} is up to date" in res.stderr
+    # the old spelling of --rows-per-shard still works (a note says so); --device picks the CPU
+    res = runner.invoke(
+        app,
+        [*args, "--side", "queries", "--out", str(tmp_path / "z"), "--shard-size", "4", "--device", "cpu"],
+    )
+    assert res.exit_code == 0 and "note: --shard-size is deprecated; use --rows-per-shard" in res.stderr
+    assert len(list((tmp_path / "z" / "embeddings").glob("part-*.parquet"))) == 2
     res = runner.invoke(app, [*args, "--side", "documents", "--out", str(tmp_path / "x")])
-    assert res.exit_code == 2 and "unknown side 'documents'" in res.output
+    assert res.exit_code == 2 and "'documents' is not one of 'queries', 'candidates'" in res.output
     assert not (tmp_path / "x").exists()  # nothing half-written
     res = runner.invoke(app, [*args, "--side", "queries", "--dtype", "int8", "--out", str(tmp_path / "y")])
-    assert res.exit_code == 2 and "unknown --dtype 'int8'" in res.output
+    assert res.exit_code == 2 and "'int8' is not one of 'float16', 'float32'" in res.output
 
 
 def test_a_corrupt_image_body_fails_the_run_when_decoded_per_batch(tiny_models, tmp_path):

@@ -105,6 +105,7 @@ class FakeEmbedder:
         dtype="float32",
         instruction_mode="first",
         force=False,
+        device=None,
     ):
         out = Path(out)
         self.calls.append((side, pool))

@@ -10,6 +10,7 @@ import pytest
 
 from tests.models.tiny_models import tiny_model_dir
 from umarvel_cli.artifacts import TABLES, ShardWriter, read_table
+from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation import evaluate_mbeir
 from umarvel_cli.retrieval.embeddings import open_embeddings
 
@@ -45,10 +46,20 @@ def test_model_local_then_global_reuses_embeddings(two_task_tables, tmp_path_fac
     assert searched == {"mscoco_task0": sizes["mscoco_task0_test"], "webqa_task1": sizes["webqa_task1"]}
     for t in local["tasks"]:
         assert 0.0 <= t["score"] <= 1.0 and t["n_without_results"] == 0
+        assert 0.0 < local["chance"][t["task"]] < 1.0  # a random ranking of the pool
     stamp = {p.name: (p / "manifest.json").stat().st_mtime_ns for p in (out / "embeddings").iterdir()}
     assert set(stamp) == {"queries", "pool-mscoco_task0_test", "pool-webqa_task1"}
     dim = open_embeddings(out / "embeddings" / "queries").dim
     assert open_embeddings(out / "embeddings" / "pool-webqa_task1").dim == dim
+
+    # a shallower search: the same embeddings, the same headline, no hit@50/100
+    shallow = evaluate_mbeir(two_task_tables, "test", "local", out, model=model, topk=10)
+    assert {p.name: (p / "manifest.json").stat().st_mtime_ns for p in (out / "embeddings").iterdir()} == stamp
+    for lt, st in zip(local["tasks"], shallow["tasks"], strict=True):
+        assert st["score"] == lt["score"] and "hit@10" in st["metrics"]
+        assert "hit@50" not in st["metrics"] and "hit@100" not in st["metrics"]
+    with pytest.raises(UmarvelError, match=r"--topk 5 is below the deepest headline cut-off \(Recall@10\)"):
+        evaluate_mbeir(two_task_tables, "test", "local", out, model=model, topk=5)
 
     glob = evaluate_mbeir(two_task_tables, "test", "global", out, model=model)
     assert {p.name: (p / "manifest.json").stat().st_mtime_ns for p in (out / "embeddings").iterdir()} == stamp

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
-from umarvel_cli.metrics.chart import bar_chart
+from umarvel_cli.metrics.chart import chance_recall, progression, task_bars
 from umarvel_cli.metrics.report import ComparisonRow, render_csv, render_markdown
 
 
@@ -35,14 +38,36 @@ def test_csv_and_chart():
     assert lines[0].startswith("task,label,k,n_queries,n_without_qrels,n_without_results,score,hit@1")
     assert lines[1].startswith("t1,Task one,5,2,0,0,0.500000")
     assert lines[-1].startswith("mean,unweighted mean over 2 tasks")
-    img = bar_chart("t → x", [("A→B", 0.5), ("C", 1.0)], reference={"C": 0.25}, reference_label="paper")
-    assert img.size[1] > 100
-    # the bar of 'C' is twice as long as that of 'A→B': count blue pixels on their rows
-    px = img.load()
-    blue = (66, 113, 196)
 
-    def bar_len(y: int) -> int:
-        return sum(1 for x in range(img.size[0]) if px[x, y] == blue)
 
-    top = 14 * 2 + 20 + 22
-    assert abs(bar_len(top + 13 + 26) - 2 * bar_len(top + 13)) <= 5  # the 3-px reference tick covers some
+def test_chance_recall_is_the_random_ranking_hit_rate():
+    assert chance_recall(10, 1, 5) == pytest.approx(0.5)
+    assert chance_recall(10, 2, 5) == pytest.approx(1 - 56 / 252)  # 1 - C(8,5)/C(10,5)
+    assert chance_recall(4, 1, 10) == 1.0 and chance_recall(10, 0, 5) == 0.0
+    assert chance_recall(5_600_000, 1, 5) == pytest.approx(5 / 5_600_000, rel=1e-6)
+
+
+def test_charts_are_pngs_whose_bars_follow_the_scores(tmp_path):
+    from PIL import Image
+
+    tasks = ["MSCOCO t→i", "CIRR (i,t)→i", "FashionIQ (i,t)→i (R@10)"]
+    path = task_bars(
+        tmp_path / "bars.png",
+        "per task",
+        tasks,
+        {"init": [0.1, 0.2, None], "mbeir": [0.5, 1.0, 0.25]},
+        chance=[0.05, 0.1, None],
+    )
+    short = task_bars(tmp_path / "one.png", "one model", tasks[:1], {"m": [0.5]})
+    img = Image.open(path)
+    assert img.format == "PNG" and img.size[0] > 800 and img.size[1] > Image.open(short).size[1]
+    # the 'mbeir' bars (second colour) are as long as their scores
+    px = np.asarray(img.convert("RGB")).astype(int)
+    orange = np.all(np.abs(px - np.array([0xE0, 0x7B, 0x39])) < 8, axis=2)
+    widths = sorted({int(n) for n in orange.sum(axis=1) if n > 20})
+    full = widths[-1]  # CIRR at 100%; MSCOCO at 50% and FashionIQ at 25% of it (anti-aliased edges: +-6 px)
+    assert any(abs(w - full / 2) <= 6 for w in widths) and any(abs(w - full / 4) <= 6 for w in widths)
+    prog = progression(
+        tmp_path / "prog.png", "progression", [("init", [0.1, 0.2]), ("mbeir", [0.5, 1.0])], chance=0.05
+    )
+    assert Image.open(prog).format == "PNG"

@@ -48,4 +48,34 @@ def test_init_model_is_deterministic_per_seed(tmp_path):
 def test_unknown_backbone_is_a_one_line_error(tmp_path):
     res = CliRunner().invoke(app, ["init-model", "--backbone", "qwen2-vl", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2
-    assert "init-model builds tiny backbones only" in res.output
+    assert "'qwen2-vl' is not one of 'tiny-qwen2-vl', 'tiny-qwen2.5-vl', 'tiny-qwen3-vl'" in res.output
+
+
+def test_init_model_is_a_stage_with_the_demo_model_options(tmp_path):
+    from umarvel_cli.artifacts.manifest import read_manifest
+    from umarvel_cli.demo import DEMO_POOL_TOKENS
+
+    out = tmp_path / "m"
+    args = ["init-model", "--backbone", "tiny-qwen2-vl", "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and res.stdout.startswith("wrote "), res.output
+    manifest = read_manifest(out)
+    assert manifest.stage == "init-model"
+    assert manifest.params == {"backbone": "tiny-qwen2-vl", "seed": 0, "pool_tokens": DEMO_POOL_TOKENS}
+    assert "model.safetensors" in manifest.extra["files"]
+    assert UmarvelConfig.load(out).pool_tokens == DEMO_POOL_TOKENS == "content"
+    weights = (out / "model.safetensors").stat().st_mtime_ns
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and res.stdout.startswith("up to date: ") and "is up to date" in res.stderr
+    assert (out / "model.safetensors").stat().st_mtime_ns == weights
+    res = CliRunner().invoke(app, [*args, "--pool-tokens", "all"])  # other options: rewritten
+    assert res.exit_code == 0 and UmarvelConfig.load(out).pool_tokens == "all"
+
+
+def test_init_model_refuses_a_folder_it_did_not_write(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    res = CliRunner().invoke(app, ["init-model", "--backbone", "tiny-qwen2-vl", "--out", str(out)])
+    assert res.exit_code == 2 and "not an umarvel output; refusing to overwrite it" in res.stderr
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]

@@ -66,7 +66,7 @@ def test_bad_factory_and_missing_gpu(pool):
     import faiss
 
     if faiss.get_num_gpus() == 0:
-        with pytest.raises(UmarvelError, match="--gpu"):
+        with pytest.raises(UmarvelError, match="--device"):
             build_index(tmp / "emb", tmp / "g", gpu=True)
     assert open_embeddings(tmp / "emb").count == 60
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -47,7 +48,9 @@ def _run(names: list[str], size: str, json_out: Path | None) -> None:
 
 def _make(name: str):
     def command(
-        size: str = typer.Option("default", "--size", help="quick (seconds) or default."),
+        size: Literal["quick", "default"] = typer.Option(
+            "default", "--size", help="quick (seconds) or default."
+        ),
         json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON here."),
     ) -> None:
         if size not in ("quick", "default"):

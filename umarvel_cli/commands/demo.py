@@ -6,16 +6,18 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import Backbone, DemoSize, EvalSplit
+
 
 def command(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for every stage's output (resumable)."),
-    size: str = typer.Option("small", "--size", help="Demo data size: tiny (seconds) or small."),
+    size: DemoSize = typer.Option("small", "--size", help="Demo data size: tiny (seconds) or small."),
     seed: int = typer.Option(0, "--seed", help="Seed of the data and the model."),
-    backbone: str = typer.Option(
-        "tiny-qwen2-vl", "--backbone", help="tiny-qwen2-vl, tiny-qwen2.5-vl or tiny-qwen3-vl."
+    backbone: Backbone = typer.Option("tiny-qwen2-vl", "--backbone", help="The tiny model family."),
+    split: EvalSplit = typer.Option("test", "--split", help="Split the models are evaluated on."),
+    set_: list[str] = typer.Option(
+        [], "--set", metavar="<key=value>", help="Training config override (repeatable)."
     ),
-    split: str = typer.Option("test", "--split", help="Split the models are evaluated on."),
-    set_: list[str] = typer.Option([], "--set", help="Training config override key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Redo every step."),
 ) -> None:
     """Run prepare → init-model → train progressive → embed → search → eval on demo data; writes OUT/report.md."""

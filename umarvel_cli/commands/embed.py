@@ -7,26 +7,50 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import (
+    DEVICE_METAVAR,
+    InstructionMode,
+    OnError,
+    Side,
+    Split,
+    VectorDtype,
+    check_device,
+)
+
 
 def command(
     model: Path = typer.Option(
         ..., "--model", help="Model folder (umarvel.json + weights), e.g. from init-model."
     ),
     data: Path = typer.Option(..., "--data", help="Prepared tables (output of `umarvel prepare`)."),
-    split: str = typer.Option("test", "--split", help="Split of the queries to encode (train/val/test)."),
-    side: str = typer.Option(..., "--side", help="queries | candidates."),
-    pool: str | None = typer.Option(
-        None, "--pool", help="Candidate pool name from the pools table (default: all candidates)."
+    split: Split = typer.Option("test", "--split", help="Split of the queries to encode."),
+    side: Side = typer.Option(..., "--side", help="Which side of the split to encode."),
+    pool_name: str | None = typer.Option(
+        None,
+        "--pool-name",
+        metavar="<name>",
+        help="Candidates: one pool of the pools table, e.g. mscoco_task0_test (default: all candidates).",
     ),
     out: Path = typer.Option(..., "--out", help="Output folder: embeddings/part-*.parquet + manifest.json."),
     batch_size: int = typer.Option(32, "--batch-size", help="Items per forward (halved on CUDA OOM)."),
-    dtype: str = typer.Option("float32", "--dtype", help="Stored vector type: float16 | float32."),
-    instruction_mode: str = typer.Option(
-        "first", "--instruction-mode", help="Query instruction: first | seeded (by qid) | none."
+    dtype: VectorDtype = typer.Option("float32", "--dtype", help="Stored vector type."),
+    instruction_mode: InstructionMode = typer.Option(
+        "first", "--instruction-mode", help="Query instruction: the task's first, one seeded by qid, or none."
     ),
-    shard_size: int = typer.Option(2048, "--shard-size", help="Items per output shard (the resume unit)."),
-    on_error: str = typer.Option(
-        "fail", "--on-error", help="Bad item (missing/unreadable image, empty input): fail | skip (counted)."
+    rows_per_shard: int = typer.Option(
+        2048, "--rows-per-shard", help="Items per output shard (the resume unit)."
+    ),
+    on_error: OnError = typer.Option(
+        "fail",
+        "--on-error",
+        help="Bad item (missing/unreadable image, empty input): stop, or skip and count it.",
+    ),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Where the model runs (auto: cuda when present).",
     ),
     force: bool = typer.Option(False, "--force", help="Recompute even when the output is up to date."),
 ) -> None:
@@ -39,13 +63,14 @@ def command(
         split,
         side,
         out,
-        pool=pool,
+        pool=pool_name,
         batch_size=batch_size,
         dtype=dtype,
         instruction_mode=instruction_mode,
         force=force,
         on_error=on_error,
-        shard_size=shard_size,
+        shard_size=rows_per_shard,
+        device=device,
     )
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun, rank 0 reports

@@ -6,14 +6,18 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import DEVICE_METAVAR, EvalSplit, PoolScope, check_device
+
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("mbeir")
 def mbeir(
     data: Path = typer.Option(..., "--data", help="Prepared tables: the --out of `umarvel prepare mbeir`."),
-    split: str = typer.Option("test", "--split", help="val or test."),
-    pool: str = typer.Option("local", "--pool", help="local (each task's pool) or global (the union pool)."),
+    split: EvalSplit = typer.Option("test", "--split", help="Split whose queries are scored."),
+    pool: PoolScope = typer.Option(
+        "local", "--pool", help="local (each task's own pool) or global (the union pool)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for metrics.json, report.md, CSV, TREC run, chart."),
     model: Path | None = typer.Option(
         None, "--model", help="Embed with this model folder, search, evaluate."
@@ -26,7 +30,18 @@ def mbeir(
         "--modality-filter",
         help="Global only: restrict candidates to the task's modality (NON-standard).",
     ),
-    topk: int = typer.Option(100, "--topk", help="Candidates retrieved per query with --model (>= 100)."),
+    topk: int = typer.Option(
+        100,
+        "--topk",
+        help="Candidates retrieved per query with --model (>= 10; hit@50/100 only when topk reaches them).",
+    ),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Where the model runs (auto: cuda when present).",
+    ),
     force: bool = typer.Option(False, "--force", help="Evaluate again even when up to date."),
 ) -> None:
     """Score a model or a run on M-BEIR exactly as UniIR does (Recall@k = hit rate; k=10 for the
@@ -34,7 +49,16 @@ def mbeir(
     from umarvel_cli.evaluation import evaluate_mbeir
 
     record = evaluate_mbeir(
-        data, split, pool, out, model=model, run=run, modality_filter=modality_filter, topk=topk, force=force
+        data,
+        split,
+        pool,
+        out,
+        model=model,
+        run=run,
+        modality_filter=modality_filter,
+        topk=topk,
+        force=force,
+        device=device,
     )
     for task in record["tasks"]:
         typer.echo(f"{task['task']}\tRecall@{task['k']}\t{task['score']:.4f}\t({task['n_queries']} queries)")

@@ -6,17 +6,26 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import DEVICE_METAVAR, check_device
+
 
 def command(
-    embeddings: Path = typer.Option(
-        ..., "--embeddings", help="Candidate embeddings: an `umarvel embed` --out."
+    candidates: Path = typer.Option(
+        ..., "--candidates", help="Candidate embeddings: an `umarvel embed` --out."
     ),
     out: Path = typer.Option(..., "--out", help="Folder for index.faiss, the ids table and manifest.json."),
     factory: str = typer.Option(
-        "Flat", "--factory", help="faiss index_factory string: Flat (exact), IVF4096,Flat, HNSW32, ..."
+        "Flat",
+        "--factory",
+        metavar="<factory>",
+        help="faiss index_factory string: Flat (exact), IVF4096,Flat, HNSW32, ...",
     ),
-    gpu: bool | None = typer.Option(
-        None, "--gpu/--no-gpu", help="Shard over all visible GPUs (default: when faiss has GPU support)."
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="cuda: shard over all visible GPUs (auto: when faiss has GPU support).",
     ),
     train_size: int = typer.Option(262_144, "--train-size", help="Vectors sampled to train IVF/PQ indexes."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date."),
@@ -24,7 +33,14 @@ def command(
     """Build a faiss inner-product index over normalised candidate embeddings."""
     from umarvel_cli.retrieval.faiss_index import build_index
 
-    manifest = build_index(embeddings, out, factory=factory, gpu=gpu, train_size=train_size, force=force)
+    manifest = build_index(
+        candidates,
+        out,
+        factory=factory,
+        gpu=None if device is None else device != "cpu",
+        train_size=train_size,
+        force=force,
+    )
     typer.echo(
         f"index: {manifest.counts.get('vectors', 0):,} vectors, {manifest.extra.get('factory')} "
         f"on {manifest.extra.get('device')} -> {out}"

@@ -6,20 +6,29 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import Backbone, Pooling
+
 
 def command(
-    backbone: str = typer.Option(
-        ...,
-        "--backbone",
-        help="tiny-qwen2-vl | tiny-qwen2.5-vl | tiny-qwen3-vl (random init, built offline).",
+    backbone: Backbone = typer.Option(
+        ..., "--backbone", help="The tiny model family (random init, built offline)."
     ),
     out: Path = typer.Option(
-        ..., "--out", help="Folder to write (config, weights, tokenizer, umarvel.json)."
+        ..., "--out", help="Folder to write (config, weights, tokenizer, umarvel.json, manifest.json)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random initialisation."),
+    pool_tokens: Pooling = typer.Option(
+        "content",
+        "--pool-tokens",
+        help="Tokens the embedding pools: content (the user turn only, as `umarvel demo`; learns faster in "
+        "a tiny model) or all.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Rewrite even when OUT is up to date."),
 ) -> None:
     """Write a tiny Qwen-VL model folder that every other command treats like a real checkpoint."""
-    from umarvel_cli.models.tiny import init_tiny_model
+    from umarvel_cli.models.init_stage import init_model
 
-    path = init_tiny_model(backbone, out, seed=seed)
-    typer.echo(str(path))
+    _, written = init_model(backbone, out, seed=seed, pool_tokens=pool_tokens, force=force)
+    typer.echo(
+        f"{'wrote' if written else 'up to date:'} {out} ({backbone}, pool_tokens={pool_tokens}, seed {seed})"
+    )

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import DemoSize
+
 
 def command(
     out: Path = typer.Option(..., "--out", help="Folder to write the demo M-BEIR tree into."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files."),
-    size: str = typer.Option(
+    size: DemoSize = typer.Option(
         "tiny",
         "--size",
         help="tiny: ~30 queries per task, a second (tests). small: a few hundred training queries per "

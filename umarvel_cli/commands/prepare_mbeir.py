@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import OnError
+
 
 def command(
     root: Path = typer.Option(
@@ -21,10 +23,21 @@ def command(
         help="Output folder: queries, candidates, pools, qrels, instructions tables and manifest.json. "
         "A killed run resumes from its completed shards; an identical second run is up to date.",
     ),
-    splits: str = typer.Option(
-        "train,val,test", "--splits", help="Comma list of the splits to read: train, val, test."
+    split: str = typer.Option(
+        "train,val,test",
+        "--split",
+        metavar="<train,val,test>",
+        help="The split to read, or a comma list of them.",
     ),
-    on_error: str = typer.Option(
+    tasks: str = typer.Option(
+        "auto",
+        "--tasks",
+        metavar="<auto|all|STEM,...>",
+        help="auto: every task whose query, qrels and pool files are present (the absent ones are "
+        "named on stderr and in the report); all: the full 16-task release; or a comma list of task "
+        "stems such as mscoco_task0,cirr_task7.",
+    ),
+    on_error: OnError = typer.Option(
         "fail",
         "--on-error",
         help="fail: stop at the first bad row with one line naming file, line and field (exit 2). "
@@ -40,4 +53,6 @@ def command(
     """
     from umarvel_cli.data.mbeir_reader import prepare_mbeir
 
-    prepare_mbeir(root, out, splits=splits, on_error=on_error, force=force, rows_per_shard=rows_per_shard)
+    prepare_mbeir(
+        root, out, splits=split, on_error=on_error, force=force, rows_per_shard=rows_per_shard, tasks=tasks
+    )

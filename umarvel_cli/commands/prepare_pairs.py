@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import OnError, PairsKind
+
 
 def command(
     input: Path = typer.Option(
@@ -14,7 +16,9 @@ def command(
         help="nli: a csv with header sent0,sent1[,hard_neg] (SimCSE NLI). caption: a jsonl of "
         '{"image", "caption"|"text"} records, a JSON list of them, or the CC3M train_anno.json dict.',
     ),
-    kind: str = typer.Option(..., "--kind", help="nli (text triplets) or caption (caption→image pairs)."),
+    kind: PairsKind = typer.Option(
+        ..., "--kind", help="nli (text triplets) or caption (caption→image pairs)."
+    ),
     out: Path = typer.Option(..., "--out", help="Output folder for the pairs table and manifest.json."),
     images_root: Path = typer.Option(
         None,
@@ -22,7 +26,7 @@ def command(
         help="caption: the folder image paths are relative to (default: the input file's folder); "
         "absolute paths must lie under it.",
     ),
-    on_error: str = typer.Option(
+    on_error: OnError = typer.Option(
         "fail",
         "--on-error",
         help="fail: stop at the first bad row with one line naming file, line and field (exit 2). "

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import DEVICE_METAVAR, check_device
+
 
 def command(
     queries: Path = typer.Option(..., "--queries", help="Query embeddings: an `umarvel embed` --out."),
@@ -13,29 +15,35 @@ def command(
         ..., "--out", help="Folder for the run table (run/part-*.parquet) and manifest."
     ),
     index: Path | None = typer.Option(None, "--index", help="A folder written by `umarvel index`."),
-    embeddings: Path | None = typer.Option(
-        None, "--embeddings", help="Candidate embeddings for exact search that streams shard by shard."
+    candidates: Path | None = typer.Option(
+        None,
+        "--candidates",
+        help="Candidate embeddings (an `umarvel embed` --out) for exact search streamed shard by shard.",
     ),
     topk: int = typer.Option(100, "--topk", help="Candidates kept per query."),
     trec: Path | None = typer.Option(None, "--trec", help="Also write a TREC run file here."),
     batch_size: int = typer.Option(4096, "--batch-size", help="Queries scored per matmul tile."),
-    gpu: bool | None = typer.Option(
-        None, "--gpu/--no-gpu", help="Search on GPU (default: when one is visible)."
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Where to search (auto: a GPU when visible).",
     ),
     force: bool = typer.Option(False, "--force", help="Search again even when the run is up to date."),
 ) -> None:
-    """Search query embeddings against an index (--index) or candidate embeddings (--embeddings)."""
+    """Search query embeddings against an index (--index) or candidate embeddings (--candidates)."""
     from umarvel_cli.retrieval.search_stage import run_search
 
     manifest = run_search(
         queries,
         out,
         index=index,
-        embeddings=embeddings,
+        embeddings=candidates,
         topk=topk,
         batch_size=batch_size,
         trec=trec,
-        gpu=gpu,
+        gpu=None if device is None else device != "cpu",
         force=force,
     )
     typer.echo(

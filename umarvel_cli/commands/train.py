@@ -7,16 +7,19 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import DEVICE_METAVAR, Profile, ReportTo, TrainStage, check_device
+
 STAGE_HELP = (
     "nli (text pairs, contradiction as hard negative) | caption (image-caption, both directions) | "
     "mbeir (M-BEIR train queries with instructions, learnable temperature) | "
     "progressive (nli -> caption -> mbeir under OUT/nli, OUT/caption, OUT/mbeir, each from the "
-    "previous stage's merged model; finished stages are skipped, so the chain resumes)."
+    "previous stage's merged model; finished stages are skipped, so the chain resumes) | "
+    "hardneg (from the mbeir model with --negatives; not built yet)."
 )
 
 
 def command(
-    stage: str = typer.Option(..., "--stage", help=STAGE_HELP),
+    stage: TrainStage = typer.Option(..., "--stage", help=STAGE_HELP),
     model: Path = typer.Option(
         ..., "--model", help="Init model: a model folder or a finished `umarvel train` output."
     ),
@@ -35,7 +38,10 @@ def command(
     caption_pairs: Path | None = typer.Option(
         None, "--caption-pairs", help="progressive: pairs table for the caption stage (default: --pairs)."
     ),
-    profile: str = typer.Option(
+    negatives: Path | None = typer.Option(
+        None, "--negatives", help="hardneg: the mined negatives (an `umarvel mine` --out)."
+    ),
+    profile: Profile = typer.Option(
         "paper", "--profile", help="Defaults: paper (U-MARVEL values) or demo (tiny model on CPU)."
     ),
     config: Path | None = typer.Option(
@@ -44,29 +50,49 @@ def command(
         help="YAML overrides: top-level keys for every stage, `nli:`/`caption:`/`mbeir:` sections.",
     ),
     sets: list[str] = typer.Option(
-        [], "--set", help="Override one key: key=value or stage.key=value (repeatable)."
+        [],
+        "--set",
+        metavar="<key=value>",
+        help="Override one key: key=value or stage.key=value (repeatable).",
     ),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
         help="Print the resolved config, data sizes, steps and memory per device; train nothing.",
     ),
+    report_to: ReportTo = typer.Option(
+        "none",
+        "--report-to",
+        help="Also write the training curves for TensorBoard under OUT/tensorboard/<stage> "
+        "(needs `pip install 'umarvel[tensorboard]'`).",
+    ),
     force: bool = typer.Option(False, "--force", help="Redo stages that are up to date."),
     device: str | None = typer.Option(
-        None, "--device", help="cpu, cuda, cuda:1 (default: cuda when present)."
+        None,
+        "--device",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Where to train (auto: cuda when present).",
     ),
 ) -> None:
     """Train the embedder contrastively (InfoNCE over the global batch, false negatives masked).
 
-    Runs unchanged under `torchrun --nproc-per-node N umarvel train ...`. Killed runs resume from the
+    Runs unchanged under `torchrun --nproc-per-node N --no-python umarvel train ...`. Killed runs resume from the
     last checkpoint when the same command is run again.
     """
+    if stage == "hardneg":
+        from umarvel_cli.errors import NotImplementedStage
+
+        raise NotImplementedStage("`umarvel train --stage hardneg` is not built yet (issue 15)")
     from umarvel_cli.training.stages import StageRequest, train
 
     req = StageRequest(stage, model, out, data, pairs, profile, config, list(sets), force, device)
-    result = train(req, nli_pairs, caption_pairs, dry_run)
+    result = train(req, nli_pairs, caption_pairs, dry_run, report_to=report_to)
     if dry_run:
         typer.echo(json.dumps(result["stages"], indent=2))
+        for s in result["stages"]:
+            for problem in s["problems"]:
+                typer.echo(f"dry run: problem in stage {s['stage']}: {problem}", err=True)
     else:
         for s in result["stages"]:
             typer.echo(f"{s['stage']}\t{s['status']}\t{s['model']}")

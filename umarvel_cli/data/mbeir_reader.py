@@ -1,4 +1,4 @@
-"""`prepare mbeir`: read an M-BEIR folder (mbeir_reference.md §1) into validated, resumable tables.
+"""`prepare mbeir`: read an M-BEIR folder (layout: docs/mbeir.md) into validated, resumable tables.
 
 Streams every file in blocks of lines; what stays in memory is ids only (each candidate's content hash, the
 ids of the pools positives are checked against, each split's qids), so the 5.6M-row global pool fits in
@@ -18,7 +18,7 @@ from rich.progress import Progress, TaskID
 
 from umarvel_cli.artifacts.manifest import Manifest, fingerprint, read_manifest
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
-from umarvel_cli.console import err_console, info, make_progress
+from umarvel_cli.console import err_console, info, make_progress, warn
 from umarvel_cli.data.mbeir_layout import SPLITS, MBEIRInputs, SourceFile, plan_inputs
 from umarvel_cli.data.mbeir_output import BadRows, TableSink
 from umarvel_cli.data.mbeir_pool_block import content_keys, parse_pool_block
@@ -274,20 +274,20 @@ class MBEIRPreparer:
     def run(self) -> dict[str, int]:
         inputs = self.inputs
         try:
-            with make_progress("lines") as progress:
+            with make_progress("bytes") as progress:
                 self.progress = PhaseProgress(progress)
                 self.read_instructions(inputs.instructions)
-                self.progress.start("pools", inputs.pools)
+                self.progress.start("prepare mbeir: pools", inputs.pools)
                 checked = {s.pool for s in inputs.queries if s.pool}
                 for source in inputs.pools:
                     self.read_pool(source, keep_ids=source.pool in checked)
                 unchecked = {(s.split, s.pool) for s in inputs.queries if s.pool not in self.index.members}
                 for split, pool in sorted(unchecked, key=lambda k: SPLITS.index(k[0])):
                     self.report.notes.append(f"{split}: positives not checked (pool {pool} was not read)")
-                self.progress.start("queries", inputs.queries)
+                self.progress.start("prepare mbeir: queries", inputs.queries)
                 for source in inputs.queries:
                     self.read_queries(source)
-                self.progress.start("qrels", inputs.qrels)
+                self.progress.start("prepare mbeir: qrels", inputs.qrels)
                 for source in inputs.qrels:
                     self.read_qrels(source)
             counts = {table: sink.close() for table, sink in self.sinks.items()}
@@ -308,10 +308,19 @@ def _normalise_splits(splits: tuple[str, ...] | list[str] | str) -> tuple[str, .
     if unknown or not items:
         raise UmarvelError(
             f"unknown split {unknown[0]!r}" if unknown else "no split given",
-            field="--splits",
+            field="--split",
             expected="a comma list of train, val, test",
         )
     return tuple(s for s in SPLITS if s in items)  # canonical order, so the same request plans the same
+
+
+def _normalise_tasks(tasks: str | tuple[str, ...] | list[str]) -> str | tuple[str, ...]:
+    """`auto`, `all`, or the given stems (a comma list or a sequence)."""
+    if isinstance(tasks, str):
+        if tasks.strip() in ("auto", "all"):
+            return tasks.strip()
+        tasks = tasks.split(",")
+    return tuple(t.strip() for t in tasks if t.strip())
 
 
 def prepare_mbeir(
@@ -321,6 +330,7 @@ def prepare_mbeir(
     on_error: str = "fail",
     force: bool = False,
     rows_per_shard: int = 100_000,
+    tasks: str | tuple[str, ...] | list[str] = "auto",
 ) -> Manifest:
     """Read the M-BEIR folder `root` into tables under `out`; returns the (new or up-to-date) manifest."""
     root = Path(root).resolve()
@@ -331,13 +341,21 @@ def prepare_mbeir(
     if rows_per_shard < 1:
         raise UmarvelError("must be at least 1", field="--rows-per-shard")
     spec = load_mbeir_spec()
-    inputs = plan_inputs(root, spec, splits)
+    tasks = _normalise_tasks(tasks)
+    inputs = plan_inputs(root, spec, splits, tasks)
+    if inputs.absent_tasks:
+        warn(
+            f"prepare mbeir: {len(inputs.absent_tasks)} of {len(spec.tasks)} tasks are absent and not read "
+            f"({', '.join(inputs.absent_tasks)}); --tasks all requires the full release"
+        )
     fingerprints = {f.rel: fingerprint(f.path) for f in inputs.all_files()}
     params = {
         "root": str(root),
         "splits": list(splits),
         "on_error": on_error,
         "rows_per_shard": rows_per_shard,
+        "tasks": tasks if isinstance(tasks, str) else list(tasks),
+        "absent_tasks": list(inputs.absent_tasks),
     }
     plan = plan_stage(out, STAGE, params, fingerprints, force=force)
     if plan.up_to_date:

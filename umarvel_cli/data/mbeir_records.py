@@ -2,7 +2,7 @@
 
 Each parser returns plain tuples (the hot path reads millions of lines) or raises `RowError` naming the
 field; the caller turns that into a one-line `UmarvelError` or a rejected-row entry, with file and line.
-Nulls follow mbeir_reference.md P12: null, "" and "null" all mean "missing".
+Nulls: null, "" and "null" all mean "missing" (docs/mbeir.md §1.2).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from umarvel_cli.artifacts.manifest import Manifest, atomic_write_text, fingerpr
 from umarvel_cli.artifacts.schemas import embeddings_schema
 from umarvel_cli.artifacts.shards import ShardWriter, list_shards, table_dir
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
-from umarvel_cli.console import make_progress
+from umarvel_cli.console import info, make_progress
 from umarvel_cli.data.instructions import MODES
 from umarvel_cli.data.records import Record, Role
 from umarvel_cli.embedding.distributed import DistContext, rank_of
@@ -230,6 +230,8 @@ def run_embed(
     plan = plan_stage(out, STAGE, params, inputs, force) if ctx.is_main else None
     status = ctx.broadcast(plan.status if plan is not None else None)
     if status == "up_to_date":
+        if ctx.is_main:
+            info(f"embed: {out} is up to date")
         manifest = read_manifest(out)
         assert manifest is not None
         return manifest
@@ -252,7 +254,8 @@ def run_embed(
         dtype=dtype,
         on_error=on_error,
         resume=status == "resume",
-        description=f"embed {side}" + (f" (rank {ctx.rank})" if ctx.world_size > 1 else ""),
+        description=f"embed {side} ({split if side == 'queries' else pool or 'all candidates'})"
+        + (f" (rank {ctx.rank})" if ctx.world_size > 1 else ""),
     )
     ctx.barrier()
     if ctx.is_main:

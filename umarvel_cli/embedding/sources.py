@@ -77,10 +77,10 @@ def candidate_records(data: Path, pool: str | None = None) -> list[Record]:
     table = read_table(data, "candidates", columns=["did", "modality", "text", "image"])
     if pool is not None:
         if not list_shards(data, "pools"):
-            raise UmarvelError("no 'pools' table", file=table_dir(data, "pools"), field="--pool")
+            raise UmarvelError("no 'pools' table", file=table_dir(data, "pools"), field="--pool-name")
         pools = read_table(data, "pools", filters=[("pool", "=", pool)])
         if pools.num_rows == 0:
-            raise UmarvelError(f"unknown pool {pool!r}", file=table_dir(data, "pools"), field="--pool")
+            raise UmarvelError(f"unknown pool {pool!r}", file=table_dir(data, "pools"), field="--pool-name")
         table = table.filter(pc.is_in(table["did"], value_set=pools["did"]))
     root = images_root(data)
     return [

@@ -18,12 +18,13 @@ from umarvel_cli import __version__
 from umarvel_cli.artifacts import Manifest, fingerprint, read_manifest, write_manifest
 from umarvel_cli.artifacts.manifest import MANIFEST
 from umarvel_cli.artifacts.trec import write_trec_run
-from umarvel_cli.console import info
+from umarvel_cli.console import info, warn
 from umarvel_cli.data.mbeir_tasks import MBEIRSpec, load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.evaluation.chance import chance_levels
 from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_json, write_report_files
 from umarvel_cli.evaluation.pool_check import rows_outside_pool
-from umarvel_cli.evaluation.prepared import PreparedSplit, candidate_ids, load_split
+from umarvel_cli.evaluation.prepared import MBEIR_STAGE, PreparedSplit, candidate_ids, load_split
 from umarvel_cli.evaluation.published import load_published
 from umarvel_cli.evaluation.run_input import read_run, to_rankings, validate_run
 from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
@@ -31,6 +32,7 @@ from umarvel_cli.metrics.ranking import DEFAULT_CUTOFFS, METRIC_DEFINITIONS
 from umarvel_cli.metrics.report import ComparisonRow
 
 STAGE = "eval-mbeir"
+HEADLINE_MAX_K = 10  # Fashion200K and FashionIQ are scored at 10
 REFERENCE_METHOD = "U-MARVEL (Qwen2VL-7B)"
 _SHORT = {"text": "t", "image": "i", "image,text": "(i,t)"}
 
@@ -69,8 +71,12 @@ def _check_options(
             "--modality-filter only applies to --pool global with --model (a given run is scored as it is)",
             field="--modality-filter",
         )
-    if topk < max(DEFAULT_CUTOFFS):
-        raise UmarvelError(f"--topk {topk} is below {max(DEFAULT_CUTOFFS)}", field="--topk")
+    if topk < HEADLINE_MAX_K:
+        raise UmarvelError(
+            f"--topk {topk} is below the deepest headline cut-off (Recall@{HEADLINE_MAX_K})",
+            field="--topk",
+            expected=f">= {HEADLINE_MAX_K}",
+        )
 
 
 def _up_to_date(out: Path, params: dict[str, Any], inputs: dict[str, str]) -> dict[str, Any] | None:
@@ -98,6 +104,7 @@ def evaluate_mbeir(
     modality_filter: bool = False,
     topk: int = 100,
     force: bool = False,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write metrics.json, report.md, per_task.csv, run.trec and scores.png in `out`.
 
@@ -122,7 +129,9 @@ def evaluate_mbeir(
     if model is not None:
         from umarvel_cli.evaluation.model_search import search_with_model
 
-        search_info = search_with_model(model, prepared, spec, pool, out, modality_filter, topk)
+        search_info = search_with_model(
+            model, prepared, spec, pool, out, modality_filter, topk, device=device
+        )
         run_source = out
     else:
         run_source = Path(run)
@@ -130,7 +139,11 @@ def evaluate_mbeir(
     validate_run(table, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run_source)
     outside = rows_outside_pool(table, prepared, spec, pool)
     rankings = to_rankings(table)
-    outcomes = evaluate_queries(prepared.qids, rankings.by_qid, rankings.relevance(prepared.qrels))
+    # a model run is `topk` deep: hit@50/100 are only computed when it reaches them
+    cutoffs = DEFAULT_CUTOFFS if model is None else tuple(c for c in DEFAULT_CUTOFFS if c <= topk)
+    outcomes = evaluate_queries(
+        prepared.qids, rankings.by_qid, rankings.relevance(prepared.qrels), cutoffs=cutoffs
+    )
     summary = summarize_tasks(
         outcomes, prepared.task_of, {t.stem: t.metric_k for t in spec.tasks}, spec.order
     )
@@ -145,6 +158,7 @@ def evaluate_mbeir(
     published = _published(prepared, pool) if prepared.is_mbeir and split == "test" else []
     record = _record(prepared, params, inputs, source, summary, labels, modality_filter, search_info)
     record["retrieved_outside_pool"] = outside
+    record["chance"] = chance_levels(prepared, spec, pool, {t.task: t.k for t in summary.tasks})
     notes = [
         f"data: `{data}` ({prepared.manifest.stage}), split `{split}`, {len(prepared.qids):,} queries",
         f"setting: {setting_name(pool, modality_filter)}",
@@ -154,11 +168,16 @@ def evaluate_mbeir(
     ]
     strays = {t: n for t, n in outside.items() if n}
     if strays and not modality_filter:
-        notes.append(
-            f"WARNING: {sum(strays.values()):,} retrieved candidates lie outside the {pool} pool their query "
+        message = (
+            f"{sum(strays.values()):,} retrieved candidates lie outside the {pool} pool their query "
             f"should search ({', '.join(f'{t}: {n}' for t, n in strays.items())}); was the run made for "
             "another pool or split?"
         )
+        notes.append(f"WARNING: {message}")
+        warn(f"eval: {message}")
+    for message in _coverage_warnings(summary, rankings.by_qid, prepared, spec):
+        notes.append(f"WARNING: {message}")
+        warn(f"eval: {message}")
     if not prepared.is_mbeir:
         notes.append("published numbers are not shown: these tables are not M-BEIR (demo or other data)")
     elif split != "test":
@@ -180,6 +199,29 @@ def evaluate_mbeir(
         out, Manifest(stage=STAGE, params=params, inputs=inputs, counts=counts, extra={"files": files})
     )
     return record
+
+
+def _coverage_warnings(summary, by_qid, prepared: PreparedSplit, spec: MBEIRSpec) -> list[str]:
+    """Absent tasks (the mean is over those present) and rankings shorter than their task's k."""
+    messages = []
+    if summary.missing and prepared.manifest.stage == MBEIR_STAGE:  # M-BEIR layout (real or demo)
+        messages.append(
+            f"the mean is over the {len(summary.tasks)} tasks present, not all {len(spec.order)}; "
+            f"absent: {', '.join(summary.missing)}"
+        )
+    k_of = {t.task: t.k for t in summary.tasks}
+    shallow: dict[str, int] = {}
+    for qid in prepared.qids:
+        task = prepared.task_of[qid]
+        ranking = by_qid.get(qid)
+        if ranking and len(ranking) < k_of.get(task, 5):
+            shallow[task] = shallow.get(task, 0) + 1
+    if shallow:
+        messages.append(
+            "some rankings are shorter than their task's k (a pool smaller than k, or a run cut short): "
+            + ", ".join(f"{t}: {n} queries" for t, n in shallow.items())
+        )
+    return messages
 
 
 def _published(prepared: PreparedSplit, pool: str) -> list[ComparisonRow]:

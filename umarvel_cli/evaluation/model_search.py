@@ -65,12 +65,13 @@ def search_with_model(
     out: Path,
     modality_filter: bool = False,
     topk: int = 100,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Write OUT/run (the run table) and return what was embedded and searched."""
     run_embed = load_run_embed()
     data, split = prepared.data, prepared.split
     emb_root = out / "embeddings"
-    run_embed(model, data, split, "queries", emb_root / "queries")
+    run_embed(model, data, split, "queries", emb_root / "queries", device=device)
     q_set = open_embeddings(emb_root / "queries")
     q_ids, q_x = q_set.read()
     row_of = {q: i for i, q in enumerate(q_ids.to_pylist())}
@@ -83,7 +84,7 @@ def search_with_model(
 
     def embed_pool(name: str) -> EmbeddingSet:
         target = emb_root / f"pool-{name}"
-        run_embed(model, data, split, "candidates", target, pool=name)
+        run_embed(model, data, split, "candidates", target, pool=name, device=device)
         return open_embeddings(target)
 
     available = _existing_pools(data)

@@ -6,14 +6,13 @@ Each file is written under a temporary name and renamed, so a reader never sees 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from umarvel_cli.artifacts.manifest import atomic_write_text
 from umarvel_cli.metrics.aggregate import Summary
-from umarvel_cli.metrics.chart import bar_chart
+from umarvel_cli.metrics.chart import task_bars
 from umarvel_cli.metrics.report import ComparisonRow, render_csv, render_markdown
 
 METRICS_JSON = "metrics.json"
@@ -62,15 +61,22 @@ def write_report_files(
         out / REPORT_MD, render_markdown(title, notes, summary, labels, columns, published=published)
     )
     atomic_write_text(out / TASKS_CSV, render_csv(summary, labels))
-    img = bar_chart(
-        f"{title} - mean {100 * (summary.mean or 0):.1f}",
-        [(labels.get(t.task, t.task), t.score) for t in summary.tasks],
-        reference={labels.get(t, t): v / 100 for t, v in reference.values.items()} if reference else None,
-        reference_label=f"published {reference.method}" if reference else "",
+    series: dict[str, list[float | None]] = {
+        f"this run (mean {100 * (summary.mean or 0):.1f})": [t.score for t in summary.tasks]
+    }
+    if reference:
+        series[f"published: {reference.method}"] = [
+            None if reference.values.get(t.task) is None else reference.values[t.task] / 100
+            for t in summary.tasks
+        ]
+    chance = record.get("chance") or {}
+    task_bars(
+        out / CHART_PNG,
+        title,
+        [labels.get(t.task, t.task) for t in summary.tasks],
+        series,
+        chance=[chance.get(t.task) for t in summary.tasks] if chance else None,
     )
-    tmp = out / (CHART_PNG + ".tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, out / CHART_PNG)
     return {
         "metrics": METRICS_JSON,
         "report": REPORT_MD,

@@ -1,50 +1,136 @@
-"""A horizontal bar chart of per-task scores drawn with pillow (matplotlib is not a dependency)."""
+"""Report charts drawn with matplotlib (Agg, no display): per-task bars with every model side by side
+and a chance-level mark, and a progression chart of averages with their spread over tasks."""
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+import numpy as np
 
-ROW, LABEL_W, BAR_W, PAD = 26, 260, 520, 14
-
-
-def _ascii(text: str) -> str:
-    """Pillow's built-in font has no arrows: write them as ASCII."""
-    return text.replace("→", "->")
+COLORS = ("#4271c4", "#e07b39", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+FONT = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "legend.fontsize": 10}
 
 
-def bar_chart(
+def chance_recall(pool_size: int, positives: int, k: int) -> float:
+    """Probability that a random ranking of `pool_size` candidates has one of `positives` in its top k."""
+    if pool_size <= 0 or positives <= 0:
+        return 0.0
+    k = min(k, pool_size)
+    if positives > pool_size - k:
+        return 1.0
+    # 1 - C(N-P, k) / C(N, k), as a product so large pools do not overflow
+    log_miss = sum(math.log1p(-positives / (pool_size - i)) for i in range(k))
+    return 1.0 - math.exp(log_miss)
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, path)
+    return path
+
+
+def task_bars(
+    path: Path,
     title: str,
-    items: Sequence[tuple[str, float]],
-    reference: Mapping[str, float] | None = None,
-    reference_label: str = "",
-) -> Image.Image:
-    """Bars for (label, fraction in [0, 1]) pairs; an optional reference value per label (a fraction)
-    is drawn as a black tick so a published number can be read against ours."""
-    font = ImageFont.load_default()
-    legend = 22 if reference else 0
-    height = PAD * 3 + 20 + legend + ROW * max(len(items), 1)
-    width = LABEL_W + BAR_W + 90
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    draw.text((PAD, PAD), _ascii(title), fill="black", font=font)
-    top = PAD * 2 + 20
-    if reference:
-        draw.line([(LABEL_W, top + 8), (LABEL_W, top + 18)], fill="black", width=3)
-        draw.text((LABEL_W + 8, top + 6), reference_label, fill="black", font=font)
-        top += legend
-    for gx in range(0, 101, 25):
-        x = LABEL_W + BAR_W * gx / 100
-        draw.line([(x, top - 4), (x, top + ROW * len(items))], fill=(220, 220, 220))
-        draw.text((x - 8, top + ROW * len(items) + 2), f"{gx}%", fill="gray", font=font)
-    for i, (label, value) in enumerate(items):
-        y = top + i * ROW
-        v = min(max(value, 0.0), 1.0)
-        draw.text((PAD, y + 6), _ascii(label)[:40], fill="black", font=font)
-        draw.rectangle([LABEL_W, y + 4, LABEL_W + BAR_W * v, y + ROW - 4], fill=(66, 113, 196))
-        draw.text((LABEL_W + BAR_W * v + 6, y + 6), f"{100 * value:.1f}", fill="black", font=font)
-        if reference and label in reference:
-            x = LABEL_W + BAR_W * min(max(reference[label], 0.0), 1.0)
-            draw.line([(x, y + 1), (x, y + ROW - 1)], fill="black", width=3)
-    return img
+    tasks: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    chance: Sequence[float | None] | None = None,
+    xlabel: str = "UniIR Recall@k (%)",
+) -> Path:
+    """Horizontal bars, one group per task (top to bottom in `tasks` order), one bar per model in
+    `series` (fractions; None = not evaluated), a black tick at each task's chance level."""
+    import matplotlib
+
+    with matplotlib.rc_context(FONT):
+        n, m = len(tasks), max(len(series), 1)
+        fig = _figure(10, 1.2 + n * (0.28 + 0.2 * m))
+        ax = fig.add_subplot()
+        height = 0.8 / m
+        y = np.arange(n)
+        for j, (name, values) in enumerate(series.items()):
+            vals = np.array([np.nan if v is None else 100 * v for v in values], dtype=float)
+            pos = y - 0.4 + height * (j + 0.5)
+            bars = ax.barh(
+                pos, np.nan_to_num(vals), height=height * 0.92, color=COLORS[j % len(COLORS)], label=name
+            )
+            for bar, v in zip(bars, vals, strict=True):
+                if not np.isnan(v):
+                    ax.text(v + 0.8, bar.get_y() + bar.get_height() / 2, f"{v:.1f}", va="center", fontsize=8)
+        if chance is not None:
+            for i, c in enumerate(chance):
+                if c is not None:
+                    ax.plot([100 * c, 100 * c], [i - 0.45, i + 0.45], color="black", lw=2, zorder=5)
+            ax.plot([], [], color="black", lw=2, label="chance (random ranking)")
+        ax.set_yticks(y, list(tasks))
+        ax.invert_yaxis()
+        ax.set_xlim(0, 105)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+        ax.grid(axis="x", color="#dddddd")
+        ax.set_axisbelow(True)
+        ax.legend(loc="lower right", framealpha=0.9)
+        return _save(fig, path)
+
+
+def progression(
+    path: Path,
+    title: str,
+    stages: Sequence[tuple[str, Sequence[float]]],
+    chance: float | None = None,
+) -> Path:
+    """Each stage's mean over tasks (a bar), its spread (a whisker from the lowest to the highest task,
+    a box over the middle half) and every task as a dot."""
+    import matplotlib
+    from matplotlib.patches import Rectangle
+
+    with matplotlib.rc_context(FONT):
+        fig = _figure(max(6.0, 1.6 * len(stages) + 2), 5)
+        ax = fig.add_subplot()
+        x = np.arange(len(stages))
+        for i, (_, scores) in enumerate(stages):
+            vals = 100 * np.asarray(scores, dtype=float)
+            if not len(vals):
+                continue
+            mean = float(vals.mean())
+            ax.bar(
+                i, mean, width=0.6, color=COLORS[0], alpha=0.85, label="mean over tasks" if i == 0 else None
+            )
+            ax.vlines(i, vals.min(), vals.max(), color="black", lw=1.2)
+            q1, q3 = np.percentile(vals, [25, 75])
+            ax.add_patch(
+                Rectangle(
+                    (i - 0.08, q1),
+                    0.16,
+                    q3 - q1,
+                    fill=False,
+                    lw=1.2,
+                    label="middle half of tasks" if i == 0 else None,
+                )
+            )
+            jitter = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(1)
+            ax.scatter(
+                i + jitter, vals, s=12, color="#333333", zorder=4, label="one task" if i == 0 else None
+            )
+            ax.text(i, 1.5, f"mean {mean:.1f}", ha="center", va="bottom", color="white", fontweight="bold")
+        if chance is not None:
+            ax.axhline(100 * chance, color="#c44e52", ls="--", lw=1.5, label="chance (random ranking)")
+        ax.set_xticks(x, [name for name, _ in stages])
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("UniIR Recall@k (%)")
+        ax.set_title(title)
+        ax.grid(axis="y", color="#dddddd")
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, frameon=False)
+        return _save(fig, path)

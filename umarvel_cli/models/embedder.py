@@ -294,6 +294,33 @@ class Embedder(nn.Module):
         with torch.inference_mode():  # thread-local: entered in the thread that runs the batch
             return self.forward(batch).float()
 
-    def similarity(self, q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def logits(self, q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Cosine similarities divided by the temperature (the logits of InfoNCE)."""
         return q @ c.T / self.temperature
+
+    # -- the Python API (strings, PIL images, paths, dicts or Records; see models/items.py) ------
+    def encode_queries(
+        self, items: Iterable[Any], instruction: str | None = None, batch_size: int = 32
+    ) -> np.ndarray:
+        """Query embeddings [N, d] (L2-normalised float32); `instruction` prefixes every query."""
+        from umarvel_cli.models.items import to_records
+
+        return self.encode(to_records(items, instruction), batch_size=batch_size, role="query")
+
+    def encode_candidates(self, items: Iterable[Any], batch_size: int = 32) -> np.ndarray:
+        """Candidate embeddings [N, d] (L2-normalised float32)."""
+        from umarvel_cli.models.items import to_records
+
+        return self.encode(to_records(items), batch_size=batch_size, role="candidate")
+
+    @staticmethod
+    def similarity(q: np.ndarray | torch.Tensor, c: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Cosine similarities [len(q), len(c)], as sentence-transformers returns them (the learnt
+        temperature is not applied; `logits` applies it)."""
+        q_t = torch.nn.functional.normalize(
+            torch.as_tensor(q, dtype=torch.float32).reshape(-1, q.shape[-1]), dim=-1
+        )
+        c_t = torch.nn.functional.normalize(
+            torch.as_tensor(c, dtype=torch.float32).reshape(-1, c.shape[-1]), dim=-1
+        )
+        return q_t @ c_t.T

@@ -37,7 +37,7 @@ def require_faiss() -> Any:
         raise UmarvelError(
             "faiss is not installed, and an index needs it",
             expected="`pip install faiss-cpu` (or faiss-gpu-cu12 on a GPU box); "
-            "exact search with --embeddings works without faiss",
+            "exact search with --candidates works without faiss",
         ) from e
     return faiss
 
@@ -51,8 +51,8 @@ def _use_gpu(faiss: Any, gpu: bool | None) -> bool:
     n = gpu_count(faiss)
     if gpu and n == 0:
         raise UmarvelError(
-            "--gpu asked for, but this faiss has no GPU support or sees no GPU",
-            field="--gpu",
+            "--device cuda asked for, but this faiss has no GPU support or sees no GPU",
+            field="--device",
             expected="faiss-gpu with a visible GPU, or --no-gpu",
         )
     return n > 0 if gpu is None else gpu

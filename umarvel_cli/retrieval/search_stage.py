@@ -33,7 +33,7 @@ def run_search(
 ) -> Manifest:
     """Search every query of `queries` against an index or (exactly) against candidate embeddings."""
     if (index is None) == (embeddings is None):
-        raise UmarvelError("give exactly one of --index or --embeddings", field="--index/--embeddings")
+        raise UmarvelError("give exactly one of --index or --candidates", field="--index/--candidates")
     if topk < 1:
         raise UmarvelError(f"--topk must be >= 1, not {topk}", field="--topk")
     q_set = open_embeddings(queries)
@@ -63,7 +63,9 @@ def run_search(
         _warn_if_models_differ(q_set, c_set)
         device = "cpu" if gpu is False else pick_device()
         if gpu and device != "cuda":
-            raise UmarvelError("--gpu asked for, but torch sees no GPU", field="--gpu", expected="--no-gpu")
+            raise UmarvelError(
+                "--device cuda asked for, but torch sees no GPU", field="--device", expected="--device cpu"
+            )
         result = exact_search(qx, c_set.iter_blocks(), topk, query_block=batch_size, device=device)
         extra = {"method": "exact", "device": device, "candidates": c_set.count}
     rows = write_run(plan.out, qids, result)

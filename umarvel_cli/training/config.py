@@ -9,6 +9,7 @@ An unknown key or a value of the wrong type is a one-line error naming where it 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -130,8 +131,12 @@ def _coerce(key: str, value: Any, source: str) -> Any:
 def _apply(base: dict[str, Any], updates: Mapping[str, Any], source: str) -> None:
     for key, value in updates.items():
         if key not in FIELDS:
+            near = difflib.get_close_matches(key, list(FIELDS), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
             raise UmarvelError(
-                f"unknown config key {key!r}", file=source, expected="one of: " + ", ".join(sorted(FIELDS))
+                f"unknown config key {key!r}{hint}",
+                file=source,
+                expected="one of: " + ", ".join(sorted(FIELDS)),
             )
         base[key] = _coerce(key, value, source)
 
@@ -146,8 +151,12 @@ def parse_sets(sets: Sequence[str]) -> list[tuple[str | None, str, Any]]:
             raise UmarvelError(f"--set {item!r} is not key=value", field="--set", expected="key=value")
         stage, dot, name = key.partition(".")
         if dot and stage not in STAGES:
+            near = difflib.get_close_matches(stage, STAGES, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
             raise UmarvelError(
-                f"--set {item!r}: unknown stage prefix {stage!r}", field="--set", expected=" | ".join(STAGES)
+                f"--set {item!r}: unknown stage prefix {stage!r}{hint}",
+                field="--set",
+                expected=" | ".join(STAGES),
             )
         try:
             value = yaml.safe_load(raw) if raw.strip() else None

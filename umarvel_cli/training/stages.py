@@ -239,6 +239,8 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
         (out / "config.yaml").write_text(cfg.to_yaml())
     device = _device(req)
     embedder = load_trainable_model(model_dir, cfg, device)
+    if hasattr(on_step, "for_stage"):  # a per-stage sink (e.g. TensorBoard)
+        on_step = on_step.for_stage(req.stage) if D.is_main() else None
     trainer = Trainer(embedder, data, cfg, out, device, description=f"train {req.stage}", on_step=on_step)
     summary = trainer.fit(resume=status == "resume")
     extra: dict[str, Any] = {
@@ -266,6 +268,7 @@ def train(
     nli_pairs: Path | None = None,
     caption_pairs: Path | None = None,
     dry_run: bool = False,
+    report_to: str = "none",
 ) -> dict[str, Any]:
     """`umarvel train`: one stage or the progressive chain, or (dry run) their description only.
 
@@ -275,14 +278,27 @@ def train(
         raise UmarvelError(
             f"unknown stage {req.stage!r}", field="--stage", expected="progressive | " + " | ".join(STAGES)
         )
-    from umarvel_cli.training.progressive import describe_progressive, run_progressive
+    from umarvel_cli.training.progressive import run_progressive
 
     D.init_from_env()
     progressive = req.stage == "progressive"
     if dry_run:
-        stages = describe_progressive(req, nli_pairs, caption_pairs) if progressive else [describe_stage(req)]
-        return {"dry_run": True, "stages": stages}
-    results = run_progressive(req, nli_pairs, caption_pairs) if progressive else [run_stage(req)]
+        from umarvel_cli.training.dry_run import describe_request
+
+        return {"dry_run": True, "stages": describe_request(req, nli_pairs, caption_pairs)}
+    sink = None
+    if report_to == "tensorboard":
+        from umarvel_cli.training.tensorboard import TensorBoardSink
+
+        sink = TensorBoardSink(Path(req.out) / "tensorboard")
+    try:
+        if progressive:
+            results = run_progressive(req, nli_pairs, caption_pairs, on_step=sink)
+        else:
+            results = [run_stage(req, on_step=sink)]
+    finally:
+        if sink is not None:
+            sink.close()
     if not D.is_main():  # under torchrun one process reports
         results = []
     return {

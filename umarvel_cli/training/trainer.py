@@ -66,7 +66,7 @@ def check_batch(n_examples: int, cfg: TrainConfig, world: int = 1) -> None:
 
 def count_steps(sampler: ContrastiveBatchSampler, cfg: TrainConfig) -> int:
     total = sampler.batches_per_epoch() * cfg.epochs
-    return min(total, cfg.max_steps) if cfg.max_steps else total
+    return cfg.max_steps if cfg.max_steps else total  # as in transformers: max_steps overrides epochs
 
 
 class Trainer:
@@ -251,7 +251,7 @@ class Trainer:
         batch = self.cfg.batch_size
         began = time.perf_counter()
         with (
-            make_progress("samples") as progress,
+            make_progress("steps") as progress,
             self.log_path.open("a") if D.is_main() else contextlib.nullcontext() as log,
         ):
             task = progress.add_task(self.description, total=self.total_steps, completed=start, rate="")
@@ -273,7 +273,9 @@ class Trainer:
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                 progress.update(
-                    task, advance=1, rate=f"loss {loss:.4f} τ {row['temperature']:.4f} {rate:,.1f}/s"
+                    task,
+                    advance=1,
+                    rate=f"loss {loss:.4f} lr {row['lr']:.2e} τ {row['temperature']:.4f} {rate:,.1f} samples/s",
                 )
                 done = step + 1
                 if done % self.cfg.save_every == 0 or done == self.total_steps:

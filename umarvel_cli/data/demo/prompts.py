@@ -1,7 +1,7 @@
 """Four instructions per task for the demo's `query_instructions.tsv`.
 
-The first prompt of each follows the prompt_1 table in mbeir_reference.md §1.7; the other three are
-written for the demo. A task without an entry gets prompts built from its modalities.
+The first prompt of each follows the prompt_1 table of M-BEIR's instructions (docs/mbeir.md §1.4);
+the other three are written for the demo. A task without an entry gets prompts built from its modalities.
 """
 
 from __future__ import annotations

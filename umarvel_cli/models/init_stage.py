@@ -1,0 +1,31 @@
+"""`umarvel init-model` as a stage: a manifest written last, "up to date" on a rerun, and a refusal to
+write into a non-empty folder it did not make."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from umarvel_cli.artifacts.manifest import Manifest, read_manifest
+from umarvel_cli.artifacts.stage import finish_stage, plan_stage
+from umarvel_cli.console import info
+
+STAGE = "init-model"
+
+
+def init_model(
+    backbone: str, out: str | Path, seed: int = 0, pool_tokens: str = "content", force: bool = False
+) -> tuple[Manifest, bool]:
+    """Write the tiny `backbone` at `out` (see `init_tiny_model`); returns (manifest, written)."""
+    from umarvel_cli.models.tiny import init_tiny_model
+
+    out = Path(out)
+    params = {"backbone": backbone, "seed": seed, "pool_tokens": pool_tokens}
+    plan = plan_stage(out, STAGE, params, {}, force=force)
+    if plan.up_to_date:
+        info(f"init-model: {out} is up to date ({plan.reason}); --force redoes it")
+        manifest = read_manifest(out)
+        assert manifest is not None
+        return manifest, False
+    init_tiny_model(backbone, out, seed=seed, pool_tokens=pool_tokens)
+    files = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("_"))
+    return finish_stage(plan, {"files": len(files)}, extra={"files": files}), True

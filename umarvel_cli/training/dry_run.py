@@ -1,0 +1,120 @@
+"""`umarvel train --dry-run`: what would run, stage by stage, with every problem flagged instead of
+stopping at the first one. Later stages of the progressive chain name the model the previous stage
+will write (their real init), sized from the first stage's architecture."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.training import distributed as D
+from umarvel_cli.training.config import STAGES, resolve_config
+from umarvel_cli.training.stages import (
+    MODEL_DIR,
+    StageRequest,
+    data_source,
+    memory_estimate,
+    resolve_model_dir,
+)
+
+
+def _stage_requests(
+    req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None
+) -> list[StageRequest]:
+    if req.stage != "progressive":
+        return [req]
+    pairs = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}
+    return [
+        replace(req, stage=stage, out=Path(req.out) / stage, pairs=pairs.get(stage), force=False)
+        for stage in STAGES
+    ]
+
+
+def describe_request(
+    req: StageRequest,
+    nli_pairs: Path | None = None,
+    caption_pairs: Path | None = None,
+    world: int | None = None,
+) -> list[dict[str, Any]]:
+    """One description per stage: resolved config, init model, data sizes, steps, memory, problems."""
+    world = world or D.world_size()
+    out: list[dict[str, Any]] = []
+    arch_dir: Path | None = None  # the first stage's init model: every stage has its architecture
+    previous: StageRequest | None = None
+    for sreq in _stage_requests(req, nli_pairs, caption_pairs):
+        problems: list[str] = []
+        desc: dict[str, Any] = {"stage": sreq.stage, "out": str(sreq.out)}
+        if previous is None:
+            try:
+                arch_dir = resolve_model_dir(sreq.model)
+                desc["init_model"] = str(arch_dir)
+            except UmarvelError as e:
+                desc["init_model"] = str(sreq.model)
+                problems.append(str(e))
+        else:
+            init = Path(previous.out) / MODEL_DIR
+            desc["init_model"] = str(init)
+            if not (init / "config.json").is_file():
+                desc["init_model_note"] = f"written by the {previous.stage} stage before this one starts"
+        cfg = _try(problems, resolve_config, sreq.stage, sreq.profile, sreq.config_file, sreq.sets)
+        if cfg is not None:
+            desc["config"] = cfg.to_dict()
+        data = None
+        if cfg is not None:
+            data = _try(problems, _load, sreq, cfg)
+            if data is not None:
+                desc["data"] = {"source": str(data_source(sreq)), **data.describe()}
+        if cfg is not None and data is not None:
+            desc.update(_steps(problems, data, cfg, world))
+        if cfg is not None and arch_dir is not None:
+            gpu = (sreq.device or ("cuda" if _cuda() else "cpu")).startswith("cuda")
+            desc["memory_per_device"] = _try(problems, memory_estimate, arch_dir, cfg, world, gpu)
+        desc["problems"] = problems
+        out.append(desc)
+        previous = sreq
+    return out
+
+
+def _load(sreq: StageRequest, cfg):
+    from umarvel_cli.training.data import load_training_set
+
+    return load_training_set(sreq.stage, data_source(sreq), cfg)
+
+
+def _steps(problems: list[str], data, cfg, world: int) -> dict[str, Any]:
+    from umarvel_cli.data.samplers import ContrastiveBatchSampler
+    from umarvel_cli.training.trainer import check_batch, count_steps
+
+    try:
+        check_batch(len(data), cfg, world)
+    except UmarvelError as e:
+        problems.append(str(e))
+        return {"world_size": world}
+    sampler = ContrastiveBatchSampler(data.groups, cfg.batch_size, cfg.seed, cfg.batching, world, 0)
+    per_epoch = sampler.batches_per_epoch()
+    total = count_steps(sampler, cfg)
+    return {
+        "world_size": world,
+        "per_device_batch": cfg.batch_size // world,
+        "micro_batch": cfg.batch_size // world // cfg.grad_accum,
+        "steps_per_epoch": per_epoch,
+        "total_steps": total,
+        "steps_from": "max_steps (overrides epochs)" if cfg.max_steps else f"{cfg.epochs} epochs",
+    }
+
+
+def _try(problems: list[str], fn, *args):
+    """fn(*args), or None with its one-line error added to `problems`."""
+    try:
+        return fn(*args)
+    except UmarvelError as e:
+        problems.append(str(e))
+        return None
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
