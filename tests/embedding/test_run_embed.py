@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from tests.embedding.tables import build_tables
 from umarvel_cli.app import app
 from umarvel_cli.artifacts import list_shards, read_manifest, read_table
+from umarvel_cli.distributed import DistContext, rank_of
 from umarvel_cli.embedding import run as run_module
 from umarvel_cli.embedding import run_embed
-from umarvel_cli.embedding.distributed import DistContext, rank_of
 from umarvel_cli.embedding.sources import load_records
 from umarvel_cli.errors import UmarvelError
 

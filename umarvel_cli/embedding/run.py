@@ -28,7 +28,7 @@ from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.console import make_progress
 from umarvel_cli.data.formatter import EncodedInput, InputFormatter, Record, Role
 from umarvel_cli.data.instructions import MODES
-from umarvel_cli.embedding.distributed import DistContext, rank_of
+from umarvel_cli.distributed import DistContext, rank_of
 from umarvel_cli.embedding.sources import SIDES, load_records
 from umarvel_cli.errors import UmarvelError
 

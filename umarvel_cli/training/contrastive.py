@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
+from umarvel_cli import distributed as D
 from umarvel_cli.losses.ids import content_ids, positive_id_matrix
 from umarvel_cli.losses.infonce import info_nce_loss
-from umarvel_cli.training import distributed as D
 from umarvel_cli.training.data import TrainExample
 
 

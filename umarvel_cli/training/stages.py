@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from umarvel_cli import distributed as D
 from umarvel_cli.artifacts.manifest import fingerprint, read_manifest
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.training import distributed as D
 from umarvel_cli.training.config import STAGES, TrainConfig, resolve_config
 from umarvel_cli.training.data import TrainingSet, load_training_set
 
@@ -148,7 +148,7 @@ def memory_estimate(model_dir: Path, cfg: TrainConfig, world: int, gpu: bool) ->
 
 def describe_stage(req: StageRequest, world: int | None = None) -> dict[str, Any]:
     """What `--dry-run` prints: resolved config, data sizes, steps, memory per device."""
-    from umarvel_cli.data.samplers import ContrastiveBatchSampler
+    from umarvel_cli.training.samplers import ContrastiveBatchSampler
     from umarvel_cli.training.trainer import check_batch, count_steps
 
     cfg, model_dir, data = _prepare(req)

@@ -24,16 +24,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from umarvel_cli import distributed as D
 from umarvel_cli.console import make_progress
 from umarvel_cli.data.formatter import Record
-from umarvel_cli.data.samplers import ContrastiveBatchSampler
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.training import distributed as D
 from umarvel_cli.training.checkpoint import CheckpointStore, seed_everything, set_rng_state
 from umarvel_cli.training.config import TrainConfig
 from umarvel_cli.training.contrastive import BatchKeys, clamped_temperature, contrastive_loss
 from umarvel_cli.training.data import TrainExample, TrainingSet
 from umarvel_cli.training.gradcache import cached_backward, split_chunks
+from umarvel_cli.training.samplers import ContrastiveBatchSampler
 from umarvel_cli.training.schedule import lr_lambda, warmup_steps
 
 LOG_NAME = "train_log.jsonl"
