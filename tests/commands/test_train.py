@@ -98,7 +98,7 @@ def test_unknown_config_key(tiny_model, nli_pairs, tmp_path):
 def test_missing_init_model(nli_pairs, tmp_path):
     result = _train("--stage", "caption", "--model", tmp_path / "runs" / "nli", "--pairs", nli_pairs,
                     "--out", tmp_path / "cap")  # fmt: skip
-    _one_line_error(result, "init model not found", str(tmp_path / "runs" / "nli"))
+    _one_line_error(result, "model folder not found", str(tmp_path / "runs" / "nli"))
     assert not (tmp_path / "cap").exists()
 
 

@@ -18,7 +18,10 @@ STAGE_HELP = (
 def command(
     stage: str = typer.Option(..., "--stage", help=STAGE_HELP),
     model: Path = typer.Option(
-        ..., "--model", help="Init model: a model folder or a finished `umarvel train` output."
+        ...,
+        "--model",
+        help="Init model: a model folder, a finished `umarvel train` output, or a progressive output "
+        "(its mbeir stage).",
     ),
     out: Path = typer.Option(
         ..., "--out", help="Output folder (model/, adapter/, config.yaml, train_log.jsonl, manifest.json)."
@@ -61,10 +64,13 @@ def command(
     Runs unchanged under `torchrun --nproc-per-node N umarvel train ...`. Killed runs resume from the
     last checkpoint when the same command is run again.
     """
-    from umarvel_cli.training.stages import StageRequest, train
+    from umarvel_cli.training.dispatch import train
+    from umarvel_cli.training.stages import StageRequest
 
-    req = StageRequest(stage, model, out, data, pairs, profile, config, list(sets), force, device)
-    result = train(req, nli_pairs, caption_pairs, dry_run)
+    req = StageRequest(
+        stage, model, out, data, pairs, profile, config, list(sets), force, device, nli_pairs, caption_pairs
+    )
+    result = train(req, dry_run)
     if dry_run:
         typer.echo(json.dumps(result["stages"], indent=2))
     else:

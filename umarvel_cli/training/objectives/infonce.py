@@ -1,4 +1,4 @@
-"""The contrastive objective of one (micro-)batch: InfoNCE over the global batch, both directions.
+"""In-batch InfoNCE over the global batch, in both directions when asked: the first objective.
 
 Layout: every rank embeds its local queries q [B, d], positives p [B, d] and hard negatives
 n [M, d]; candidates are the gathered positives of all ranks followed by the gathered hard
@@ -7,82 +7,82 @@ Query i's label is its global row. False negatives (a candidate whose content ke
 query's positives: duplicated queries, shared positives, other queries' negatives that are mine)
 are excluded by id. The optional reverse direction (caption stage) scores each positive against
 all gathered queries, where query k is labelled by the key of its positive.
-
-The returned value is this rank's share of the global mean: the sum over local rows divided by the
-global number of rows (see `distributed` for why that makes gradients exact under torchrun).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from umarvel_cli import distributed as D
 from umarvel_cli.losses.ids import content_ids, positive_id_matrix
 from umarvel_cli.losses.infonce import info_nce_loss
+from umarvel_cli.training.config import TrainConfig
 from umarvel_cli.training.data import TrainExample
+from umarvel_cli.training.objectives.base import (
+    Objective,
+    ObjectiveBatch,
+    ObjectiveOutput,
+    RankView,
+    Side,
+)
 
 
-@dataclass
-class BatchKeys:
-    """int64 content ids of one local batch (see module docstring)."""
+class InBatchInfoNCE(Objective):
+    name = "infonce"
+    gathered_targets = ("pos_ids", "neg_ids")
 
-    pos_ids: torch.Tensor  # [B]
-    neg_ids: torch.Tensor  # [M]
-    query_pos_ids: torch.Tensor  # [B, P], pad -1
+    def __init__(self, bidirectional: bool = False, mask_false_negatives: bool = True, impl: str = "auto"):
+        self.bidirectional = bidirectional
+        self.mask_false_negatives = mask_false_negatives
+        self.impl = impl
+        self.gathered_sides = ("positive", "negatives") + (("query",) if bidirectional else ())
 
     @classmethod
-    def of(cls, examples: list[TrainExample], device: torch.device) -> BatchKeys:
-        return cls(
-            pos_ids=content_ids([e.pos_key for e in examples], device=device),
-            neg_ids=content_ids([k for e in examples for k in e.neg_keys], device=device),
-            query_pos_ids=positive_id_matrix([e.query_pos_keys for e in examples], device=device),
-        )
+    def from_config(cls, cfg: TrainConfig) -> InBatchInfoNCE:
+        return cls(cfg.bidirectional, cfg.mask_false_negatives, cfg.loss_impl)
 
+    def batch(self, examples: list[TrainExample], device: torch.device) -> ObjectiveBatch:
+        """Queries, positives, hard negatives; int64 content ids of positives [B], negatives [M] and
+        of every query's positives [B, P] (pad -1)."""
+        sides = [
+            Side("query", [e.query for e in examples], "query"),
+            Side("positive", [e.positive for e in examples], "candidate"),
+            Side("negatives", [n for e in examples for n in e.negatives], "candidate"),
+        ]
+        targets = {
+            "pos_ids": content_ids([e.pos_key for e in examples], device=device),
+            "neg_ids": content_ids([k for e in examples for k in e.neg_keys], device=device),
+            "query_pos_ids": positive_id_matrix([e.query_pos_keys for e in examples], device=device),
+        }
+        return ObjectiveBatch(sides, targets)
 
-def clamped_temperature(log_temperature: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """exp(log τ) within [low, high] (B10: log-parameterised and bounded)."""
-    return log_temperature.float().exp().clamp(low, high)
-
-
-def contrastive_loss(
-    q: torch.Tensor,
-    pos: torch.Tensor,
-    neg: torch.Tensor,
-    keys: BatchKeys,
-    temperature: torch.Tensor | float,
-    bidirectional: bool = False,
-    mask_false_negatives: bool = True,
-    impl: str = "auto",
-) -> torch.Tensor:
-    """This rank's share of the global-batch InfoNCE (q→c, plus c→q when `bidirectional`)."""
-    q, pos, neg = q.float(), pos.float(), neg.float()
-    offset, total = D.shard_offset(q.shape[0], q.device)
-    labels = torch.arange(q.shape[0], device=q.device) + offset
-    cands = torch.cat([D.gather_with_grad(pos), D.gather_with_grad(neg)])
-    all_pos_ids = D.gather_no_grad(keys.pos_ids)
-    cand_ids = torch.cat([all_pos_ids, D.gather_no_grad(keys.neg_ids)])
-    exclude = mask_false_negatives
-    loss = info_nce_loss(
-        q,
-        cands,
-        labels,
-        temperature,
-        cand_ids=cand_ids if exclude else None,
-        query_pos_ids=keys.query_pos_ids if exclude else None,
-        reduction="sum",
-        impl=impl,
-    )
-    if bidirectional:
-        loss = loss + info_nce_loss(
-            pos,
-            D.gather_with_grad(q),
+    def loss(self, view: RankView, temperature: torch.Tensor) -> ObjectiveOutput:
+        """This rank's share of the global-batch InfoNCE (q→c, plus c→q when bidirectional)."""
+        q, pos, world = view.local["query"], view.local["positive"], view.world
+        labels = torch.arange(q.shape[0], device=q.device) + view.offset
+        cands = torch.cat([world["positive"], world["negatives"]])
+        cand_ids = torch.cat([world["pos_ids"], world["neg_ids"]])
+        exclude = self.mask_false_negatives
+        q2c = info_nce_loss(
+            q,
+            cands,
             labels,
             temperature,
-            cand_ids=all_pos_ids if exclude else None,
-            query_pos_ids=keys.pos_ids[:, None] if exclude else None,
+            cand_ids=cand_ids if exclude else None,
+            query_pos_ids=view.local["query_pos_ids"] if exclude else None,
             reduction="sum",
-            impl=impl,
+            impl=self.impl,
         )
-    return loss / total
+        if not self.bidirectional:
+            return ObjectiveOutput(q2c / view.total)
+        c2q = info_nce_loss(
+            pos,
+            world["query"],
+            labels,
+            temperature,
+            cand_ids=world["pos_ids"] if exclude else None,
+            query_pos_ids=view.local["pos_ids"][:, None] if exclude else None,
+            reduction="sum",
+            impl=self.impl,
+        )
+        logs = {"loss_q2c": q2c.detach() / view.total, "loss_c2q": c2q.detach() / view.total}
+        return ObjectiveOutput((q2c + c2q) / view.total, logs)
