@@ -7,11 +7,11 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.models.folder import MODEL_HELP
+
 
 def command(
-    model: Path = typer.Option(
-        ..., "--model", help="Model folder (umarvel.json + weights), e.g. from init-model."
-    ),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
     data: Path = typer.Option(..., "--data", help="Prepared tables (output of `umarvel prepare`)."),
     split: str = typer.Option("test", "--split", help="Split of the queries to encode (train/val/test)."),
     side: str = typer.Option(..., "--side", help="queries | candidates."),

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.models.folder import MODEL_HELP
+
 STAGE_HELP = (
     "nli (text pairs, contradiction as hard negative) | caption (image-caption, both directions) | "
     "mbeir (M-BEIR train queries with instructions, learnable temperature) | "
@@ -20,8 +22,7 @@ def command(
     model: Path = typer.Option(
         ...,
         "--model",
-        help="Init model: a model folder, a finished `umarvel train` output, or a progressive output "
-        "(its mbeir stage).",
+        help=f"Init model. {MODEL_HELP}",
     ),
     out: Path = typer.Option(
         ..., "--out", help="Output folder (model/, adapter/, config.yaml, train_log.jsonl, manifest.json)."

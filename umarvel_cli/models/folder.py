@@ -19,6 +19,11 @@ from umarvel_cli.errors import UmarvelError
 MODEL_DIR = "model"
 TRAIN_STAGE_PREFIX = "train-"  # manifest `stage` of a train output: train-nli, train-caption, ...
 FINAL_STAGE = "mbeir"  # the progressive chain's last stage (nli -> caption -> mbeir)
+# the --model help of every command that loads a model
+MODEL_HELP = (
+    "A model folder (e.g. from init-model), a finished `umarvel train` output (its model/), or a "
+    f"progressive train output (its {FINAL_STAGE} stage)."
+)
 EXPECTED = (
     "a model folder (config.json), a finished `umarvel train` output (model/) "
     f"or a progressive train output ({FINAL_STAGE}/model/)"
