@@ -28,7 +28,6 @@ from kernels.precision import accumulator_dtype
 
 BACKENDS = ("torch", "triton", "hybrid")
 ROWS = 4096  # query rows per backward block: the fp32 dq accumulator is [4096, d], not [B, d]
-chunk_override: int | None = None  # set by `umarvel bench loss`'s chunk sweep, never by library code
 
 
 def default_chunk(b: int, device: torch.device) -> int:
@@ -53,11 +52,11 @@ def _backend(name: str):
 
 class _InfoNCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, c, tau, labels, cand_ids, query_pos_ids, backend, chunk):
+    def forward(ctx, q, c, tau, labels, cand_ids, query_pos_ids, backend, chunk, tiles):
         impl = _backend(backend)
-        lse, pos = impl.forward_stats(q, c, labels, tau, cand_ids, query_pos_ids, chunk)
+        lse, pos = impl.forward_stats(q, c, labels, tau, cand_ids, query_pos_ids, chunk, tiles)
         ctx.save_for_backward(q, c, tau, labels, cand_ids, query_pos_ids, lse)
-        ctx.backend, ctx.chunk = backend, chunk
+        ctx.backend, ctx.chunk, ctx.tiles = backend, chunk, tiles
         return lse - pos
 
     @staticmethod
@@ -65,9 +64,9 @@ class _InfoNCE(torch.autograd.Function):
         q, c, tau, labels, cand_ids, query_pos_ids, lse = ctx.saved_tensors
         dq, dc, dtau = backward_from_lse(
             q, c, tau, labels, cand_ids, query_pos_ids, lse, grad_rows, ctx.backend, ctx.chunk,
-            ctx.needs_input_grad[:3],
+            ctx.needs_input_grad[:3], ctx.tiles,
         )  # fmt: skip
-        return dq, dc, dtau, None, None, None, None, None
+        return dq, dc, dtau, None, None, None, None, None, None
 
 
 def backward_from_lse(
@@ -82,6 +81,7 @@ def backward_from_lse(
     backend: str,
     chunk: int,
     needs: tuple[bool, ...],
+    tiles: dict | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """(dq, dc, dtau) for upstream row gradients, recomputing scores block by block from the saved lse.
 
@@ -113,6 +113,7 @@ def backward_from_lse(
                 None if query_pos_ids is None else query_pos_ids[r0:r1],
                 lse[r0:r1],
                 grad_rows[r0:r1],
+                tiles,
             )
             add_product_(acc, g, c[n0:n1])
             if need_c and r0 == 0:
@@ -174,13 +175,16 @@ def info_nce_rows(
     query_pos_ids: torch.Tensor | None = None,
     backend: str = "torch",
     chunk: int | None = None,
+    tiles: dict | None = None,
 ) -> torch.Tensor:
     """Per-query InfoNCE losses [B] (fp32); gradients flow to q, c and tau (a 0-dim fp32 tensor).
 
     Inputs are trusted (shapes/dtypes checked by `umarvel_cli.losses.infonce`). `cand_ids` [N] and
-    `query_pos_ids` [B, P] are int64 (pad -1), both or neither.
+    `query_pos_ids` [B, P] are int64 (pad -1), both or neither. Tuning (None = the defaults):
+    `chunk` candidates per chunk, `tiles` the Triton tile configuration (`infonce_triton.GPU_TILES`'s
+    form; the triton and hybrid backends).
     """
     if chunk is None:
-        chunk = chunk_override or default_chunk(q.shape[0], q.device)
+        chunk = default_chunk(q.shape[0], q.device)
     q, c = q.contiguous(), c.contiguous()
-    return _InfoNCE.apply(q, c, tau, labels, cand_ids, query_pos_ids, backend, chunk)
+    return _InfoNCE.apply(q, c, tau, labels, cand_ids, query_pos_ids, backend, chunk, tiles)

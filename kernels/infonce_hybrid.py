@@ -23,6 +23,7 @@ def forward_stats(
     cand_ids: torch.Tensor | None,
     query_pos_ids: torch.Tensor | None,
     chunk: int,
+    tiles: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(lse [B], positive logit [B]) in fp32, one candidate chunk at a time."""
     b, n = q.shape[0], c.shape[0]
@@ -32,7 +33,9 @@ def forward_stats(
         n1 = min(n, n0 + chunk)
         s = q @ c[n0:n1].T
         ids = None if cand_ids is None else cand_ids[n0:n1]
-        chunk_lse, chunk_pos = infonce_triton.stats_from_scores(s, labels - n0, tau, ids, query_pos_ids)
+        chunk_lse, chunk_pos = infonce_triton.stats_from_scores(
+            s, labels - n0, tau, ids, query_pos_ids, tiles
+        )
         lse = torch.logaddexp(lse, chunk_lse)
         pos += chunk_pos  # zero for rows whose positive lies in another chunk
     return lse, pos
@@ -47,9 +50,10 @@ def grad_scores(
     query_pos_ids: torch.Tensor | None,
     lse: torch.Tensor,
     grad_rows: torch.Tensor,
+    tiles: dict | None = None,
 ) -> torch.Tensor:
     """[B, n] dLoss/dscores of one candidate chunk, in q's dtype."""
     s = q @ c_chunk.T
     return infonce_triton.grad_from_scores(
-        s, labels_local, tau, cand_ids_chunk, query_pos_ids, lse, grad_rows
+        s, labels_local, tau, cand_ids_chunk, query_pos_ids, lse, grad_rows, tiles
     )

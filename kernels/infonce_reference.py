@@ -61,8 +61,11 @@ def forward_stats(
     cand_ids: torch.Tensor | None,
     query_pos_ids: torch.Tensor | None,
     chunk: int,
+    tiles: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(lse [B], positive logit [B]) in the accumulator dtype, streaming over candidate chunks with a running logsumexp."""
+    """(lse [B], positive logit [B]) in the accumulator dtype, streaming over candidate chunks with a running logsumexp.
+
+    `tiles` (the Triton backends' tile sizes) does not apply here."""
     b, n = q.shape[0], c.shape[0]
     acc = accumulator_dtype(q.dtype)
     lse = torch.full((b,), float("-inf"), dtype=acc, device=q.device)
@@ -101,10 +104,11 @@ def grad_scores(
     query_pos_ids: torch.Tensor | None,
     lse: torch.Tensor,
     grad_rows: torch.Tensor,
+    tiles: dict | None = None,
 ) -> torch.Tensor:
     """dLoss/dscores of one chunk, grad_i · (softmax_ij − [j = label_i]) / tau, zero where excluded.
 
-    Returned in q's dtype: the two matmuls that consume it run in that dtype.
+    Returned in q's dtype: the two matmuls that consume it run in that dtype. `tiles`: not used here.
     """
     logits = chunk_logits(q, c_chunk, labels_local, tau, cand_ids_chunk, query_pos_ids)
     return softmax_grad_(logits, lse, labels_local, (grad_rows / tau)[:, None]).to(q.dtype)

@@ -35,14 +35,14 @@ GPU_TILES = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_D": 64, "num_warps": 8, "num
 # 128x64 compile in seconds (and fp32 is the tests' dtype, not training's).
 FP32_GPU_TILES = {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "num_warps": 8, "num_stages": 3}
 INTERPRETER_TILES = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": 16, "num_warps": 4, "num_stages": 1}
-# `umarvel bench loss` sets this to time other tile sizes; None = the defaults above.
-tile_override: dict | None = None
 
 
-def _config(dtype: torch.dtype) -> dict:
-    """Tile sizes: 16s under the interpreter (several tiles on tiny test shapes), GPU-sized otherwise."""
-    if tile_override is not None:
-        return dict(tile_override)
+def _config(dtype: torch.dtype, tiles: dict | None = None) -> dict:
+    """Tile sizes: `tiles` when given (`umarvel bench loss` times others through
+    `losses.infonce.KernelTuning`), else 16s under the interpreter (several tiles on tiny test
+    shapes), GPU-sized otherwise."""
+    if tiles is not None:
+        return dict(tiles)
     if _interpreting():
         return dict(INTERPRETER_TILES)
     return dict(FP32_GPU_TILES if dtype == torch.float32 else GPU_TILES)
@@ -294,10 +294,11 @@ def forward_stats(
     cand_ids: torch.Tensor | None,
     query_pos_ids: torch.Tensor | None,
     chunk: int,
+    tiles: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(lse [B], positive logit [B]) in fp32; `chunk` is unused (the kernel streams all of c)."""
     del chunk
-    return _stats(q, c, None, labels, tau, cand_ids, query_pos_ids)
+    return _stats(q, c, None, labels, tau, cand_ids, query_pos_ids, tiles)
 
 
 def stats_from_scores(
@@ -306,9 +307,10 @@ def stats_from_scores(
     tau: torch.Tensor,
     cand_ids_chunk: torch.Tensor | None,
     query_pos_ids: torch.Tensor | None,
+    tiles: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`forward_stats` of one chunk whose scores s [B, n] = q · c_chunkᵀ are already computed."""
-    return _stats(None, None, s, labels_local, tau, cand_ids_chunk, query_pos_ids)
+    return _stats(None, None, s, labels_local, tau, cand_ids_chunk, query_pos_ids, tiles)
 
 
 def _operands(q, c, s) -> tuple:
@@ -318,10 +320,10 @@ def _operands(q, c, s) -> tuple:
     return (s, s, s), (0, 0, s.stride(0)), s, s.shape[1], 0
 
 
-def _stats(q, c, s, labels, tau, cand_ids, query_pos_ids) -> tuple[torch.Tensor, torch.Tensor]:
+def _stats(q, c, s, labels, tau, cand_ids, query_pos_ids, tiles) -> tuple[torch.Tensor, torch.Tensor]:
     ptrs, strides, ref, n, d = _operands(q, c, s)
     b = ref.shape[0]
-    cfg = _config(ref.dtype)
+    cfg = _config(ref.dtype, tiles)
     splits = _splits(b, n, cfg, ref.device)
     per_split = triton.cdiv(triton.cdiv(n, splits), cfg["BLOCK_N"]) * cfg["BLOCK_N"]
     splits = triton.cdiv(n, per_split)
@@ -346,9 +348,10 @@ def grad_scores(
     query_pos_ids: torch.Tensor | None,
     lse: torch.Tensor,
     grad_rows: torch.Tensor,
+    tiles: dict | None = None,
 ) -> torch.Tensor:
     """[B, n] dLoss/dscores of one candidate chunk, in q's dtype (the GEMMs that follow run in it)."""
-    return _grad(q, c_chunk, None, labels_local, tau, cand_ids_chunk, query_pos_ids, lse, grad_rows)
+    return _grad(q, c_chunk, None, labels_local, tau, cand_ids_chunk, query_pos_ids, lse, grad_rows, tiles)
 
 
 def grad_from_scores(
@@ -359,15 +362,16 @@ def grad_from_scores(
     query_pos_ids: torch.Tensor | None,
     lse: torch.Tensor,
     grad_rows: torch.Tensor,
+    tiles: dict | None = None,
 ) -> torch.Tensor:
     """`grad_scores` of one chunk whose scores s [B, n] (contiguous) are already computed, written over s."""
-    return _grad(None, None, s, labels_local, tau, cand_ids_chunk, query_pos_ids, lse, grad_rows)
+    return _grad(None, None, s, labels_local, tau, cand_ids_chunk, query_pos_ids, lse, grad_rows, tiles)
 
 
-def _grad(q, c, s, labels_local, tau, cand_ids, query_pos_ids, lse, grad_rows) -> torch.Tensor:
+def _grad(q, c, s, labels_local, tau, cand_ids, query_pos_ids, lse, grad_rows, tiles) -> torch.Tensor:
     ptrs, strides, ref, n, d = _operands(q, c, s)
     b = ref.shape[0]
-    cfg = _config(ref.dtype)
+    cfg = _config(ref.dtype, tiles)
     # from scores, each program reads its tile of s before writing the same tile: G overwrites s
     out = s if s is not None else torch.empty(b, n, dtype=ref.dtype, device=ref.device)
     cid, qpos, p, spm, spp, has_ids = _id_args(labels_local, cand_ids, query_pos_ids)

@@ -30,6 +30,15 @@ def nli_pairs(demo_root, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def caption_pairs(demo_root, tmp_path_factory):
+    from umarvel_cli.data.pairs import prepare_pairs
+
+    out = tmp_path_factory.mktemp("cli_pairs") / "caption"
+    prepare_pairs(demo_root / "pairs" / "captions.jsonl", out, "caption")
+    return out
+
+
 def _train(*args: str):
     return runner.invoke(app, ["train", *[str(a) for a in args]])
 
@@ -108,6 +117,42 @@ def test_max_steps_overrides_epochs(tiny_model, nli_pairs, tmp_path):
     assert desc["steps_from"] == "max_steps (overrides epochs)"
 
 
+def test_progressive_dry_run_prints_the_chained_plan(
+    tiny_model, nli_pairs, caption_pairs, demo_tables, tmp_path
+):
+    out = tmp_path / "run"
+    result = _train(
+        "--stage", "progressive", "--model", tiny_model, "--data", demo_tables, "--nli-pairs", nli_pairs,
+        "--caption-pairs", caption_pairs, "--out", out, "--profile", "demo", "--dry-run",
+        "--set", "batch_size=8", "--set", "mbeir.batch_size=16", "--set", "caption.epochs=2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert [s["stage"] for s in plan] == ["nli", "caption", "mbeir"]
+    assert [s["objective"] for s in plan] == ["infonce"] * 3
+    # each stage starts from the previous stage's merged model, the first from --model
+    assert [s["init_model"] for s in plan] == [str(tiny_model), str(out / "nli" / "model"),
+                                                str(out / "caption" / "model")]  # fmt: skip
+    assert [s["out"] for s in plan] == [str(out / s) for s in ("nli", "caption", "mbeir")]
+    nli, cap, mb = plan
+    assert nli["data"]["source"] == str(nli_pairs) and cap["data"]["source"] == str(caption_pairs)
+    assert mb["data"]["source"] == str(demo_tables)
+    # data sizes and steps (mixed batches drop the last partial one): the tiny demo's 64 nli triplets
+    # and 48 captions at batch 8, its train queries at batch 16; epochs: nli 8, caption 2, mbeir 4
+    assert nli["data"]["examples"] == 64 and nli["steps_per_epoch"] == 8 and nli["total_steps"] == 64
+    assert cap["data"]["examples"] == 48 and cap["steps_per_epoch"] == 6 and cap["total_steps"] == 12
+    queries = read_table(demo_tables, "queries", ["split", "dataset_id", "task_id"]).to_pylist()
+    train = [q for q in queries if q["split"] == "train"]
+    assert mb["data"]["examples"] == len(train) > 16
+    assert mb["data"]["tasks"] == len({(q["dataset_id"], q["task_id"]) for q in train})
+    assert mb["steps_per_epoch"] == len(train) // 16 and mb["total_steps"] == 4 * (len(train) // 16)
+    assert [s["config"]["batch_size"] for s in plan] == [8, 8, 16]
+    assert cap["config"]["bidirectional"] and not nli["config"]["bidirectional"]
+    assert mb["config"]["learn_temperature"] and mb["config"]["instruction"] == "random"
+    assert all(s["memory_per_device"]["total_gib"] > 0 for s in plan)
+    assert not out.exists()  # a dry run writes nothing
+
+
 def test_unknown_config_key(tiny_model, nli_pairs, tmp_path):
     result = _train("--stage", "nli", "--model", tiny_model, "--pairs", nli_pairs, "--out", tmp_path / "o",
                     "--set", "learning_rate=1e-4")  # fmt: skip
@@ -132,7 +177,7 @@ def test_unknown_config_key(tiny_model, nli_pairs, tmp_path):
 def test_missing_init_model(nli_pairs, tmp_path):
     result = _train("--stage", "caption", "--model", tmp_path / "runs" / "nli", "--pairs", nli_pairs,
                     "--out", tmp_path / "cap")  # fmt: skip
-    _one_line_error(result, "init model not found", str(tmp_path / "runs" / "nli"))
+    _one_line_error(result, "model folder not found", str(tmp_path / "runs" / "nli"))
     assert not (tmp_path / "cap").exists()
 
 

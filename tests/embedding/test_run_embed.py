@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from tests.embedding.tables import build_tables
 from umarvel_cli.app import app
 from umarvel_cli.artifacts import list_shards, read_manifest, read_table
+from umarvel_cli.distributed import DistContext, rank_of
 from umarvel_cli.embedding import run as run_module
 from umarvel_cli.embedding import run_embed
-from umarvel_cli.embedding.distributed import DistContext, rank_of
 from umarvel_cli.embedding.sources import load_records
 from umarvel_cli.errors import UmarvelError
 
@@ -236,3 +236,27 @@ def test_a_corrupt_image_body_fails_the_run_when_decoded_per_batch(tiny_models, 
     with pytest.raises(UmarvelError, match=r"unreadable image \(item .*\)"):
         run_embed(tiny_models[MODEL], data, "test", "candidates", tmp_path / "out")
     assert read_manifest(tmp_path / "out") is None
+
+
+def test_cli_embed_takes_a_train_output_as_model(tiny_models, embed_tables, tmp_path):
+    """`--model` may name a finished train output (its model/), as `train` and `eval` accept it."""
+    import shutil
+
+    from umarvel_cli.artifacts.stage import finish_stage, plan_stage
+
+    trained = tmp_path / "train-out"
+    plan = plan_stage(trained, "train-nli", {}, {})
+    shutil.copytree(tiny_models[MODEL], trained / "model")
+    finish_stage(plan, {"steps": 0})
+    args = ["embed", "--data", str(embed_tables), "--split", "test", "--side", "queries", "--batch-size", "3"]
+    res = CliRunner().invoke(app, [*args, "--model", str(trained), "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert read_manifest(tmp_path / "a").extra["model"] == str((trained / "model").resolve())
+    direct = run_embed(tiny_models[MODEL], embed_tables, "test", "queries", tmp_path / "b", batch_size=3)
+    got, want = _read(tmp_path / "a"), _read(tmp_path / "b")
+    assert sorted(got) == sorted(want) and direct.counts["embedded"] == 7
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v)
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, [*args, "--model", str(tmp_path / "empty"), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "not a model folder" in res.output and "\n" not in res.output.strip()

@@ -18,9 +18,9 @@ TOL = {
 }
 
 
-def triton_rows(chunk):
+def triton_rows(chunk, tiles=None):
     def fn(q, c, labels, tau, **kw):
-        return info_nce_rows(q, c, labels, tau, backend="triton", chunk=chunk, **kw).mean()
+        return info_nce_rows(q, c, labels, tau, backend="triton", chunk=chunk, tiles=tiles, **kw).mean()
 
     return fn
 
@@ -30,9 +30,9 @@ def plain_fp32(q, c, labels, tau, **kw):
     return info_nce_loss(q.float(), c.float(), labels, tau, impl="plain", **kw)
 
 
-def compare(case, chunk, with_ids, dtype=torch.float32):
+def compare(case, chunk, with_ids, dtype=torch.float32, tiles=None):
     kw = {"cand_ids": case.cand_ids, "query_pos_ids": case.query_pos_ids} if with_ids else {}
-    got = loss_and_grads(triton_rows(chunk), case, **kw)
+    got = loss_and_grads(triton_rows(chunk, tiles), case, **kw)
     ref = loss_and_grads(plain_fp32, case, **kw)
     assert got[1].dtype == dtype and got[2].dtype == dtype
     for name, a, b in zip(["loss", "dq", "dc", "dtau"], got, ref, strict=True):
@@ -100,6 +100,28 @@ def test_gpu_tile_sizes_under_the_interpreter(dtype, kernel_device, monkeypatch)
     from kernels import infonce_triton
 
     tiles = infonce_triton.FP32_GPU_TILES if dtype == torch.float32 else infonce_triton.GPU_TILES
-    monkeypatch.setattr(infonce_triton, "tile_override", dict(tiles))
+    launched = []
+    config = infonce_triton._config
+    monkeypatch.setattr(infonce_triton, "_config", lambda dt, t=None: launched.append(t) or config(dt, t))
     case = infonce_case(150, 700, 72, dtype=dtype, seed=17, device=kernel_device)
-    compare(case, chunk=300, with_ids=True, dtype=dtype)
+    compare(case, chunk=300, with_ids=True, dtype=dtype, tiles=dict(tiles))
+    assert launched and all(t == tiles for t in launched)  # forward and every backward chunk
+
+
+def test_tuning_reaches_the_kernels_through_the_loss(kernel_device, monkeypatch):
+    """`losses.infonce.KernelTuning` is the one way in: its tiles reach every Triton launch (hybrid:
+    per chunk, so its chunk is seen too), and the value does not change."""
+    from kernels import infonce_triton
+    from umarvel_cli.losses.infonce import KernelTuning
+
+    tiles = {"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_D": 16, "num_warps": 4, "num_stages": 1}
+    launched = []
+    config = infonce_triton._config
+    monkeypatch.setattr(infonce_triton, "_config", lambda dt, t=None: launched.append(t) or config(dt, t))
+    case = infonce_case(18, 50, 24, seed=18, device=kernel_device)
+    kw = {"cand_ids": case.cand_ids, "query_pos_ids": case.query_pos_ids, "reduction": "none"}
+    tuned = KernelTuning(chunk=20, tiles=tiles)
+    got = info_nce_loss(case.q, case.c, case.labels, 0.05, impl="hybrid", tuning=tuned, **kw)
+    assert launched == [tiles] * 3  # 50 candidates in chunks of 20: three forward launches
+    ref = info_nce_loss(case.q, case.c, case.labels, 0.05, impl="chunked", **kw)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)

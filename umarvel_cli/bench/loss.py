@@ -49,10 +49,10 @@ def _inputs(b: int, n: int, d: int, dtype, device):
     return q.requires_grad_(True), c.requires_grad_(True), labels, tau.requires_grad_(True)
 
 
-def _step(impl: str, q, c, labels, tau) -> None:
+def _step(impl: str, q, c, labels, tau, tuning=None) -> None:
     from umarvel_cli.losses.infonce import info_nce_loss
 
-    info_nce_loss(q, c, labels, tau, impl=impl).backward()
+    info_nce_loss(q, c, labels, tau, impl=impl, tuning=tuning).backward()
     q.grad = c.grad = tau.grad = None
 
 
@@ -158,7 +158,9 @@ def _cuda_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _cuda_measure(impl: str, b: int, n: int, d: int, repeats: int) -> dict:
+def _cuda_measure(impl: str, b: int, n: int, d: int, repeats: int, tuning=None) -> dict:
+    """Peak extra memory, workspace, median ms and loss of one step; `tuning` (a `KernelTuning`)
+    overrides the kernels' chunk or tiles."""
     import torch
 
     from umarvel_cli.losses.infonce import info_nce_loss
@@ -166,16 +168,16 @@ def _cuda_measure(impl: str, b: int, n: int, d: int, repeats: int) -> dict:
     x = list(_inputs(b, n, d, torch.bfloat16, "cuda"))  # q, c, labels, tau; cleared to free them
     grads_mib = (x[0].numel() + x[1].numel()) * x[0].element_size() / MIB
     try:
-        _step(impl, *x)  # warm-up: triton compilation, cuBLAS handles
+        _step(impl, *x, tuning)  # warm-up: triton compilation, cuBLAS handles
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        _step(impl, *x)
+        _step(impl, *x, tuning)
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / MIB
-        ms = _cuda_time(lambda: _step(impl, *x), repeats)
+        ms = _cuda_time(lambda: _step(impl, *x, tuning), repeats)
         with torch.no_grad():
-            loss = float(info_nce_loss(*x, impl=impl))
+            loss = float(info_nce_loss(*x, impl=impl, tuning=tuning))
     except torch.cuda.OutOfMemoryError:
         nan = float("nan")
         return {"peak_extra_mib": nan, "workspace_mib": nan, "ms": nan, "loss": nan, "oom": True}
@@ -203,21 +205,18 @@ def _cuda_breakdown(b: int, n: int, d: int, repeats: int) -> dict:
 
 
 def _tile_sweep(b: int, n: int, d: int, repeats: int) -> list[dict]:
-    from kernels import infonce_triton
+    from umarvel_cli.losses.infonce import KernelTuning
 
     rows = []
-    try:
-        for bm, bn, bd, warps, stages in TILE_SWEEP:
-            infonce_triton.tile_override = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_D": bd,
-                                             "num_warps": warps, "num_stages": stages}  # fmt: skip
-            try:
-                got = _cuda_measure("triton", b, n, d, repeats)
-                rows.append({"tiles": f"{bm}x{bn}x{bd} w{warps} s{stages}", "ms": got["ms"]})
-            except Exception as e:  # a configuration that does not compile or fit is a result too
-                rows.append({"tiles": f"{bm}x{bn}x{bd} w{warps} s{stages}", "ms": float("nan"),
-                             "error": f"{type(e).__name__}: {str(e)[:120]}"})  # fmt: skip
-    finally:
-        infonce_triton.tile_override = None
+    for bm, bn, bd, warps, stages in TILE_SWEEP:
+        tuning = KernelTuning(tiles={"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_D": bd,
+                                     "num_warps": warps, "num_stages": stages})  # fmt: skip
+        try:
+            got = _cuda_measure("triton", b, n, d, repeats, tuning)
+            rows.append({"tiles": f"{bm}x{bn}x{bd} w{warps} s{stages}", "ms": got["ms"]})
+        except Exception as e:  # a configuration that does not compile or fit is a result too
+            rows.append({"tiles": f"{bm}x{bn}x{bd} w{warps} s{stages}", "ms": float("nan"),
+                         "error": f"{type(e).__name__}: {str(e)[:120]}"})  # fmt: skip
     return rows
 
 
@@ -225,19 +224,15 @@ HYBRID_CHUNKS = (2048, 4096, 8192)  # candidates per cuBLAS product, tried at th
 
 
 def _hybrid_chunk_sweep(b: int, n: int, d: int, repeats: int) -> list[dict]:
-    from kernels import infonce
+    from umarvel_cli.losses.infonce import KernelTuning
 
     rows = []
-    try:
-        for chunk in HYBRID_CHUNKS:
-            infonce.chunk_override = chunk
-            try:
-                got = _cuda_measure("hybrid", b, n, d, repeats)
-                rows.append({"chunk": chunk, "ms": got["ms"], "peak_extra_mib": got["peak_extra_mib"]})
-            except Exception as e:  # keep the table's other rows
-                rows.append({"chunk": chunk, "error": f"{type(e).__name__}: {str(e)[:120]}"})
-    finally:
-        infonce.chunk_override = None
+    for chunk in HYBRID_CHUNKS:
+        try:
+            got = _cuda_measure("hybrid", b, n, d, repeats, KernelTuning(chunk=chunk))
+            rows.append({"chunk": chunk, "ms": got["ms"], "peak_extra_mib": got["peak_extra_mib"]})
+        except Exception as e:  # keep the table's other rows
+            rows.append({"chunk": chunk, "error": f"{type(e).__name__}: {str(e)[:120]}"})
     return rows
 
 

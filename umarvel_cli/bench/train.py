@@ -104,15 +104,17 @@ def _measure(
 ) -> dict[str, float]:  # fmt: skip
     import torch
 
-    from umarvel_cli.training.config import resolve_config
+    from umarvel_cli.training.config import STAGE_OBJECTIVES, resolve_config
     from umarvel_cli.training.data import PairsSet
+    from umarvel_cli.training.objectives import build_objective
     from umarvel_cli.training.stages import load_trainable_model
     from umarvel_cli.training.trainer import Trainer
 
     cfg = resolve_config(stage, profile, sets=sets)
     model = load_trainable_model(model_dir, cfg, device)
     rows: list[float] = []
-    trainer = Trainer(model, PairsSet(pairs, stage, cfg.hard_negatives), cfg, out, device,
+    objective = build_objective(STAGE_OBJECTIVES[stage], cfg)
+    trainer = Trainer(model, PairsSet(pairs, stage, cfg.hard_negatives), cfg, objective, out, device,
                       on_step=lambda step, row: rows.append(row["samples_per_s"]))  # fmt: skip
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -16,12 +16,11 @@ from umarvel_cli.cli_options import (
     VectorDtype,
     check_device,
 )
+from umarvel_cli.models.folder import MODEL_HELP
 
 
 def command(
-    model: Path = typer.Option(
-        ..., "--model", help="Model folder (umarvel.json + weights), e.g. from init-model."
-    ),
+    model: Path = typer.Option(..., "--model", help=MODEL_HELP),
     data: Path = typer.Option(..., "--data", help="Prepared tables (output of `umarvel prepare`)."),
     split: Split = typer.Option("test", "--split", help="Split of the queries to encode."),
     side: Side = typer.Option(..., "--side", help="Which side of the split to encode."),

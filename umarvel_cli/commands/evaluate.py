@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from umarvel_cli.cli_options import DEVICE_METAVAR, EvalSplit, PoolScope, check_device
+from umarvel_cli.models.folder import MODEL_HELP
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -20,7 +21,7 @@ def mbeir(
     ),
     out: Path = typer.Option(..., "--out", help="Folder for metrics.json, report.md, CSV, TREC run, chart."),
     model: Path | None = typer.Option(
-        None, "--model", help="Embed with this model folder, search, evaluate."
+        None, "--model", help=f"Embed with this model, search, evaluate. {MODEL_HELP}"
     ),
     run: Path | None = typer.Option(
         None, "--run", help="Evaluate an existing run: an `umarvel search` --out or a TREC run file."

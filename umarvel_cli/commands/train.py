@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from umarvel_cli.cli_options import DEVICE_METAVAR, Profile, ReportTo, TrainStage, check_device
+from umarvel_cli.models.folder import MODEL_HELP
 
 STAGE_HELP = (
     "nli (text pairs, contradiction as hard negative) | caption (image-caption, both directions) | "
@@ -21,7 +22,9 @@ STAGE_HELP = (
 def command(
     stage: TrainStage = typer.Option(..., "--stage", help=STAGE_HELP),
     model: Path = typer.Option(
-        ..., "--model", help="Init model: a model folder or a finished `umarvel train` output."
+        ...,
+        "--model",
+        help=f"Init model. {MODEL_HELP}",
     ),
     out: Path = typer.Option(
         ..., "--out", help="Output folder (model/, adapter/, config.yaml, train_log.jsonl, manifest.json)."
@@ -84,10 +87,13 @@ def command(
         from umarvel_cli.errors import NotImplementedStage
 
         raise NotImplementedStage("`umarvel train --stage hardneg` is not built yet (issue 15)")
-    from umarvel_cli.training.stages import StageRequest, train
+    from umarvel_cli.training.dispatch import train
+    from umarvel_cli.training.stages import StageRequest
 
-    req = StageRequest(stage, model, out, data, pairs, profile, config, list(sets), force, device)
-    result = train(req, nli_pairs, caption_pairs, dry_run, report_to=report_to)
+    req = StageRequest(
+        stage, model, out, data, pairs, profile, config, list(sets), force, device, nli_pairs, caption_pairs
+    )
+    result = train(req, dry_run, report_to=report_to)
     if dry_run:
         typer.echo(json.dumps(result["stages"], indent=2))
         for s in result["stages"]:

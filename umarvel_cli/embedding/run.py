@@ -28,9 +28,10 @@ from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.console import info, make_progress
 from umarvel_cli.data.instructions import MODES
 from umarvel_cli.data.records import Record, Role
-from umarvel_cli.embedding.distributed import DistContext, rank_of
+from umarvel_cli.distributed import DistContext, rank_of
 from umarvel_cli.embedding.sources import SIDES, load_records
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.folder import resolve_model_dir
 from umarvel_cli.models.inputs.encoded import EncodedInput
 from umarvel_cli.models.inputs.formatter import InputFormatter
 
@@ -193,10 +194,12 @@ def run_embed(
     device: str | None = None,
     ctx: DistContext | None = None,
 ) -> Manifest:
-    """Encode one side of a split into `out/embeddings/` + manifest; see the module docstring."""
+    """Encode one side of a split into `out/embeddings/` + manifest; see the module docstring.
+
+    `model`: a model folder or a train output that holds one (`models.folder`)."""
     from umarvel_cli.models.embedder import Embedder
 
-    model, data, out = Path(model), Path(data), Path(out)
+    model, data, out = resolve_model_dir(model), Path(data), Path(out)
     if on_error not in ON_ERROR:
         raise UmarvelError(
             f"unknown --on-error {on_error!r}", field="--on-error", expected=" | ".join(ON_ERROR)

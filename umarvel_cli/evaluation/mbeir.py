@@ -30,6 +30,7 @@ from umarvel_cli.evaluation.run_input import read_run, to_rankings, validate_run
 from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
 from umarvel_cli.metrics.ranking import DEFAULT_CUTOFFS, METRIC_DEFINITIONS
 from umarvel_cli.metrics.report import ComparisonRow
+from umarvel_cli.models.folder import resolve_model_dir
 
 STAGE = "eval-mbeir"
 HEADLINE_MAX_K = 10  # Fashion200K and FashionIQ are scored at 10
@@ -113,6 +114,7 @@ def evaluate_mbeir(
     """
     data, out = Path(data), Path(out)
     _check_options(split, pool, model, run, modality_filter, topk)
+    model = resolve_model_dir(model) if model is not None else None  # a train output names its model
     spec = load_mbeir_spec()
     prepared = load_split(data, split, spec)
     source = Path(model if model is not None else run)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,30 @@ from kernels.infonce_eager import info_nce_rows_eager
 from umarvel_cli.errors import UmarvelError
 
 IMPLS = ("auto", "plain", "chunked", "eager", "triton", "hybrid")
+TILE_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_D", "num_warps", "num_stages")
+
+
+@dataclass(frozen=True)
+class KernelTuning:
+    """Launch choices of the memory-bounded implementations for one call (None = the kernels' default).
+
+    `chunk`: candidates per chunk (chunked and hybrid forward, every recomputing backward);
+    `tiles`: the Triton tile sizes and launch options, all of `TILE_KEYS` (triton and hybrid).
+    "plain" and "eager" take no tuning.
+    """
+
+    chunk: int | None = None
+    tiles: dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.chunk is not None and self.chunk < 1:
+            raise UmarvelError(f"chunk {self.chunk} is not positive", field="chunk", expected=">= 1")
+        if self.tiles is not None and set(self.tiles) != set(TILE_KEYS):
+            raise UmarvelError(
+                f"tiles name {sorted(self.tiles)}", field="tiles", expected=", ".join(TILE_KEYS)
+            )
+
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -169,12 +194,14 @@ def info_nce_loss(
     query_pos_ids: torch.Tensor | None = None,
     reduction: str = "mean",
     impl: str = "auto",
+    tuning: KernelTuning | None = None,
 ) -> torch.Tensor:
     """InfoNCE of queries q [B, d] against candidates c [N, d]; labels [B] index each query's positive.
 
     `temperature` is a float or a 0-dim tensor (e.g. `log_tau.exp().clamp(0.01, 1)`); gradients reach
     q, c and a tensor temperature. `cand_ids` [N] / `query_pos_ids` [B, P] (int64, pad -1, see
     `umarvel_cli.losses.ids`) exclude false negatives without a B × N mask (except in impl "plain").
+    `tuning`: chunk and tile overrides for this call (module docstring).
     Returns fp32: a scalar for "mean"/"sum", [B] for "none".
     """
     _check(q, c, labels, cand_ids, query_pos_ids, reduction)
@@ -185,6 +212,7 @@ def info_nce_loss(
     elif which == "eager":
         rows = info_nce_rows_eager(q, c, labels, tau, cand_ids, query_pos_ids)
     else:
+        tuning = tuning or KernelTuning()
         rows = info_nce_rows(
             q,
             c,
@@ -193,6 +221,8 @@ def info_nce_loss(
             cand_ids,
             query_pos_ids,
             backend={"chunked": "torch"}.get(which, which),
+            chunk=tuning.chunk,
+            tiles=tuning.tiles,
         )
     if reduction == "mean":
         return rows.mean()

@@ -1,1 +1,1 @@
-"""The training loop, distributed helpers, checkpoint/resume and schedules."""
+"""The training loop, its objectives, stages, checkpoint/resume and schedules."""

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from umarvel_cli.training import distributed as D
+from umarvel_cli import distributed as D
 
 STEP_RE = re.compile(r"^step-(\d{8})$")
 

@@ -22,6 +22,8 @@ import yaml
 from umarvel_cli.errors import UmarvelError
 
 STAGES = ("nli", "caption", "mbeir")
+# the training objective (`training.objectives`) each stage runs
+STAGE_OBJECTIVES = {"nli": "infonce", "caption": "infonce", "mbeir": "infonce"}
 PROFILES = ("paper", "demo")
 CHOICES = {
     "schedule": ("cosine", "constant"),

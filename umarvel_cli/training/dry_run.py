@@ -8,44 +8,36 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from umarvel_cli import distributed as D
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.training import distributed as D
-from umarvel_cli.training.config import STAGES, resolve_config
-from umarvel_cli.training.stages import (
-    MODEL_DIR,
-    StageRequest,
-    data_source,
-    memory_estimate,
-    resolve_model_dir,
-)
+from umarvel_cli.models.folder import MODEL_DIR, resolve_model_dir
+from umarvel_cli.training.config import STAGE_OBJECTIVES, STAGES, resolve_config
+from umarvel_cli.training.memory import memory_estimate
+from umarvel_cli.training.progressive import stage_request
+from umarvel_cli.training.stages import StageRequest, data_source
 
 
-def _stage_requests(
-    req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None
-) -> list[StageRequest]:
+def _stage_requests(req: StageRequest) -> list[StageRequest]:
+    """The stages the request runs; a chain's later stages keep the first init (same architecture)."""
     if req.stage != "progressive":
         return [req]
-    pairs = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}
-    return [
-        replace(req, stage=stage, out=Path(req.out) / stage, pairs=pairs.get(stage), force=False)
-        for stage in STAGES
-    ]
+    dry = replace(req, force=False)
+    return [stage_request(dry, stage, Path(req.model)) for stage in STAGES]
 
 
-def describe_request(
-    req: StageRequest,
-    nli_pairs: Path | None = None,
-    caption_pairs: Path | None = None,
-    world: int | None = None,
-) -> list[dict[str, Any]]:
+def describe_request(req: StageRequest, world: int | None = None) -> list[dict[str, Any]]:
     """One description per stage: resolved config, init model, data sizes, steps, memory, problems."""
     world = world or D.world_size()
     out: list[dict[str, Any]] = []
     arch_dir: Path | None = None  # the first stage's init model: every stage has its architecture
     previous: StageRequest | None = None
-    for sreq in _stage_requests(req, nli_pairs, caption_pairs):
+    for sreq in _stage_requests(req):
         problems: list[str] = []
-        desc: dict[str, Any] = {"stage": sreq.stage, "out": str(sreq.out)}
+        desc: dict[str, Any] = {
+            "stage": sreq.stage,
+            "objective": STAGE_OBJECTIVES.get(sreq.stage),
+            "out": str(sreq.out),
+        }
         if previous is None:
             try:
                 arch_dir = resolve_model_dir(sreq.model)
@@ -84,7 +76,7 @@ def _load(sreq: StageRequest, cfg):
 
 
 def _steps(problems: list[str], data, cfg, world: int) -> dict[str, Any]:
-    from umarvel_cli.data.samplers import ContrastiveBatchSampler
+    from umarvel_cli.training.samplers import ContrastiveBatchSampler
     from umarvel_cli.training.trainer import check_batch, count_steps
 
     try:

@@ -10,44 +10,26 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from umarvel_cli.models.folder import MODEL_DIR
 from umarvel_cli.training.config import STAGES
-from umarvel_cli.training.stages import (
-    MODEL_DIR,
-    StageRequest,
-    StageResult,
-    describe_stage,
-    run_stage,
-)
+from umarvel_cli.training.stages import StageRequest, StageResult, run_stage
 
 
-def _stage_request(
-    req: StageRequest, stage: str, model: Path, nli_pairs: Path | None, caption_pairs: Path | None
-) -> StageRequest:
+def stage_request(req: StageRequest, stage: str, model: Path) -> StageRequest:
     """The chain request narrowed to one stage: its own output folder, init model and pairs table."""
-    pairs = {"nli": nli_pairs or req.pairs, "caption": caption_pairs or req.pairs}.get(stage)
+    pairs = {"nli": req.nli_pairs or req.pairs, "caption": req.caption_pairs or req.pairs}.get(stage)
     return replace(req, stage=stage, model=Path(model), out=Path(req.out) / stage, pairs=pairs)
 
 
-def run_progressive(
-    req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None, on_step=None
-) -> list[StageResult]:
+def run_progressive(req: StageRequest, on_step=None) -> list[StageResult]:
     """nli → caption → mbeir under `req.out/<stage>`, each from the previous stage's merged model."""
     results = []
     init = Path(req.model)
     for stage in STAGES:
-        result = run_stage(_stage_request(req, stage, init, nli_pairs, caption_pairs), on_step=on_step)
+        result = run_stage(stage_request(req, stage, init), on_step=on_step)
         results.append(result)
         init = result.out
     return results
-
-
-def describe_progressive(req: StageRequest, nli_pairs: Path | None, caption_pairs: Path | None) -> list[dict]:
-    """Dry run of the chain; later stages start from models that may not exist yet, so they are
-    described against the first stage's init model."""
-    dry = replace(req, force=False)
-    return [
-        describe_stage(_stage_request(dry, stage, req.model, nli_pairs, caption_pairs)) for stage in STAGES
-    ]
 
 
 def train_progressive(
@@ -73,8 +55,10 @@ def train_progressive(
         sets=list(overrides or []),
         force=force,
         device=device,
+        nli_pairs=Path(nli_pairs),
+        caption_pairs=Path(caption_pairs),
     )
-    return {r.stage: r.out / MODEL_DIR for r in run_progressive(req, Path(nli_pairs), Path(caption_pairs))}
+    return {r.stage: r.out / MODEL_DIR for r in run_progressive(req)}
 
 
-__all__ = ["describe_progressive", "run_progressive", "train_progressive"]
+__all__ = ["run_progressive", "stage_request", "train_progressive"]

@@ -1,4 +1,4 @@
-"""Training stages and the progressive transition (nli → caption → mbeir).
+"""One training stage (nli, caption, mbeir): validate, describe (dry run), train into its folder.
 
 A stage output folder holds:
   model/          the merged model (LoRA folded in, temperature kept in umarvel.json): the next
@@ -12,22 +12,20 @@ Run again: up to date → nothing; killed → resumes from the last checkpoint; 
 
 from __future__ import annotations
 
-import json
 import shutil
-import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from umarvel_cli import distributed as D
 from umarvel_cli.artifacts.manifest import fingerprint, read_manifest
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.training import distributed as D
-from umarvel_cli.training.config import STAGES, TrainConfig, resolve_config
+from umarvel_cli.models.folder import MODEL_DIR, model_fingerprint, resolve_model_dir
+from umarvel_cli.training.config import STAGE_OBJECTIVES, STAGES, TrainConfig, resolve_config
 from umarvel_cli.training.data import TrainingSet, load_training_set
 
-MODEL_DIR = "model"
 ADAPTER_DIR = "adapter"
 
 
@@ -45,6 +43,8 @@ class StageRequest:
     sets: list[str] = field(default_factory=list)
     force: bool = False
     device: str | None = None
+    nli_pairs: Path | None = None  # progressive: the nli stage's pairs table (default: pairs)
+    caption_pairs: Path | None = None  # progressive: the caption stage's pairs table (default: pairs)
 
 
 @dataclass
@@ -57,30 +57,6 @@ class StageResult:
 
 
 # -- inputs ---------------------------------------------------------------------------------------
-def resolve_model_dir(path: Path) -> Path:
-    """A model folder, or a finished train stage output (→ its `model/`); one-line error otherwise."""
-    path = Path(path)
-    manifest = read_manifest(path) if path.is_dir() else None
-    if manifest is not None and manifest.stage.startswith("train-") and (path / MODEL_DIR).is_dir():
-        return path / MODEL_DIR
-    if not (path / "config.json").is_file():
-        raise UmarvelError(
-            "init model not found",
-            file=path,
-            expected="a model folder with config.json, or a finished `umarvel train` output",
-        )
-    return path
-
-
-def model_fingerprint(model_dir: Path) -> str:
-    """A train output's model is named by its stage manifest (content hash), anything else by its files."""
-    parent = model_dir.parent
-    manifest = read_manifest(parent) if (parent / "manifest.json").is_file() else None
-    if model_dir.name == MODEL_DIR and manifest is not None and manifest.stage.startswith("train-"):
-        return fingerprint(parent)
-    return fingerprint(model_dir)
-
-
 def data_source(req: StageRequest) -> Path:
     src = req.pairs if req.stage in ("nli", "caption") else req.data
     flag = "--pairs" if req.stage in ("nli", "caption") else "--data"
@@ -89,85 +65,6 @@ def data_source(req: StageRequest) -> Path:
     if not Path(src).is_dir():
         raise UmarvelError("table folder not found", file=src, field=flag)
     return Path(src)
-
-
-# -- dry run --------------------------------------------------------------------------------------
-def _safetensors_params(model_dir: Path) -> int:
-    total = 0
-    for f in sorted(model_dir.glob("*.safetensors")):
-        with f.open("rb") as fh:
-            n = struct.unpack("<Q", fh.read(8))[0]
-            header = json.loads(fh.read(n))
-        for name, meta in header.items():
-            if name != "__metadata__":
-                count = 1
-                for d in meta["shape"]:
-                    count *= d
-                total += count
-    return total
-
-
-def memory_estimate(model_dir: Path, cfg: TrainConfig, world: int, gpu: bool) -> dict[str, float]:
-    """Rough GiB per device: weights, trainable state (grads + AdamW), activations of one forward.
-
-    Activations use Korthikanti et al.'s per-layer s·b·h·34 bytes (half precision, no checkpointing)
-    or 2·s·b·h per layer plus one layer with checkpointing; sequences assume ~128 text tokens plus a
-    full image at max_pixels. An estimate to size batches, not a promise.
-    """
-    config = json.loads((model_dir / "config.json").read_text())
-    text = config.get("text_config", config)
-    h = int(text["hidden_size"])
-    layers = int(text["num_hidden_layers"])
-    inter = int(text.get("intermediate_size", 4 * h))
-    heads = int(text["num_attention_heads"])
-    kv = int(text.get("num_key_value_heads", heads)) * int(text.get("head_dim") or h // heads)
-    params = _safetensors_params(model_dir)
-    max_pixels = 300 * 28 * 28
-    umarvel_json = model_dir / "umarvel.json"
-    if umarvel_json.is_file():
-        max_pixels = int(json.loads(umarvel_json.read_text()).get("max_pixels", max_pixels))
-    weight_bytes = 2 if gpu and cfg.lora else 4
-    trainable = cfg.lora_rank * (9 * h + 2 * kv + 3 * inter) * layers if cfg.lora else params
-    per_device = cfg.batch_size // world // cfg.grad_accum
-    per_forward = min(cfg.chunk_size, per_device) if cfg.chunk_size else per_device
-    seqs = per_forward * (2 + cfg.hard_negatives) if not cfg.chunk_size else per_forward
-    tokens = 128 + max_pixels // (28 * 28)
-    act_bytes = 2 if gpu and cfg.bf16 else 4
-    per_layer = tokens * seqs * h * act_bytes
-    activations = per_layer * (2 * layers + 17) if cfg.gradient_checkpointing else per_layer * 17 * layers
-    gib = 1024**3
-    est = {
-        "weights_gib": params * weight_bytes / gib,
-        "trainable_params": float(trainable),
-        "grads_and_adamw_gib": trainable * 12 / gib,
-        "activations_gib": activations / gib,
-    }
-    est["total_gib"] = est["weights_gib"] + est["grads_and_adamw_gib"] + est["activations_gib"]
-    return est
-
-
-def describe_stage(req: StageRequest, world: int | None = None) -> dict[str, Any]:
-    """What `--dry-run` prints: resolved config, data sizes, steps, memory per device."""
-    from umarvel_cli.data.samplers import ContrastiveBatchSampler
-    from umarvel_cli.training.trainer import check_batch, count_steps
-
-    cfg, model_dir, data = _prepare(req)
-    world = world or D.world_size()
-    check_batch(len(data), cfg, world)
-    sampler = ContrastiveBatchSampler(data.groups, cfg.batch_size, cfg.seed, cfg.batching, world, 0)
-    return {
-        "stage": req.stage,
-        "init_model": str(model_dir),
-        "out": str(req.out),
-        "config": cfg.to_dict(),
-        "data": {"source": str(data_source(req)), **data.describe()},
-        "world_size": world,
-        "per_device_batch": cfg.batch_size // world,
-        "micro_batch": cfg.batch_size // world // cfg.grad_accum,
-        "steps_per_epoch": sampler.batches_per_epoch(),
-        "total_steps": count_steps(sampler, cfg),
-        "memory_per_device": memory_estimate(model_dir, cfg, world, gpu=_device(req).type == "cuda"),
-    }
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -221,6 +118,7 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
     """Train one stage into `req.out` (up to date → skipped; interrupted → resumed)."""
     from umarvel_cli.console import info
     from umarvel_cli.models.lora import save_adapter, save_merged
+    from umarvel_cli.training.objectives import build_objective
     from umarvel_cli.training.trainer import Trainer, check_batch
 
     cfg, model_dir, data = _prepare(req)
@@ -241,7 +139,10 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
     embedder = load_trainable_model(model_dir, cfg, device)
     if hasattr(on_step, "for_stage"):  # a per-stage sink (e.g. TensorBoard)
         on_step = on_step.for_stage(req.stage) if D.is_main() else None
-    trainer = Trainer(embedder, data, cfg, out, device, description=f"train {req.stage}", on_step=on_step)
+    objective = build_objective(STAGE_OBJECTIVES[req.stage], cfg)
+    trainer = Trainer(
+        embedder, data, cfg, objective, out, device, description=f"train {req.stage}", on_step=on_step
+    )
     summary = trainer.fit(resume=status == "resume")
     extra: dict[str, Any] = {
         "init_model": str(model_dir),
@@ -261,50 +162,3 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
         finish_stage(plan, {"examples": len(data), "steps": summary.steps}, extra)  # type: ignore[arg-type]
     trainer.store.clear()  # after the manifest: a kill before it still finds the final checkpoint
     return StageResult(req.stage, out, status, out / MODEL_DIR, extra)
-
-
-def train(
-    req: StageRequest,
-    nli_pairs: Path | None = None,
-    caption_pairs: Path | None = None,
-    dry_run: bool = False,
-    report_to: str = "none",
-) -> dict[str, Any]:
-    """`umarvel train`: one stage or the progressive chain, or (dry run) their description only.
-
-    Under torchrun the process group is joined here, so the same command line scales out unchanged.
-    """
-    if req.stage not in (*STAGES, "progressive"):
-        raise UmarvelError(
-            f"unknown stage {req.stage!r}", field="--stage", expected="progressive | " + " | ".join(STAGES)
-        )
-    from umarvel_cli.training.progressive import run_progressive
-
-    D.init_from_env()
-    progressive = req.stage == "progressive"
-    if dry_run:
-        from umarvel_cli.training.dry_run import describe_request
-
-        return {"dry_run": True, "stages": describe_request(req, nli_pairs, caption_pairs)}
-    sink = None
-    if report_to == "tensorboard":
-        from umarvel_cli.training.tensorboard import TensorBoardSink
-
-        sink = TensorBoardSink(Path(req.out) / "tensorboard")
-    try:
-        if progressive:
-            results = run_progressive(req, nli_pairs, caption_pairs, on_step=sink)
-        else:
-            results = [run_stage(req, on_step=sink)]
-    finally:
-        if sink is not None:
-            sink.close()
-    if not D.is_main():  # under torchrun one process reports
-        results = []
-    return {
-        "dry_run": False,
-        "stages": [
-            {"stage": r.stage, "status": r.status, "out": str(r.out), "model": str(r.model), **r.extra}
-            for r in results
-        ],
-    }

@@ -1,10 +1,12 @@
-"""The contrastive training loop: plain and readable, single-process or under torchrun unchanged.
+"""The training loop: plain and readable, single-process or under torchrun unchanged.
 
 One optimizer step = one global batch from the sampler, this rank's slice split into `grad_accum`
-micro-batches; each micro-batch is embedded (whole, or in GradCache chunks), scored with the
-gathered InfoNCE and backpropagated; gradients are summed over ranks, clipped, and AdamW steps
-with warmup + cosine. Checkpoints every `save_every` steps and at the end hold everything a
-resumed run needs to continue bit-for-bit: weights, optimizer, scheduler, sampler step, RNG.
+micro-batches; each micro-batch is turned into sides to encode by the stage's objective, embedded
+(whole, or in GradCache chunks), scored by the objective's loss (with what it declared gathered
+over ranks) and backpropagated; gradients are summed over ranks, clipped, and AdamW steps with
+warmup + cosine. The trainer does not know which loss it runs (`training.objectives`). Checkpoints
+every `save_every` steps and at the end hold everything a resumed run needs to continue
+bit-for-bit: weights, optimizer, scheduler, sampler step, RNG.
 
 The model is any nn.Module with `prepare(records, role) -> batch`, `forward(batch) -> [n, d]`
 (L2-normalised) and a `log_temperature` parameter: the `Embedder`, or a toy encoder in tests.
@@ -24,16 +26,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from umarvel_cli import distributed as D
 from umarvel_cli.console import make_progress
-from umarvel_cli.data.records import Record
-from umarvel_cli.data.samplers import ContrastiveBatchSampler
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.training import distributed as D
 from umarvel_cli.training.checkpoint import CheckpointStore, seed_everything, set_rng_state
 from umarvel_cli.training.config import TrainConfig
-from umarvel_cli.training.contrastive import BatchKeys, clamped_temperature, contrastive_loss
 from umarvel_cli.training.data import TrainExample, TrainingSet
 from umarvel_cli.training.gradcache import cached_backward, split_chunks
+from umarvel_cli.training.objectives import Objective, rank_view
+from umarvel_cli.training.samplers import ContrastiveBatchSampler
 from umarvel_cli.training.schedule import lr_lambda, warmup_steps
 
 LOG_NAME = "train_log.jsonl"
@@ -64,6 +65,11 @@ def check_batch(n_examples: int, cfg: TrainConfig, world: int = 1) -> None:
         )
 
 
+def clamped_temperature(log_temperature: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """exp(log τ) within [low, high] (B10: log-parameterised and bounded)."""
+    return log_temperature.float().exp().clamp(low, high)
+
+
 def count_steps(sampler: ContrastiveBatchSampler, cfg: TrainConfig) -> int:
     total = sampler.batches_per_epoch() * cfg.epochs
     return cfg.max_steps if cfg.max_steps else total  # as in transformers: max_steps overrides epochs
@@ -75,6 +81,7 @@ class Trainer:
         model: nn.Module,
         data: TrainingSet,
         cfg: TrainConfig,
+        objective: Objective,
         out: str | Path,
         device: torch.device,
         description: str = "train",
@@ -83,6 +90,7 @@ class Trainer:
         self.model = model
         self.data = data
         self.cfg = cfg
+        self.objective = objective
         self.out = Path(out)
         self.device = device
         self.description = description
@@ -135,53 +143,52 @@ class Trainer:
         """The clamped τ the loss uses (differentiable when τ is learned)."""
         return clamped_temperature(self.temperature_param, self.cfg.temperature_min, self.cfg.temperature_max)
 
-    def _micro_step(self, examples: Sequence[TrainExample], scale: float) -> float:
+    def _micro_step(self, examples: Sequence[TrainExample], scale: float) -> tuple[float, dict[str, float]]:
+        """Backpropagate `scale` x the objective's loss of one micro-batch; (loss, logged values)."""
         cfg = self.cfg
-        keys = BatchKeys.of(list(examples), self.device)
-        sides: list[tuple[list[Record], str]] = [
-            ([e.query for e in examples], "query"),
-            ([e.positive for e in examples], "candidate"),
-            ([n for e in examples for n in e.negatives], "candidate"),
-        ]
+        batch = self.objective.batch(list(examples), self.device)
+        logs: dict[str, torch.Tensor] = {}
 
-        def loss_fn(embs: list[torch.Tensor]) -> torch.Tensor:
-            q, pos, neg = embs
-            return contrastive_loss(
-                q,
-                pos,
-                neg,
-                keys,
-                self.temperature(),
-                cfg.bidirectional,
-                cfg.mask_false_negatives,
-                cfg.loss_impl,
-            )
+        def loss_fn(outputs: list[torch.Tensor]) -> torch.Tensor:
+            result = self.objective.loss(rank_view(self.objective, batch, outputs), self.temperature())
+            logs.update(result.logs)
+            return result.loss
 
         if cfg.chunk_size:
             chunked = [
-                [self.model.prepare(list(c), role) for c in split_chunks(recs, cfg.chunk_size)]
-                if recs
+                [self.model.prepare(list(c), side.role) for c in split_chunks(side.records, cfg.chunk_size)]
+                if side.records
                 else []
-                for recs, role in sides
+                for side in batch.sides
             ]
-            return float(cached_backward(self._encode, chunked, loss_fn, scale=scale))
-        embs = [self._encode(self.model.prepare(recs, role)) if recs else None for recs, role in sides]
-        dim = embs[0].shape[1]  # type: ignore[union-attr]
-        full = [e if e is not None else torch.zeros(0, dim, device=self.device) for e in embs]
-        loss = loss_fn(full)
-        (loss * scale).backward()
-        return float(loss.detach())
+            loss = float(cached_backward(self._encode, chunked, loss_fn, scale=scale))
+        else:
+            embs = [
+                self._encode(self.model.prepare(side.records, side.role)) if side.records else None
+                for side in batch.sides
+            ]
+            dim = embs[0].shape[1]  # type: ignore[union-attr]
+            full = [e if e is not None else torch.zeros(0, dim, device=self.device) for e in embs]
+            result = loss_fn(full)
+            (result * scale).backward()
+            loss = float(result.detach())
+        return loss, {k: float(v) for k, v in logs.items()}
 
-    def _step(self, step: int) -> float:
+    def _step(self, step: int) -> tuple[float, dict[str, float]]:
+        """One optimizer step; (loss, logged values), each summed over ranks."""
         epoch = step // self.per_epoch
         local = self.sampler.local_batch(step)
         examples = [self.data.example(int(i), epoch) for i in local]
         self.optimizer.zero_grad(set_to_none=True)
         micro = len(examples) // self.cfg.grad_accum
         loss = 0.0
+        logs: dict[str, float] = {}
         for k in range(self.cfg.grad_accum):
             part = examples[k * micro : (k + 1) * micro]
-            loss += self._micro_step(part, 1.0 / self.cfg.grad_accum) / self.cfg.grad_accum
+            part_loss, part_logs = self._micro_step(part, 1.0 / self.cfg.grad_accum)
+            loss += part_loss / self.cfg.grad_accum
+            for key, value in part_logs.items():
+                logs[key] = logs.get(key, 0.0) + value / self.cfg.grad_accum
         D.all_reduce_gradients(self.params)
         if self.cfg.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
@@ -191,7 +198,8 @@ class Trainer:
             self.temperature_param.clamp_(
                 math.log(self.cfg.temperature_min), math.log(self.cfg.temperature_max)
             )
-        return D.all_reduce_sum(loss, self.device)
+        logged = {key: D.all_reduce_sum(value, self.device) for key, value in logs.items()}
+        return D.all_reduce_sum(loss, self.device), logged
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _trainable_state(self) -> dict[str, torch.Tensor]:
@@ -257,13 +265,14 @@ class Trainer:
             task = progress.add_task(self.description, total=self.total_steps, completed=start, rate="")
             for step in range(start, self.total_steps):
                 t0 = time.perf_counter()
-                loss = self._step(step)
+                loss, logged = self._step(step)
                 dt = time.perf_counter() - t0
                 rate = batch / dt if dt > 0 else 0.0
                 row = {
                     "step": step + 1,
                     "epoch": step // self.per_epoch,
                     "loss": loss,
+                    **logged,
                     "temperature": self.temperature().item(),
                     "lr": self.scheduler.get_last_lr()[0],
                     "samples_per_s": rate,

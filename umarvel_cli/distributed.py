@@ -1,16 +1,24 @@
-"""Cross-device helpers: rank/world, a differentiable all-gather, gradient all-reduce.
+"""Cross-process helpers for torchrun (training and embedding): rank/world, the process group,
+a differentiable all-gather, gradient all-reduce, and which rank embeds an item.
 
 The gradient contract (the released code's B15 is the 1/world_size error this avoids): every rank
 computes the loss of its *local* queries against the *gathered* candidates, as a sum divided by the
 global number of queries; the gather's backward sums the gradient that every rank sends to each
 shard; trainable gradients are then all-reduced with a SUM. The result is exactly the gradient of
 the single-process loss over the whole global batch. Everything degrades to no-ops in one process.
+
+Embedding shards items by a stable hash of their id (`rank_of`), so a multi-GPU run produces exactly
+the vectors of a single-process run; `DistContext` hands `embed` its rank and collectives (tests
+pass threads in their place).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -37,13 +45,16 @@ def local_rank() -> int:
 
 
 def init_from_env() -> bool:
-    """Join the process group torchrun describes (WORLD_SIZE > 1); True when this started one."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+    """Join the process group torchrun describes (WORLD_SIZE > 1); True when this started one.
+
+    Each rank's CUDA device is its LOCAL_RANK, set whether or not the group already existed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank())
-    dist.init_process_group(backend=backend)
+    if dist.is_available() and dist.is_initialized():
+        return False
+    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     return True
 
 
@@ -159,3 +170,32 @@ def broadcast_object(obj: object, src: int = 0) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def rank_of(item_id: str, world_size: int) -> int:
+    """The rank that embeds `item_id` (stable hash, same on every machine, independent of order)."""
+    digest = hashlib.blake2b(item_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % world_size
+
+
+@dataclass
+class DistContext:
+    """Rank, world size and the two collectives `embed` needs, as values a test can replace."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    barrier: Callable[[], None] = field(default=lambda: None)
+    broadcast: Callable[[Any], Any] = field(default=lambda obj: obj)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> DistContext:
+        """Single process, or the torchrun process group (joined here when needed)."""
+        init_from_env()
+        if not is_distributed():
+            return cls()
+        return cls(rank(), world_size(), local_rank(), barrier, broadcast_object)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from umarvel_cli.data.samplers import ContrastiveBatchSampler
+from umarvel_cli.training.samplers import ContrastiveBatchSampler
 
 
 def test_mixed_batches_cover_the_data_once_per_epoch_and_drop_only_the_tail():
