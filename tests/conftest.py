@@ -35,7 +35,7 @@ def demo_root(demo_counts) -> Path:
 @pytest.fixture(scope="session")
 def demo_tables(demo_root, tmp_path_factory) -> Path:
     """The tiny demo read by `prepare mbeir` (all splits), once per session; read-only."""
-    from umarvel_cli.data.mbeir_reader import prepare_mbeir
+    from umarvel_cli.data.mbeir.reader import prepare_mbeir
 
     out = tmp_path_factory.mktemp("demo_tables")
     prepare_mbeir(demo_root, out)

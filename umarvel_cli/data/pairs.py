@@ -21,8 +21,8 @@ from umarvel_cli.artifacts.manifest import Manifest, fingerprint, read_manifest
 from umarvel_cli.artifacts.paths import safe_relative
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.console import info, make_progress
-from umarvel_cli.data.mbeir_output import BadRows, TableSink
-from umarvel_cli.data.mbeir_records import RowError
+from umarvel_cli.data.mbeir.output import BadRows, TableSink
+from umarvel_cli.data.mbeir.records import RowError
 from umarvel_cli.errors import UmarvelError
 
 STAGE = "prepare-pairs"

@@ -19,7 +19,7 @@ from umarvel_cli.artifacts import Manifest, fingerprint, read_manifest, write_ma
 from umarvel_cli.artifacts.manifest import MANIFEST
 from umarvel_cli.artifacts.trec import write_trec_run
 from umarvel_cli.console import info
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec, load_mbeir_spec
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec, load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_json, write_report_files
 from umarvel_cli.evaluation.pool_check import rows_outside_pool

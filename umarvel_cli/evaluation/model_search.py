@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from umarvel_cli.artifacts import TABLES, ShardWriter, count_rows, read_table
 from umarvel_cli.console import info
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.prepared import PreparedSplit, ids_by_modality
 from umarvel_cli.retrieval.embeddings import EmbeddingSet, ids_in, open_embeddings

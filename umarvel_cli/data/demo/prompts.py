@@ -6,7 +6,7 @@ written for the demo. A task without an entry gets prompts built from its modali
 
 from __future__ import annotations
 
-from umarvel_cli.data.mbeir_tasks import TaskSpec
+from umarvel_cli.data.mbeir.tasks import TaskSpec
 
 PROMPTS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("visualnews", "image"): (
