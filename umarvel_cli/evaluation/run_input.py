@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from umarvel_cli.artifacts import fingerprint, read_table
 from umarvel_cli.artifacts.trec import read_trec_run
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.retrieval.run_table import RUN_TABLE
 
 
 @dataclass
@@ -43,10 +44,10 @@ def read_run(path: str | Path) -> pa.Table:
     p = Path(path)
     if p.is_file():
         return read_trec_run(p)
-    if (p / "run").is_dir():
-        return read_table(p, "run")
-    if p.name == "run" and p.is_dir():
-        return read_table(p.parent, "run")
+    if (p / RUN_TABLE).is_dir():
+        return read_table(p, RUN_TABLE)
+    if p.name == RUN_TABLE and p.is_dir():
+        return read_table(p.parent, RUN_TABLE)
     raise UmarvelError(
         "not a run", file=p, expected="a TREC run file or an `umarvel search` output folder (holding run/)"
     )

@@ -129,4 +129,3 @@ def _warn_if_models_differ(q_set, c_set) -> None:
     models = [s.manifest.extra.get("model") if s.manifest else None for s in (q_set, c_set)]
     if None not in models and models[0] != models[1]:
         info(f"[yellow]warning: queries were embedded with {models[0]}, candidates with {models[1]}[/]")
-
