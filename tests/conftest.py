@@ -10,6 +10,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One intra-op thread: the tests' tensors are tiny, and on the shared 2-core box a second OpenMP thread
+# that is descheduled stalls every op (a training-stage test took 24 s with two threads, 2.6 s with one,
+# at load 12). Set before anything imports torch; the subprocesses tests start inherit it. The GPU
+# device check keeps torch's default.
+if os.environ.get("UMARVEL_TEST_ON_GPU") != "1":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Kernel tests run Triton's CPU interpreter. triton decides at import (decoration) time whether its own
 # library functions are interpreted, so the variable must be set before anything imports triton;
 # UMARVEL_TEST_ON_GPU=1 runs the kernels compiled instead (on a CUDA machine).
@@ -35,7 +41,7 @@ def demo_root(demo_counts) -> Path:
 @pytest.fixture(scope="session")
 def demo_tables(demo_root, tmp_path_factory) -> Path:
     """The tiny demo read by `prepare mbeir` (all splits), once per session; read-only."""
-    from umarvel_cli.data.mbeir_reader import prepare_mbeir
+    from umarvel_cli.data.mbeir.reader import prepare_mbeir
 
     out = tmp_path_factory.mktemp("demo_tables")
     prepare_mbeir(demo_root, out)

@@ -57,7 +57,7 @@ def run_demo(
     """prepare → init model → eval (zero-shot) → train progressive (nli, caption, mbeir) → eval each stage."""
     from umarvel_cli.data.demo import prepare_demo
     from umarvel_cli.data.demo.corpora import CAPTIONS_FILE, NLI_FILE, PAIRS_DIR
-    from umarvel_cli.data.mbeir_reader import prepare_mbeir
+    from umarvel_cli.data.mbeir.reader import prepare_mbeir
     from umarvel_cli.data.pairs import prepare_pairs
 
     out = Path(out)

@@ -39,6 +39,17 @@ def test_interrupted_run_resumes_only_with_same_params(tmp_path):
     assert again.status == "redo" and not (out / "t").exists()
 
 
+def test_redo_keeps_the_named_caches(tmp_path):
+    out = tmp_path / "o"
+    finish_stage(plan_stage(out, "s", {"a": 1}, {}, keep=("cache",)), {})
+    (out / "cache").mkdir()
+    (out / "cache" / "x.bin").write_bytes(b"1")
+    (out / "report.md").write_text("old")
+    redo = plan_stage(out, "s", {"a": 2}, {}, keep=("cache",))
+    assert redo.status == "redo" and read_manifest(out) is None
+    assert (out / "cache" / "x.bin").read_bytes() == b"1" and not (out / "report.md").exists()
+
+
 def test_foreign_folder_is_not_wiped(tmp_path):
     (tmp_path / "precious.txt").write_text("x")
     with pytest.raises(UmarvelError, match="refusing to overwrite"):

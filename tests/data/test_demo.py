@@ -13,7 +13,7 @@ from PIL import Image
 
 from umarvel_cli.data.demo import generate_demo
 from umarvel_cli.data.demo.build import DEMO_SIZES
-from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 
 SPEC = load_mbeir_spec()
 SIZE = DEMO_SIZES["tiny"]

@@ -7,7 +7,7 @@ from collections import Counter
 
 from umarvel_cli.artifacts.manifest import read_manifest
 from umarvel_cli.artifacts.shards import read_table
-from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 
 SPEC = load_mbeir_spec()
 STEM = {(t.dataset_id, t.task_id): t.stem for t in SPEC.tasks}

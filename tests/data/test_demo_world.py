@@ -11,7 +11,7 @@ from umarvel_cli.data.demo import texts
 from umarvel_cli.data.demo.build import DEMO_SIZES, build_demo
 from umarvel_cli.data.demo.drawing import png_bytes, render
 from umarvel_cli.data.demo.world import ATTRIBUTES, Item, Jitter, entity_catalog, mutate, near_entities
-from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 
 SPEC = load_mbeir_spec()
 RED_STAR = Item("star", "red", "striped", "large", "left", "sand")

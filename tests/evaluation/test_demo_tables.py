@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from umarvel_cli.artifacts import read_table
-from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 from umarvel_cli.evaluation import evaluate_mbeir
 
 

@@ -88,6 +88,28 @@ def test_global_union_and_modality_filter_and_embedding_reuse(prepared, fake, tm
     assert "NON-STANDARD" in (tmp_path / "f" / "report.md").read_text()
 
 
+def test_stage_lifecycle_up_to_date_redo_keeps_embeddings_and_foreign_folders(
+    prepared, fake, tmp_path, model
+):
+    out = tmp_path / "eval"
+    first = evaluate_mbeir(prepared, "test", "local", out, model=model)
+    n_calls, manifest = len(fake.calls), (out / "manifest.json").read_text()
+    assert evaluate_mbeir(prepared, "test", "local", out, model=model) == json.loads(json.dumps(first))
+    assert len(fake.calls) == n_calls and (out / "manifest.json").read_text() == manifest
+    (out / "stale.txt").write_text("from an older evaluation")
+    redone = evaluate_mbeir(prepared, "test", "local", out, model=model, topk=200)
+    assert not (out / "stale.txt").exists() and not (out / "_progress.json").exists()
+    assert fake.skipped == 4  # queries and the three pools: kept through the redo
+    assert json.loads((out / "manifest.json").read_text())["params"]["topk"] == 200
+    assert scores(redone) == scores(first)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(UmarvelError, match="refusing to overwrite"):
+        evaluate_mbeir(prepared, "test", "local", foreign, model=model)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
 def test_run_from_any_system_with_ties_and_duplicates(prepared, tmp_path):
     run = tmp_path / "other.trec"
     run.write_text(

@@ -1,4 +1,7 @@
-"""The Triton kernels compile for an H100 (sm_90) through triton's real GPU pipeline, without a GPU."""
+"""The Triton kernels compile for an H100 (sm_90) through triton's real GPU pipeline, without a GPU.
+
+Marked `gpu`: about 100 s on the 2-core box, so `make test` leaves it to scripts/device_check.sh
+(`pytest -m gpu`); run it by hand after changing a kernel."""
 
 from __future__ import annotations
 
@@ -6,7 +9,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.gpu
 def test_every_kernel_compiles_for_sm90():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = subprocess.run(

@@ -99,6 +99,7 @@ def test_public_impl_and_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda q, c, tau: fn(q, c, tau).sum(), (q, c, tau), nondet_tol=1e-12)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(
     not ON_GPU, reason="cuBLAS bf16 block accumulation: UMARVEL_TEST_ON_GPU=1 on a CUDA machine"
 )

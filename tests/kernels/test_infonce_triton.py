@@ -85,6 +85,7 @@ def test_public_api_triton_impl_matches_chunked(kernel_device):
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not ON_GPU, reason="GPU tile sizes: UMARVEL_TEST_ON_GPU=1 on a CUDA machine")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_gpu_tiles_on_a_ragged_shape(dtype, kernel_device):

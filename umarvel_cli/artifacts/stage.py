@@ -50,8 +50,10 @@ class StagePlan:
         return self.status == "up_to_date"
 
 
-def _clear(out: Path) -> None:
+def _clear(out: Path, keep: tuple[str, ...] = ()) -> None:
     for child in out.iterdir():
+        if child.name in keep:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
@@ -59,9 +61,18 @@ def _clear(out: Path) -> None:
 
 
 def plan_stage(
-    out: str | Path, stage: str, params: dict[str, Any], inputs: dict[str, str], force: bool = False
+    out: str | Path,
+    stage: str,
+    params: dict[str, Any],
+    inputs: dict[str, str],
+    force: bool = False,
+    keep: tuple[str, ...] = (),
 ) -> StagePlan:
-    """Look at `out` and decide; prepares the folder (clears it on redo, marks progress on start)."""
+    """Look at `out` and decide; prepares the folder (clears it on redo, marks progress on start).
+
+    `keep` names children of `out` a redo leaves in place: caches that carry their own manifests
+    (the embeddings an evaluation reuses when only its options change).
+    """
     out = Path(out)
     key = _key(stage, params, inputs)
     manifest = read_manifest(out) if out.is_dir() else None
@@ -100,7 +111,7 @@ def plan_stage(
 
     out.mkdir(parents=True, exist_ok=True)
     if status == "redo":
-        _clear(out)
+        _clear(out, keep)
     atomic_write_text(progress_path, json.dumps({"key": key, "stage": stage}) + "\n")
     return StagePlan(out, stage, params, inputs, status, reason)
 

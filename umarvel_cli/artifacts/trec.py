@@ -27,14 +27,18 @@ class QrelRow:
     task_id: int | None
 
 
-def _lines(path: Path) -> Iterable[tuple[int, list[str]]]:
+def _lines(path: Path, widths: tuple[int, ...], expected: str) -> Iterable[tuple[int, list[str]]]:
+    """(line number, columns) of every non-blank line; a line with another number of columns is refused."""
     if not path.is_file():
         raise UmarvelError("file not found", file=path)
     with open(path, encoding="utf-8") as fh:
         for n, raw in enumerate(fh, start=1):
             parts = raw.split()
-            if parts:
-                yield n, parts
+            if not parts:
+                continue
+            if len(parts) not in widths:
+                raise UmarvelError(f"{len(parts)} columns", file=path, line=n, expected=expected)
+            yield n, parts
 
 
 def _int(value: str, path: Path, line: int, name: str) -> int:
@@ -58,14 +62,8 @@ def read_trec_run(path: str | Path) -> pa.Table:
     dids: list[str] = []
     ranks: list[int] = []
     scores: list[float] = []
-    for n, parts in _lines(path):
-        if len(parts) not in (6, 7):
-            raise UmarvelError(
-                f"{len(parts)} columns",
-                file=path,
-                line=n,
-                expected="'qid Q0 did rank score run_id' (6 columns, or 7 with UniIR's task id)",
-            )
+    expected = "'qid Q0 did rank score run_id' (6 columns, or 7 with UniIR's task id)"
+    for n, parts in _lines(path, (6, 7), expected):
         qids.append(parts[0])
         dids.append(parts[2])
         ranks.append(_int(parts[3], path, n, "rank"))
@@ -116,14 +114,8 @@ def read_qrels(path: str | Path) -> list[QrelRow]:
     """Read 4-column TREC qrels or 5-column M-BEIR qrels (the 5th column is the task id)."""
     path = Path(path)
     rows: list[QrelRow] = []
-    for n, parts in _lines(path):
-        if len(parts) not in (4, 5):
-            raise UmarvelError(
-                f"{len(parts)} columns",
-                file=path,
-                line=n,
-                expected="'qid 0 did relevance' or M-BEIR's 'qid 0 did relevance task_id'",
-            )
+    expected = "'qid 0 did relevance' or M-BEIR's 'qid 0 did relevance task_id'"
+    for n, parts in _lines(path, (4, 5), expected):
         task = _int(parts[4], path, n, "task_id") if len(parts) == 5 else None
         rows.append(QrelRow(parts[0], parts[2], _int(parts[3], path, n, "relevance"), task))
     return rows

@@ -242,22 +242,21 @@ def _our_batches(embedder: Any, records: list[Any], batch_size: int) -> list[dic
     return [collate([encoded[i] for i in b]) for b in plan_batches(encoded, batch_size)]
 
 
-def _run_model(embedder: Any, batches: list[dict[str, Any]], workers: int = 1) -> None:
-    """The model on already-collated batches, `workers` threads of one torch thread each at once."""
+def _run_model(embedder: Any, batches: list[dict[str, Any]], workers: int = 1) -> list[Any]:
+    """The model on already-collated batches, `workers` threads of one torch thread each at once;
+    each batch's output, in batch order (returned, not copied, so the timing is the model's alone)."""
     import torch
 
-    def one(batch: dict[str, Any]) -> None:
+    def one(batch: dict[str, Any]) -> Any:
         with torch.inference_mode():
-            embedder.forward(batch)
+            return embedder.forward(batch)
 
     if workers == 1:
-        for b in batches:
-            one(b)
-        return
+        return [one(b) for b in batches]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(one, batches))
+        return list(pool.map(one, batches))
 
 
 def shared_floor(embedder: Any, records: list[Any], batch_size: int, reps: int) -> dict[str, float]:

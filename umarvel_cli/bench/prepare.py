@@ -77,10 +77,10 @@ def _current_mib() -> float:
 
 def _ours(path: str, out: str, line_parser_only: bool = False) -> tuple[float, int, float, float | None]:
     """(seconds, rows, peak MiB, MiB per 1M rows that the id index grows by in the file's second half)."""
-    from umarvel_cli.data import mbeir_pool_block
-    from umarvel_cli.data.mbeir_layout import MBEIRInputs, SourceFile
-    from umarvel_cli.data.mbeir_reader import MBEIRPreparer, PhaseProgress
-    from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+    from umarvel_cli.data.mbeir import pool_block
+    from umarvel_cli.data.mbeir.layout import MBEIRInputs, SourceFile
+    from umarvel_cli.data.mbeir.reader import MBEIRPreparer, PhaseProgress
+    from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 
     class Sampler(PhaseProgress):
         def __init__(self) -> None:
@@ -92,7 +92,7 @@ def _ours(path: str, out: str, line_parser_only: bool = False) -> tuple[float, i
             self.samples.append((self.lines, _current_mib()))
 
     if line_parser_only:
-        mbeir_pool_block.parse_block_arrow = lambda lines, use_threads=True: None
+        pool_block.parse_block_arrow = lambda lines, use_threads=True: None
     source = SourceFile(kind="pool", path=Path(path), rel=Path(path).name, pool="bench_pool")
     inputs = MBEIRInputs(Path(path).parent, source, (source,), (), (), ())
     start = time.perf_counter()

@@ -51,7 +51,7 @@ def command(
 
     A run killed midway resumes from its completed shards; an identical second run says "up to date".
     """
-    from umarvel_cli.data.mbeir_reader import prepare_mbeir
+    from umarvel_cli.data.mbeir.reader import prepare_mbeir
 
     prepare_mbeir(
         root, out, splits=split, on_error=on_error, force=force, rows_per_shard=rows_per_shard, tasks=tasks

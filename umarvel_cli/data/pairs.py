@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from umarvel_cli.artifacts.manifest import Manifest, fingerprint, read_manifest
+from umarvel_cli.artifacts.manifest import Manifest, fingerprint, require_manifest
 from umarvel_cli.artifacts.paths import safe_relative
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.console import info, make_progress
-from umarvel_cli.data.mbeir_output import BadRows, TableSink
-from umarvel_cli.data.mbeir_records import RowError
+from umarvel_cli.data.mbeir.output import BadRows, TableSink
+from umarvel_cli.data.mbeir.records import RowError
 from umarvel_cli.errors import UmarvelError
 
 STAGE = "prepare-pairs"
@@ -268,9 +268,7 @@ def prepare_pairs(
     plan = plan_stage(out, STAGE, params, {"input": fingerprint(source)}, force=force)
     if plan.up_to_date:
         info(f"prepare pairs: {out} is up to date ({plan.reason}); --force redoes it")
-        manifest = read_manifest(out)
-        assert manifest is not None
-        return manifest
+        return require_manifest(out, STAGE)
     info(f"prepare pairs: {plan.status} ({plan.reason}) → {out}")
     fmt, rows = read_pairs(source, kind, root)
     sink = TableSink(out, "pairs", rows_per_shard, plan.resume)

@@ -33,7 +33,7 @@ def _image_path(root: Path, rel: str | None) -> Path | None:
 
 
 def _cand_modalities() -> dict[int, str]:
-    from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+    from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 
     return {task: mods[1] for task, mods in load_mbeir_spec().task_modalities.items()}
 

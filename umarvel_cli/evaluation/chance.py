@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from umarvel_cli.artifacts.shards import read_table
-from umarvel_cli.data.mbeir_layout import global_pool_of
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec
+from umarvel_cli.data.mbeir.layout import global_pool_of
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec
 from umarvel_cli.evaluation.prepared import PreparedSplit
 from umarvel_cli.metrics.chart import chance_recall
 

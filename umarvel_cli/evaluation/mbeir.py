@@ -15,13 +15,13 @@ from typing import Any
 import pyarrow as pa
 
 from umarvel_cli import __version__
-from umarvel_cli.artifacts import Manifest, fingerprint, read_manifest, write_manifest
-from umarvel_cli.artifacts.manifest import MANIFEST
+from umarvel_cli.artifacts import fingerprint, finish_stage, plan_stage, read_manifest
 from umarvel_cli.artifacts.trec import write_trec_run
 from umarvel_cli.console import info, warn
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec, load_mbeir_spec
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec, load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.chance import chance_levels
+from umarvel_cli.evaluation.model_search import EMBEDDINGS, search_with_model
 from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_json, write_report_files
 from umarvel_cli.evaluation.pool_check import rows_outside_pool
 from umarvel_cli.evaluation.prepared import MBEIR_STAGE, PreparedSplit, candidate_ids, load_split
@@ -80,21 +80,6 @@ def _check_options(
         )
 
 
-def _up_to_date(out: Path, params: dict[str, Any], inputs: dict[str, str]) -> dict[str, Any] | None:
-    manifest = read_manifest(out) if out.is_dir() else None
-    if manifest is None:
-        return None
-    if manifest.stage != STAGE:
-        raise UmarvelError(
-            f"holds the output of stage '{manifest.stage}'",
-            file=out,
-            expected=f"an empty folder or a '{STAGE}' output",
-        )
-    if manifest.params == params and manifest.inputs == inputs and (out / METRICS_JSON).is_file():
-        return json.loads((out / METRICS_JSON).read_text())
-    return None
-
-
 def evaluate_mbeir(
     data: Path,
     split: str,
@@ -121,16 +106,13 @@ def evaluate_mbeir(
     params = {"split": split, "pool": pool, "modality_filter": modality_filter, "topk": topk}
     params["mode"] = "model" if model is not None else "run"
     inputs = {"data": fingerprint(data), params["mode"]: fingerprint(source)}
-    if not force and (record := _up_to_date(out, params, inputs)) is not None:
+    plan = plan_stage(out, STAGE, params, inputs, force, keep=(EMBEDDINGS,))
+    if plan.up_to_date:
         info(f"eval: {out} is up to date")
-        return record
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the new manifest lands
+        return json.loads((out / METRICS_JSON).read_text())
 
     search_info: dict[str, Any] | None = None
     if model is not None:
-        from umarvel_cli.evaluation.model_search import search_with_model
-
         search_info = search_with_model(
             model, prepared, spec, pool, out, modality_filter, topk, device=device
         )
@@ -197,9 +179,7 @@ def evaluate_mbeir(
         reference,
     )
     counts = {"queries": len(prepared.qids), "tasks": len(summary.tasks), "run_rows": table.num_rows}
-    write_manifest(
-        out, Manifest(stage=STAGE, params=params, inputs=inputs, counts=counts, extra={"files": files})
-    )
+    finish_stage(plan, counts, {"files": files})
     return record
 
 

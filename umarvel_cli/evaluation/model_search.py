@@ -1,4 +1,5 @@
-"""`eval --model`: embed the split's queries and the pools it needs, search them, write one run.
+"""`eval --model`: embed the split's queries and the pools it needs, and search them through
+`retrieval.search_stage.search_exact` (the search `umarvel search` runs) into one run table.
 
 Embeddings go to OUT/embeddings/{queries,pool-NAME}; `run_embed` skips those whose manifest says
 they are up to date, so a second evaluation (say global after local) reuses them.
@@ -16,16 +17,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from umarvel_cli.artifacts import TABLES, ShardWriter, count_rows, read_table
+from umarvel_cli.artifacts import read_table
 from umarvel_cli.console import info
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.prepared import PreparedSplit, ids_by_modality
 from umarvel_cli.retrieval.embeddings import EmbeddingSet, ids_in, open_embeddings
-from umarvel_cli.retrieval.exact import chain_sets, exact_search
-from umarvel_cli.retrieval.run_table import iter_run_batches
+from umarvel_cli.retrieval.search_stage import SearchGroup, search_exact
 
-RUN_TABLE = "run"
+EMBEDDINGS = (
+    "embeddings"  # OUT/embeddings/<set>: each with its own manifest, kept when the evaluation is redone
+)
 
 
 def load_run_embed() -> Callable[..., Any]:
@@ -70,7 +72,7 @@ def search_with_model(
     """Write OUT/run (the run table) and return what was embedded and searched."""
     run_embed = load_run_embed()
     data, split = prepared.data, prepared.split
-    emb_root = out / "embeddings"
+    emb_root = out / EMBEDDINGS
     run_embed(model, data, split, "queries", emb_root / "queries", device=device)
     q_set = open_embeddings(emb_root / "queries")
     q_ids, q_x = q_set.read()
@@ -87,46 +89,36 @@ def search_with_model(
         run_embed(model, data, split, "candidates", target, pool=name, device=device)
         return open_embeddings(target)
 
+    def group(label: str, qids: list[str], sets: list[EmbeddingSet], keep=None) -> SearchGroup:
+        rows = np.fromiter((row_of[q] for q in qids), dtype=np.int64, count=len(qids))
+        return SearchGroup(label, pa.array(qids, type=pa.string()), q_x[rows], sets, keep)
+
     available = _existing_pools(data)
-    groups: list[tuple[str, list[str], list[EmbeddingSet], Any]] = []
+    groups: list[SearchGroup] = []
     if pool == "local":
         for task in prepared.tasks:
             name = _task_spec(spec, task).pool(split)
             if name not in available:
                 raise UmarvelError(f"local pool {name!r} of task {task} is not in the pools table", file=data)
-            groups.append((task, prepared.qids_of(task), [embed_pool(name)], None))
+            groups.append(group(task, prepared.qids_of(task), [embed_pool(name)]))
     else:
         names = [n for n in dict.fromkeys(t.pool(split) for t in spec.tasks) if n in available]
         sets = [embed_pool(n) for n in names]
         info(f"eval: global pool = union of {len(names)} local {split} pools")
         if not modality_filter:
-            groups.append(("union", list(prepared.qids), sets, None))
+            groups.append(group("union", list(prepared.qids), sets))
         else:
             by_mod = ids_by_modality(data)
             wanted: dict[str, list[str]] = {}
             for q in prepared.qids:
                 wanted.setdefault(_task_spec(spec, prepared.task_of[q]).cand_modality, []).append(q)
             for modality, qids in wanted.items():
-                groups.append(
-                    (
-                        f"union[{modality}]",
-                        qids,
-                        sets,
-                        ids_in(by_mod.get(modality, pa.array([], type=pa.string()))),
-                    )
-                )
+                allowed = ids_in(by_mod.get(modality, pa.array([], type=pa.string())))
+                groups.append(group(f"union[{modality}]", qids, sets, allowed))
 
-    searched = []
-    with ShardWriter(out, RUN_TABLE, TABLES["run"], rows_per_shard=2_000_000) as writer:
-        for label, qids, sets, keep in groups:
-            rows = np.fromiter((row_of[q] for q in qids), dtype=np.int64, count=len(qids))
-            blocks = chain_sets(sets, keep=keep, dedupe=len(sets) > 1)
-            result = exact_search(q_x[rows], blocks, topk)
-            for batch in iter_run_batches(pa.array(qids, type=pa.string()), result):
-                writer.write_batch(batch)
-            searched.append({"group": label, "queries": len(qids), "candidates": len(result.candidate_ids)})
+    searched = search_exact(out, groups, topk)
     return {
         "embeddings": {p.name: str(p) for p in sorted(emb_root.iterdir()) if p.is_dir()},
-        "searched": searched,
-        "run_rows": count_rows(out, RUN_TABLE),
+        "searched": searched.groups,
+        "run_rows": searched.rows,
     }

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from umarvel_cli.artifacts import read_table
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec
 from umarvel_cli.evaluation.prepared import PreparedSplit
 
 

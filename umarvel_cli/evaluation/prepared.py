@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from umarvel_cli.artifacts import Manifest, read_manifest, read_table
 from umarvel_cli.artifacts.manifest import require_manifest
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec
 from umarvel_cli.errors import UmarvelError
 
 MBEIR_STAGE = "prepare-mbeir"

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from umarvel_cli.artifacts import fingerprint, read_table
 from umarvel_cli.artifacts.trec import read_trec_run
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.retrieval.run_table import RUN_TABLE
 
 
 @dataclass
@@ -43,10 +44,10 @@ def read_run(path: str | Path) -> pa.Table:
     p = Path(path)
     if p.is_file():
         return read_trec_run(p)
-    if (p / "run").is_dir():
-        return read_table(p, "run")
-    if p.name == "run" and p.is_dir():
-        return read_table(p.parent, "run")
+    if (p / RUN_TABLE).is_dir():
+        return read_table(p, RUN_TABLE)
+    if p.name == RUN_TABLE and p.is_dir():
+        return read_table(p.parent, RUN_TABLE)
     raise UmarvelError(
         "not a run", file=p, expected="a TREC run file or an `umarvel search` output folder (holding run/)"
     )
@@ -56,33 +57,26 @@ def run_fingerprint(path: str | Path) -> str:
     return fingerprint(path)
 
 
-def _unknown(values: pa.Array, known: pa.Array) -> list[str]:
-    mask = pc.invert(pc.is_in(values, value_set=known))
-    return pc.filter(values, mask).to_pylist()
-
-
 def validate_run(run: pa.Table, qids: pa.Array, dids: pa.Array, split: str, source: str | Path) -> None:
     """Refuse a run whose query or candidate ids the prepared data does not know."""
     if run.num_rows == 0:
         raise UmarvelError("the run is empty", file=source)
-    bad_q = _unknown(pc.unique(run.column("qid")), qids)
-    if bad_q:
-        raise UmarvelError(
-            f"{len(bad_q)} query id(s) of the run are not {split} queries of the prepared data "
-            f"(e.g. {', '.join(map(repr, bad_q[:3]))})",
-            file=source,
-            field="qid",
-            expected=f"a run over the {split} split of these tables",
-        )
-    bad_d = _unknown(pc.unique(run.column("did")), dids)
-    if bad_d:
-        raise UmarvelError(
-            f"{len(bad_d)} candidate id(s) of the run are not in the prepared candidates "
-            f"(e.g. {', '.join(map(repr, bad_d[:3]))})",
-            file=source,
-            field="did",
-            expected="candidate ids from the prepared candidates table",
-        )
+    checks = [
+        ("qid", qids, f"query id(s) of the run are not {split} queries of the prepared data",
+         f"a run over the {split} split of these tables"),
+        ("did", dids, "candidate id(s) of the run are not in the prepared candidates",
+         "candidate ids from the prepared candidates table"),
+    ]  # fmt: skip
+    for column, known, what, expected in checks:
+        values = pc.unique(run.column(column))
+        unknown = pc.filter(values, pc.invert(pc.is_in(values, value_set=known))).to_pylist()
+        if unknown:
+            raise UmarvelError(
+                f"{len(unknown)} {what} (e.g. {', '.join(map(repr, unknown[:3]))})",
+                file=source,
+                field=column,
+                expected=expected,
+            )
 
 
 def to_rankings(run: pa.Table) -> Rankings:

@@ -1,14 +1,17 @@
-"""Turn a SearchResult into `run` table rows (qid, did, rank, score), query block by query block."""
+"""The `run` table (qid, did, rank, score): SearchResults become its rows, and the one writer of it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from umarvel_cli.artifacts import TABLES
+from umarvel_cli.artifacts import TABLES, ShardWriter
 from umarvel_cli.retrieval.exact import SearchResult
+
+RUN_TABLE = "run"
 
 
 def iter_run_batches(
@@ -31,3 +34,11 @@ def iter_run_batches(
             },
             schema=TABLES["run"],
         )
+
+
+def write_run(out: str | Path, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
+    """Write `out/run/` from run-table batches (replacing an older run there); the rows written."""
+    with ShardWriter(out, RUN_TABLE, TABLES["run"], rows_per_shard=2_000_000) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+    return writer.rows_written

@@ -1,22 +1,72 @@
 """The `search` stage: top-k for a query embedding set, exact (streaming) or through a faiss index,
-written as a `run` table and, on request, a TREC run file."""
+written as a `run` table and, on request, a TREC run file.
+
+`search_exact` is the one exact search path: `umarvel search --embeddings` and `eval mbeir --model`
+(each task's queries against its pool, or all queries against the union of pools) both go through it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from umarvel_cli.artifacts import TABLES, Manifest, ShardWriter, fingerprint, finish_stage, plan_stage
+import numpy as np
+import pyarrow as pa
+
+from umarvel_cli.artifacts import Manifest, fingerprint, finish_stage, plan_stage
 from umarvel_cli.artifacts.manifest import require_manifest
 from umarvel_cli.artifacts.shards import iter_batches
 from umarvel_cli.artifacts.trec import write_trec_run
 from umarvel_cli.console import info
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.retrieval.embeddings import open_embeddings
-from umarvel_cli.retrieval.exact import SearchResult, exact_search, pick_device
-from umarvel_cli.retrieval.run_table import iter_run_batches
+from umarvel_cli.retrieval.embeddings import EmbeddingSet, open_embeddings
+from umarvel_cli.retrieval.exact import chain_sets, exact_search, pick_device
+from umarvel_cli.retrieval.run_table import RUN_TABLE, iter_run_batches, write_run
 
 STAGE = "search"
-RUN_TABLE = "run"
+
+
+@dataclass
+class SearchGroup:
+    """Queries that search one pool: the union of `candidates` (an id in two sets is searched once),
+    optionally narrowed by `keep(ids) -> bool mask` (a modality filter)."""
+
+    label: str
+    qids: pa.Array
+    queries: np.ndarray
+    candidates: Sequence[EmbeddingSet]
+    keep: Callable[[pa.Array], np.ndarray] | None = None
+
+
+@dataclass
+class SearchedRun:
+    rows: int
+    groups: list[dict[str, Any]]  # per group: label, queries, candidates searched
+
+
+def search_exact(
+    out: str | Path,
+    groups: Iterable[SearchGroup],
+    topk: int,
+    query_block: int = 4096,
+    device: str | None = None,
+) -> SearchedRun:
+    """Exact top-k of every group's queries against its pool, written as one run table in `out`."""
+    searched: list[dict[str, Any]] = []
+
+    def batches() -> Iterator[pa.Table]:
+        for group in groups:
+            blocks = chain_sets(group.candidates, keep=group.keep, dedupe=len(group.candidates) > 1)
+            result = exact_search(group.queries, blocks, topk, query_block=query_block, device=device)
+            searched.append(
+                {"group": group.label, "queries": len(group.qids), "candidates": len(result.candidate_ids)}
+            )
+            yield from iter_run_batches(group.qids, result)
+
+    rows = write_run(out, batches())
+    return SearchedRun(rows, searched)
 
 
 def run_search(
@@ -57,6 +107,7 @@ def run_search(
                 expected="query and candidate embeddings from the same model",
             )
         result = search_index(loaded, qx, topk, query_block=max(batch_size, 1))
+        rows = write_run(plan.out, iter_run_batches(qids, result))
         extra = {"method": "faiss", "device": loaded.device, "factory": loaded.manifest.extra.get("factory")}
     else:
         c_set = open_embeddings(embeddings)
@@ -66,9 +117,9 @@ def run_search(
             raise UmarvelError(
                 "--device cuda asked for, but torch sees no GPU", field="--device", expected="--device cpu"
             )
-        result = exact_search(qx, c_set.iter_blocks(), topk, query_block=batch_size, device=device)
+        group = SearchGroup("all", qids, qx, [c_set])
+        rows = search_exact(plan.out, [group], topk, query_block=batch_size, device=device).rows
         extra = {"method": "exact", "device": device, "candidates": c_set.count}
-    rows = write_run(plan.out, qids, result)
     if trec is not None:
         write_trec_run(trec, iter_batches(plan.out, RUN_TABLE), run_id="umarvel")
     extra.update({"topk": topk, "dim": q_set.dim, "trec": str(trec) if trec else None})
@@ -80,10 +131,3 @@ def _warn_if_models_differ(q_set, c_set) -> None:
     models = [s.manifest.extra.get("model") if s.manifest else None for s in (q_set, c_set)]
     if None not in models and models[0] != models[1]:
         info(f"[yellow]warning: queries were embedded with {models[0]}, candidates with {models[1]}[/]")
-
-
-def write_run(out: str | Path, qids, result: SearchResult) -> int:
-    with ShardWriter(out, RUN_TABLE, TABLES["run"], rows_per_shard=2_000_000) as writer:
-        for batch in iter_run_batches(qids, result):
-            writer.write_batch(batch)
-    return writer.rows_written

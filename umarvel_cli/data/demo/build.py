@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from umarvel_cli.data.demo.records import Registry
 from umarvel_cli.data.demo.tasks import BUILDERS, TaskBuild, label_all_matches
 from umarvel_cli.data.demo.world import entity_catalog
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec, TaskSpec
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec, TaskSpec
 
 SPLITS = ("train", "val", "test")
 

@@ -11,7 +11,7 @@ from umarvel_cli.console import info
 from umarvel_cli.data.demo.build import DEMO_SIZES, build_demo, demo_size
 from umarvel_cli.data.demo.corpora import CAPTIONS_FILE, NLI_FILE, PAIRS_DIR, write_corpora
 from umarvel_cli.data.demo.layout import write_layout
-from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
+from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
 
 STAGE = "prepare-demo"

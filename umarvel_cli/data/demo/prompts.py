@@ -6,7 +6,7 @@ the other three are written for the demo. A task without an entry gets prompts b
 
 from __future__ import annotations
 
-from umarvel_cli.data.mbeir_tasks import TaskSpec
+from umarvel_cli.data.mbeir.tasks import TaskSpec
 
 PROMPTS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("visualnews", "image"): (

@@ -24,7 +24,7 @@ from umarvel_cli.data.demo.world import (
     random_item,
     scene_for,
 )
-from umarvel_cli.data.mbeir_tasks import TaskSpec
+from umarvel_cli.data.mbeir.tasks import TaskSpec
 
 
 @dataclass(frozen=True)

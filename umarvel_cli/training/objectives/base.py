@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 
 from umarvel_cli import distributed as D
-from umarvel_cli.data.formatter import Record, Role
+from umarvel_cli.data.records import Record, Role
 from umarvel_cli.training.config import TrainConfig
 from umarvel_cli.training.data import TrainExample
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from umarvel_cli.artifacts.paths import safe_relative
-from umarvel_cli.data.mbeir_records import (
+from umarvel_cli.data.mbeir.records import (
     RowError,
     clean_image,
     parse_candidate,
@@ -191,7 +191,7 @@ def _outcome(fn, rec):
 
 
 def test_parse_candidate_fast_path_equals_checked_path():
-    from umarvel_cli.data.mbeir_records import parse_candidate_checked
+    from umarvel_cli.data.mbeir.records import parse_candidate_checked
 
     variants = _candidate_variants()
     assert len(variants) > 100
@@ -200,7 +200,7 @@ def test_parse_candidate_fast_path_equals_checked_path():
 
 
 def test_parse_json_line():
-    from umarvel_cli.data.mbeir_records import parse_json_line
+    from umarvel_cli.data.mbeir.records import parse_json_line
 
     assert parse_json_line(b'{"a": [1, "x"]}\n') == {"a": [1, "x"]}
     assert parse_json_line(b'{"a": 1}') == {"a": 1}

@@ -16,21 +16,21 @@ from pathlib import Path
 import pyarrow as pa
 from rich.progress import Progress, TaskID
 
-from umarvel_cli.artifacts.manifest import Manifest, fingerprint, read_manifest
+from umarvel_cli.artifacts.manifest import Manifest, fingerprint, require_manifest
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.console import err_console, info, make_progress, warn
-from umarvel_cli.data.mbeir_layout import SPLITS, MBEIRInputs, SourceFile, plan_inputs
-from umarvel_cli.data.mbeir_output import BadRows, TableSink
-from umarvel_cli.data.mbeir_pool_block import content_keys, parse_pool_block
-from umarvel_cli.data.mbeir_records import (
+from umarvel_cli.data.mbeir.layout import SPLITS, MBEIRInputs, SourceFile, plan_inputs
+from umarvel_cli.data.mbeir.output import BadRows, TableSink
+from umarvel_cli.data.mbeir.pool_block import content_keys, parse_pool_block
+from umarvel_cli.data.mbeir.records import (
     RowError,
     parse_instruction_line,
     parse_json_line,
     parse_qrels_line,
     parse_query,
 )
-from umarvel_cli.data.mbeir_report import PrepareReport
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec, load_mbeir_spec
+from umarvel_cli.data.mbeir.report import PrepareReport
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec, load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
 
 STAGE = "prepare-mbeir"
@@ -360,9 +360,7 @@ def prepare_mbeir(
     plan = plan_stage(out, STAGE, params, fingerprints, force=force)
     if plan.up_to_date:
         info(f"prepare mbeir: {out} is up to date ({plan.reason}); --force redoes it")
-        manifest = read_manifest(out)
-        assert manifest is not None
-        return manifest
+        return require_manifest(out, STAGE)
     info(f"prepare mbeir: {plan.status} ({plan.reason}) → {out}")
     check_images = (root / spec.files["images_dir"]).is_dir()
     preparer = MBEIRPreparer(spec, inputs, out, on_error, rows_per_shard, plan.resume, check_images)

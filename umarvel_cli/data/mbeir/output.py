@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from umarvel_cli.artifacts.schemas import TABLES
 from umarvel_cli.artifacts.shards import ShardWriter
-from umarvel_cli.data.mbeir_records import RowError
+from umarvel_cli.data.mbeir.records import RowError
 from umarvel_cli.errors import UmarvelError
 
 REJECTED = "rejected.jsonl"

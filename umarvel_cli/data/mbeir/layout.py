@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from umarvel_cli.data.mbeir_tasks import MBEIRSpec, TaskSpec
+from umarvel_cli.data.mbeir.tasks import MBEIRSpec, TaskSpec
 from umarvel_cli.errors import UmarvelError
 
 SPLITS = ("train", "val", "test")

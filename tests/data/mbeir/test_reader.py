@@ -11,7 +11,7 @@ from tests.data.fixtures.tiny_mbeir import build_tiny_mbeir, write_images
 from umarvel_cli.artifacts import shards
 from umarvel_cli.artifacts.manifest import read_manifest
 from umarvel_cli.artifacts.shards import list_shards, read_table
-from umarvel_cli.data.mbeir_reader import STAGE, prepare_mbeir
+from umarvel_cli.data.mbeir.reader import STAGE, prepare_mbeir
 from umarvel_cli.errors import SchemaError, UmarvelError
 
 TABLES = ("queries", "candidates", "pools", "qrels", "instructions")
@@ -246,7 +246,7 @@ def test_schema_version_checked_when_reading(prepared, tmp_path):
 
 def test_arrow_blocks_and_line_parser_give_identical_tables(tiny_root, prepared, tmp_path, monkeypatch):
     """The pyarrow block path is an acceleration: the per-line path must produce the same tables."""
-    import umarvel_cli.data.mbeir_pool_block as pool_block
+    import umarvel_cli.data.mbeir.pool_block as pool_block
 
     real = pool_block.parse_block_arrow
     used = []

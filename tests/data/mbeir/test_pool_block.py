@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from umarvel_cli.data.mbeir_pool_block import content_keys, parse_block_arrow, parse_block_lines
+from umarvel_cli.data.mbeir.pool_block import content_keys, parse_block_arrow, parse_block_lines
 
 
 def _line(**rec) -> bytes:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from umarvel_cli.artifacts.schemas import MODALITIES, TABLES
-from umarvel_cli.data.mbeir_records import RowError, parse_candidate, parse_json_line
+from umarvel_cli.data.mbeir.records import RowError, parse_candidate, parse_json_line
 
 CANDIDATES = TABLES["candidates"]
 _SOURCE_FIELDS = pa.schema(
@@ -24,7 +24,7 @@ _SOURCE_FIELDS = pa.schema(
 )
 _NULL_SPELLINGS = pa.array(["", "null"])
 _MODALITY_SET = pa.array(list(MODALITIES))
-# The same paths `mbeir_records.is_plain_path` refuses, in RE2 syntax ((?s): `.` also matches a newline).
+# The same paths `records.is_plain_path` refuses, in RE2 syntax ((?s): `.` also matches a newline).
 _ODD_PATH = r"(?s)\.\.|//|\./|\\|^/|/$|^.:|^\.$"
 _NULL = "\x00null\x00"  # stands for a missing field inside a content key
 _SEP = "\x1f"

@@ -78,23 +78,18 @@ def _json_slow(raw: bytes) -> Any:
         raise RowError(None, f"malformed JSON line ({e})") from None
 
 
-def _optional_text(rec: dict, key: str) -> str | None:
+def _optional_text(rec: dict, key: str, kind: str = "a string") -> str | None:
     value = rec.get(key)
     if value in _NULLS:
         return None
     if type(value) is not str:
-        raise RowError(key, f"must be a string or null, not {type(value).__name__}")
+        raise RowError(key, f"must be {kind} or null, not {type(value).__name__}")
     return value
 
 
 def _src_content(rec: dict, key: str) -> str | None:
     """Source metadata is a JSON string in the files (P11); tolerate null and "" like every text field."""
-    value = rec.get(key)
-    if value in _NULLS:
-        return None
-    if type(value) is not str:
-        raise RowError(key, f"must be a JSON string or null, not {type(value).__name__}")
-    return value
+    return _optional_text(rec, key, "a JSON string")
 
 
 def _id_list(rec: dict, key: str, required: bool) -> list[str]:

@@ -1,0 +1,1 @@
+"""M-BEIR: the task table, the input layout, the record parsers and the `prepare mbeir` reader."""
