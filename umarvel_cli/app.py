@@ -11,7 +11,6 @@ import typer
 from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
-from umarvel_cli import __version__
 from umarvel_cli.cli_options import is_debug, pull_debug, tidy_command_tree
 from umarvel_cli.commands import (
     bench,
@@ -28,6 +27,7 @@ from umarvel_cli.commands import (
     train,
 )
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.version import __version__
 
 PIPELINE_ORDER = [
     "prepare",

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from umarvel_cli import __version__
 from umarvel_cli.artifacts.schemas import SCHEMA_VERSION
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.version import __version__
 
 MANIFEST = "manifest.json"
 

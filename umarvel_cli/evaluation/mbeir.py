@@ -14,7 +14,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from umarvel_cli import __version__
 from umarvel_cli.artifacts import fingerprint, finish_stage, plan_stage, read_manifest
 from umarvel_cli.artifacts.trec import write_trec_run
 from umarvel_cli.console import info, warn
@@ -31,6 +30,7 @@ from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
 from umarvel_cli.metrics.ranking import DEFAULT_CUTOFFS, METRIC_DEFINITIONS
 from umarvel_cli.metrics.report import ComparisonRow
 from umarvel_cli.models.folder import resolve_model_dir
+from umarvel_cli.version import __version__
 
 STAGE = "eval-mbeir"
 HEADLINE_MAX_K = 10  # Fashion200K and FashionIQ are scored at 10

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from umarvel_cli.data.mbeir.tasks import manifests_dir
+from umarvel_cli.resources import manifests_dir
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,7 @@ from typing import Any
 
 import yaml
 
-import umarvel_cli
-
-
-def manifests_dir() -> Path:
-    """`data_manifests/` of the source tree, or its copy inside an installed wheel."""
-    pkg = Path(umarvel_cli.__file__).resolve().parent
-    for candidate in (pkg / "data_manifests", pkg.parent / "data_manifests"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("data_manifests/ not found next to the umarvel_cli package")
+from umarvel_cli.resources import manifests_dir
 
 
 @dataclass(frozen=True)
