@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from umarvel_cli import __version__
+from umarvel_cli.boundary import abandon_stages, as_user_error
 from umarvel_cli.commands import (
     bench,
     demo,
@@ -25,7 +26,6 @@ from umarvel_cli.commands import (
     search,
     train,
 )
-from umarvel_cli.errors import UmarvelError
 
 PIPELINE_ORDER = [
     "prepare",
@@ -55,16 +55,21 @@ class _Root(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except UmarvelError as e:
-            if ctx.params.get("debug") or os.environ.get("UMARVEL_DEBUG"):
-                raise
-            click.echo(f"error: {e}", err=True)
-            raise typer.Exit(e.exit_code) from None
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
         except KeyboardInterrupt:
+            abandon_stages(clean=False)
             click.echo(
                 "interrupted: completed shards are kept; run the same command again to resume", err=True
             )
             raise typer.Exit(130) from None
+        except Exception as e:
+            error = as_user_error(e)
+            abandon_stages(clean=error is not None)
+            if error is None or ctx.params.get("debug") or os.environ.get("UMARVEL_DEBUG"):
+                raise
+            click.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
 
 
 app = typer.Typer(
