@@ -64,7 +64,7 @@ def _clear(out: Path) -> None:
             child.unlink()
 
 
-def _refuse_out_over_inputs(out: Path, input_paths: Iterable[str | Path]) -> None:
+def refuse_out_over_inputs(out: Path, input_paths: Iterable[str | Path]) -> None:
     """`--out` must not be, or contain, an input of the same command (a redo would delete it)."""
     real_out = Path(os.path.realpath(out))
     for p in input_paths:
@@ -99,7 +99,7 @@ def plan_stage(
     The folder stays locked against other writers until `finish_stage` (or `abandon_stages`).
     """
     out = Path(out)
-    _refuse_out_over_inputs(out, input_paths)
+    refuse_out_over_inputs(out, input_paths)
     if out.exists() and not out.is_dir():
         raise UmarvelError("is not a folder", file=out, field="--out", expected="a folder path")
     created = not out.exists()
@@ -197,6 +197,25 @@ def _close(plan: StagePlan) -> None:
     if plan.lock is not None:
         plan.lock.release()
         plan.lock = None
+
+
+def open_output(out: str | Path, stage: str) -> StagePlan:
+    """Lock `out` for a stage that manages its own files (no progress marker, no redo).
+
+    A user error before `close_output` drops the folder again when it was new or empty.
+    """
+    out = Path(out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = lock_output(out)
+    status: Status = "fresh" if _is_empty(out) else "resume"
+    plan = StagePlan(out, stage, {}, {}, status, "own files", lock, created)
+    _open_plans.append(plan)
+    return plan
+
+
+def close_output(plan: StagePlan) -> None:
+    _close(plan)
 
 
 def abandon_stages(clean: bool) -> None:

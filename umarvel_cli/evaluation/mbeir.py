@@ -15,8 +15,10 @@ from typing import Any
 import pyarrow as pa
 
 from umarvel_cli import __version__
-from umarvel_cli.artifacts import Manifest, fingerprint, read_manifest, write_manifest
+from umarvel_cli.artifacts import Manifest, fingerprint, read_manifest, read_table, write_manifest
+from umarvel_cli.artifacts.atomic import is_stdio
 from umarvel_cli.artifacts.manifest import MANIFEST
+from umarvel_cli.artifacts.stage import close_output, open_output, refuse_out_over_inputs
 from umarvel_cli.artifacts.trec import write_trec_run
 from umarvel_cli.console import info
 from umarvel_cli.data.mbeir_tasks import MBEIRSpec, load_mbeir_spec
@@ -25,7 +27,7 @@ from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_js
 from umarvel_cli.evaluation.pool_check import rows_outside_pool
 from umarvel_cli.evaluation.prepared import PreparedSplit, candidate_ids, load_split
 from umarvel_cli.evaluation.published import load_published
-from umarvel_cli.evaluation.run_input import read_run, to_rankings, validate_run
+from umarvel_cli.evaluation.run_input import read_run, run_fingerprint, to_rankings, validate_run
 from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
 from umarvel_cli.metrics.ranking import DEFAULT_CUTOFFS, METRIC_DEFINITIONS
 from umarvel_cli.metrics.report import ComparisonRow
@@ -111,11 +113,20 @@ def evaluate_mbeir(
     source = Path(model if model is not None else run)
     params = {"split": split, "pool": pool, "modality_filter": modality_filter, "topk": topk}
     params["mode"] = "model" if model is not None else "run"
-    inputs = {"data": fingerprint(data), params["mode"]: fingerprint(source)}
+    given = None
+    if run is not None:  # read and checked before anything is written
+        given = read_run(run)
+        validate_run(given, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run)
+    else:
+        from umarvel_cli.models.checks import check_model_folder
+
+        check_model_folder(model)
+    refuse_out_over_inputs(out, [data, source] if run is None or not is_stdio(run) else [data])
+    inputs = {"data": fingerprint(data), params["mode"]: run_fingerprint(source, given)}
     if not force and (record := _up_to_date(out, params, inputs)) is not None:
         info(f"eval: {out} is up to date")
         return record
-    out.mkdir(parents=True, exist_ok=True)
+    claim = open_output(out, STAGE)
     (out / MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the new manifest lands
 
     search_info: dict[str, Any] | None = None
@@ -123,11 +134,10 @@ def evaluate_mbeir(
         from umarvel_cli.evaluation.model_search import search_with_model
 
         search_info = search_with_model(model, prepared, spec, pool, out, modality_filter, topk)
-        run_source = out
+        table = read_table(out, "run")
+        validate_run(table, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, out)
     else:
-        run_source = Path(run)
-    table = read_run(run_source)
-    validate_run(table, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run_source)
+        table = given
     outside = rows_outside_pool(table, prepared, spec, pool)
     rankings = to_rankings(table)
     outcomes = evaluate_queries(prepared.qids, rankings.by_qid, rankings.relevance(prepared.qrels))
@@ -179,6 +189,7 @@ def evaluate_mbeir(
     write_manifest(
         out, Manifest(stage=STAGE, params=params, inputs=inputs, counts=counts, extra={"files": files})
     )
+    close_output(claim)
     return record
 
 
@@ -197,7 +208,7 @@ def _record(
     modality_filter: bool,
     search_info: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    source_manifest = read_manifest(source) if source.is_dir() else None
+    source_manifest = read_manifest(source) if not is_stdio(source) and source.is_dir() else None
     return {
         "benchmark": "M-BEIR",
         "split": prepared.split,

@@ -23,6 +23,7 @@ from umarvel_cli.data.collator import Collator
 from umarvel_cli.data.formatter import EncodedInput, InputFormatter, Record, Role
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import language_model, set_attention, speed_up_vision_attention
+from umarvel_cli.models.checks import check_model_folder
 from umarvel_cli.models.image_processor import build_image_processor
 from umarvel_cli.models.patch_embed import (
     accepts_raw_patches,
@@ -154,6 +155,7 @@ class Embedder(nn.Module):
         path = Path(path)
         if not path.is_dir():
             raise UmarvelError("model folder not found", file=path, expected="a folder with config.json")
+        check_model_folder(path)
         if UmarvelConfig.exists(path):
             config = UmarvelConfig.load(path)
         else:
@@ -169,7 +171,11 @@ class Embedder(nn.Module):
         tokenizer.padding_side = "right"
         ensure_tokens(tokenizer, [config.instruction_start, config.instruction_end, config.emb_token])
         backbone, loading = family.model_cls().from_pretrained(
-            path, dtype=dtype, attn_implementation=attention_implementation(dev), output_loading_info=True
+            path,
+            dtype=dtype,
+            attn_implementation=attention_implementation(dev),
+            output_loading_info=True,
+            use_safetensors=True,
         )
         missing = list(loading.get("missing_keys") or [])
         if missing:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from umarvel_cli.artifacts import Manifest, ShardWriter, fingerprint, finish_stage, plan_stage
+from umarvel_cli.artifacts.inputs import require_complete
 from umarvel_cli.artifacts.manifest import require_manifest
 from umarvel_cli.artifacts.schemas import TABLES
 from umarvel_cli.artifacts.shards import read_table
@@ -161,7 +162,7 @@ class LoadedIndex:
 
 def load_index(path: str | Path, gpu: bool | None = None) -> LoadedIndex:
     faiss = require_faiss()
-    manifest = require_manifest(path, STAGE)
+    manifest = require_complete(path, (STAGE,), "--index")
     index = faiss.read_index(str(Path(path) / INDEX_FILE))
     ids = read_table(path, IDS_TABLE, columns=["id"]).column("id").combine_chunks()
     if len(ids) != index.ntotal:

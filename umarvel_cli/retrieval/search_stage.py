@@ -36,7 +36,7 @@ def run_search(
         raise UmarvelError("give exactly one of --index or --embeddings", field="--index/--embeddings")
     if topk < 1:
         raise UmarvelError(f"--topk must be >= 1, not {topk}", field="--topk")
-    q_set = open_embeddings(queries)
+    q_set = open_embeddings(queries, "--queries")
     source = Path(index if index is not None else embeddings)
     inputs = {"queries": fingerprint(q_set.root), "candidates": fingerprint(source)}
     params = {"topk": topk, "method": "faiss" if index is not None else "exact", "trec": str(trec or "")}
