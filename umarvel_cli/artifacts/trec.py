@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 
 from umarvel_cli.artifacts.atomic import atomic_output, atomic_write_text, is_stdio
 from umarvel_cli.artifacts.schemas import TABLES
+from umarvel_cli.console import info
 from umarvel_cli.errors import UmarvelError
 
 
@@ -77,6 +78,7 @@ def read_trec_run(path: str | Path) -> pa.Table:
     ranks: list[int] = []
     scores: list[float] = []
     seen: dict[tuple[str, str], int] = {}
+    duplicates: list[tuple[int, int]] = []
     for n, parts in _lines(path):
         if len(parts) not in (6, 7):
             raise UmarvelError(
@@ -87,17 +89,18 @@ def read_trec_run(path: str | Path) -> pa.Table:
             )
         first = seen.setdefault((parts[0], parts[2]), n)
         if first != n:
-            raise UmarvelError(
-                f"candidate {parts[2]!r} is ranked twice for query {parts[0]!r} (first on line {first})",
-                file=path,
-                line=n,
-                field="did",
-                expected="each (qid, did) once per run, as trec_eval requires",
-            )
+            duplicates.append((n, first))
+            continue
         qids.append(parts[0])
         dids.append(parts[2])
         ranks.append(_int(parts[3], path, n, "rank"))
         scores.append(_float(parts[4], path, n, "score"))
+    if duplicates:
+        line, first = duplicates[0]
+        info(
+            f"[yellow]warning: {path}:{line}: {len(duplicates):,} repeated (qid, did) row(s) ignored, each "
+            f"candidate counted once at its first line (this one repeats line {first}), as trec_eval does[/]"
+        )
     return pa.Table.from_pydict(
         {"qid": qids, "did": dids, "rank": ranks, "score": scores}, schema=TABLES["run"]
     )

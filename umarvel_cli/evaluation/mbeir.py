@@ -117,10 +117,6 @@ def evaluate_mbeir(
     if run is not None:  # read and checked before anything is written
         given = read_run(run)
         validate_run(given, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run)
-    else:
-        from umarvel_cli.models.checks import check_model_folder
-
-        check_model_folder(model)
     refuse_out_over_inputs(out, [data, source] if run is None or not is_stdio(run) else [data])
     inputs = {"data": fingerprint(data), params["mode"]: run_fingerprint(source, given)}
     if not force and (record := _up_to_date(out, params, inputs)) is not None:

@@ -49,7 +49,7 @@ def read_run(path: str | Path) -> pa.Table:
         return read_trec_run(p)
     if p.name == "run" and p.is_dir() and not (p / "run").is_dir():
         p = p.parent
-    if p.is_dir():
+    if (p / "run").is_dir():
         require_complete(p, ("search",), "--run")
         return read_table(p, "run")
     raise UmarvelError(
