@@ -6,12 +6,11 @@ Each file is written under a temporary name and renamed, so a reader never sees 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from umarvel_cli.artifacts.manifest import atomic_write_text
+from umarvel_cli.artifacts.atomic import atomic_output, atomic_write_text
 from umarvel_cli.metrics.aggregate import Summary
 from umarvel_cli.metrics.chart import bar_chart
 from umarvel_cli.metrics.report import ComparisonRow, render_csv, render_markdown
@@ -68,9 +67,8 @@ def write_report_files(
         reference={labels.get(t, t): v / 100 for t, v in reference.values.items()} if reference else None,
         reference_label=f"published {reference.method}" if reference else "",
     )
-    tmp = out / (CHART_PNG + ".tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, out / CHART_PNG)
+    with atomic_output(out / CHART_PNG) as fh:
+        img.save(fh, format="PNG")
     return {
         "metrics": METRICS_JSON,
         "report": REPORT_MD,
