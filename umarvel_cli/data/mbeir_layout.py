@@ -68,6 +68,11 @@ def _require(files: list[SourceFile]) -> None:
             file=missing[0].path,
             expected="the M-BEIR folder layout of mbeir_reference.md §1 (pass --splits to read fewer splits)",
         )
+    empty = [f for f in files if f.kind in ("queries", "pool", "instructions") and f.path.stat().st_size == 0]
+    if empty:
+        raise UmarvelError(
+            f"empty M-BEIR {empty[0].kind} file (0 bytes)", file=empty[0].path, expected="a complete copy"
+        )
 
 
 def plan_inputs(root: Path, spec: MBEIRSpec, splits: tuple[str, ...]) -> MBEIRInputs:

@@ -151,6 +151,12 @@ class MBEIRPreparer:
                 continue
             sink.add(row)
             self.report.instructions += 1
+        if self.report.instructions == 0:
+            raise UmarvelError(
+                "no instruction rows",
+                file=source.path,
+                expected="a header and one row per dataset and modality",
+            )
 
     # -- pools ----------------------------------------------------------------------------------
     def read_pool(self, source: SourceFile, keep_ids: bool) -> None:
@@ -339,7 +345,7 @@ def prepare_mbeir(
         "on_error": on_error,
         "rows_per_shard": rows_per_shard,
     }
-    plan = plan_stage(out, STAGE, params, fingerprints, force=force)
+    plan = plan_stage(out, STAGE, params, fingerprints, force=force, input_paths=[root])
     if plan.up_to_date:
         info(f"prepare mbeir: {out} is up to date ({plan.reason}); --force redoes it")
         manifest = read_manifest(out)
