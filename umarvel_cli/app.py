@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from umarvel_cli import __version__
-from umarvel_cli.boundary import abandon_stages, as_user_error
+from umarvel_cli.boundary import abandon_stages, as_user_error, open_stages
 from umarvel_cli.commands import (
     bench,
     demo,
@@ -53,19 +53,20 @@ class _Root(TyperGroup):
         )
 
     def invoke(self, ctx: click.Context) -> Any:
+        opened = open_stages()
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
-            abandon_stages(clean=False)
+            abandon_stages(clean=False, since=opened)
             click.echo(
                 "interrupted: completed shards are kept; run the same command again to resume", err=True
             )
             raise typer.Exit(130) from None
         except Exception as e:
             error = as_user_error(e)
-            abandon_stages(clean=error is not None)
+            abandon_stages(clean=error is not None, since=opened)
             if error is None or ctx.params.get("debug") or os.environ.get("UMARVEL_DEBUG"):
                 raise
             click.echo(f"error: {error}", err=True)

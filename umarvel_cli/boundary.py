@@ -9,6 +9,7 @@ its traceback.
 from __future__ import annotations
 
 import errno
+import sys
 
 from umarvel_cli.errors import UmarvelError
 
@@ -42,10 +43,14 @@ def as_user_error(exc: BaseException) -> UmarvelError | None:
     return None
 
 
-def abandon_stages(clean: bool) -> None:
-    """Release the failed run's output locks; after a user error, drop what it half-wrote."""
-    import sys
+def open_stages() -> int:
+    """How many stages are open before a command runs (only those it opens are its to abandon)."""
+    stage = sys.modules.get("umarvel_cli.artifacts.stage")
+    return stage.open_stage_count() if stage is not None else 0
 
+
+def abandon_stages(clean: bool, since: int = 0) -> None:
+    """Release the failed run's output locks; after a user error, drop what it half-wrote."""
     stage = sys.modules.get("umarvel_cli.artifacts.stage")
     if stage is not None:  # no stage was planned when it was never imported
-        stage.abandon_stages(clean)
+        stage.abandon_stages(clean, since)

@@ -114,6 +114,8 @@ def plan_stage(
             out.rmdir()
         raise
     plan.lock, plan.created = lock, created
+    for stale in [p for p in _open_plans if p.out.resolve() == out.resolve()]:
+        _close(stale)  # an earlier plan of this folder in this process (interrupted in-process)
     if plan.up_to_date:
         lock.release()
         return plan
@@ -218,14 +220,18 @@ def close_output(plan: StagePlan) -> None:
     _close(plan)
 
 
-def abandon_stages(clean: bool) -> None:
+def open_stage_count() -> int:
+    return len(_open_plans)
+
+
+def abandon_stages(clean: bool, since: int = 0) -> None:
     """Called by the CLI's error boundary when a stage fails.
 
     `clean` (a user error: bad input, full disk): a stage that started from an empty folder is
     put back as it was, so a refused run leaves no `_progress.json`, config or shard behind.
     Otherwise (ctrl-C) completed work stays for resume. Either way the locks are released.
     """
-    for plan in reversed(list(_open_plans)):
+    for plan in reversed(list(_open_plans[since:])):
         lock = plan.lock
         if clean and plan.status in ("fresh", "redo") and plan.out.is_dir():
             _clear(plan.out)

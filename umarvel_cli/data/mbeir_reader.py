@@ -351,7 +351,8 @@ def prepare_mbeir(
         manifest = read_manifest(out)
         assert manifest is not None
         return manifest
-    info(f"prepare mbeir: {plan.status} ({plan.reason}) → {out}")
+    if plan.status != "fresh":  # a refused fresh run prints only its error line
+        info(f"prepare mbeir: {plan.status} ({plan.reason}) → {out}")
     check_images = (root / spec.files["images_dir"]).is_dir()
     preparer = MBEIRPreparer(spec, inputs, out, on_error, rows_per_shard, plan.resume, check_images)
     counts = preparer.run()

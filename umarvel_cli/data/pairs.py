@@ -286,7 +286,8 @@ def prepare_pairs(
         manifest = read_manifest(out)
         assert manifest is not None
         return manifest
-    info(f"prepare pairs: {plan.status} ({plan.reason}) → {out}")
+    if plan.status != "fresh":  # a refused fresh run prints only its error line
+        info(f"prepare pairs: {plan.status} ({plan.reason}) → {out}")
     fmt, rows = read_pairs(source, kind, root)
     sink = TableSink(out, "pairs", rows_per_shard, plan.resume)
     bad = BadRows(on_error, out)

@@ -259,7 +259,8 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
             info(f"train {req.stage}: up to date ({out})")
         return StageResult(req.stage, out, status, out / MODEL_DIR, read_manifest(out).extra)  # type: ignore[union-attr]
     if D.is_main():
-        info(f"train {req.stage}: {status} ({reason}); init {model_dir}")
+        if status != "fresh":  # a fresh run into a new folder says nothing (a refused one: only its error)
+            info(f"train {req.stage}: {status} ({reason}); init {model_dir}")
         (out / "config.yaml").write_text(cfg.to_yaml())
     embedder = load_trainable_model(model_dir, cfg, device)
     trainer = Trainer(embedder, data, cfg, out, device, description=f"train {req.stage}", on_step=on_step)
