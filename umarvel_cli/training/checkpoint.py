@@ -13,6 +13,7 @@ import json
 import pickle
 import random
 import re
+import warnings
 import shutil
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def _safe_load(path: Path) -> Any:
     """`torch.load` that only rebuilds tensors and plain containers (no code from a pickle)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol warning is noise: it is refused anyway
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
         raise UmarvelError(
             f"checkpoint file refused: not a tensors-only file ({str(e).splitlines()[0][:160]})",
