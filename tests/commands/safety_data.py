@@ -42,8 +42,12 @@ def error_line(result) -> str:
 
 def embeddings(root: Path) -> tuple[Path, Path]:
     """Candidate (40) and query (6) embedding outputs, with their manifests."""
-    c = write_embeddings(root / "c", [f"d{i}" for i in range(40)], tie_heavy_vectors(40, seed=1), rows_per_shard=9)
-    q = write_embeddings(root / "q", [f"q{i}" for i in range(6)], tie_heavy_vectors(6, seed=2), side="queries")
+    c = write_embeddings(
+        root / "c", [f"d{i}" for i in range(40)], tie_heavy_vectors(40, seed=1), rows_per_shard=9
+    )
+    q = write_embeddings(
+        root / "q", [f"q{i}" for i in range(6)], tie_heavy_vectors(6, seed=2), side="queries"
+    )
     return c, q
 
 

@@ -108,7 +108,9 @@ def test_interrupted_or_altered_inputs_are_refused_naming_the_folder(emb, tmp_pa
     data = tmp_path / "tables"
     shutil.copytree(demo_tables, data)
     (data / "manifest.json").unlink()
-    msg = error_line(cli("eval", "mbeir", "--data", data, "--run", tmp_path / "x.trec", "--out", tmp_path / "e"))
+    msg = error_line(
+        cli("eval", "mbeir", "--data", data, "--run", tmp_path / "x.trec", "--out", tmp_path / "e")
+    )
     assert str(data) in msg and "--data" in msg
     assert folder_is_clean(tmp_path / "e")
 
@@ -176,7 +178,9 @@ def test_force_never_deletes_a_folder_umarvel_did_not_write(tmp_path, demo_root)
     p.mkdir()
     shutil.copy(demo_root / "pairs" / "nli.csv", p / "nli.csv")
     before = (p / "nli.csv").read_bytes()
-    msg = error_line(cli("prepare", "pairs", "--input", p / "nli.csv", "--kind", "nli", "--out", p, "--force"))
+    msg = error_line(
+        cli("prepare", "pairs", "--input", p / "nli.csv", "--kind", "nli", "--out", p, "--force")
+    )
     assert "holds an input" in msg and "--out" in msg
     assert (p / "nli.csv").read_bytes() == before
 
@@ -207,7 +211,19 @@ def killed_train(tmp_path_factory, demo_root):
 
     abandon_stages(clean=False)  # what the CLI does on ctrl-C: keep the files, drop the lock
     assert (out / "checkpoints" / "step-00000002").is_dir() and not (out / "manifest.json").exists()
-    args = ["train", "--stage", "nli", "--model", model, "--pairs", pairs, "--profile", "demo", "--device", "cpu"]
+    args = [
+        "train",
+        "--stage",
+        "nli",
+        "--model",
+        model,
+        "--pairs",
+        pairs,
+        "--profile",
+        "demo",
+        "--device",
+        "cpu",
+    ]
     return out, [*args, *[a for s in sets for a in ("--set", s)]]
 
 
@@ -267,9 +283,7 @@ def test_pickled_model_weights_are_refused(tiny_models, demo_tables, tmp_path):
     shutil.copytree(tiny_models["tiny-qwen2-vl"], model)
     (model / "model.safetensors").rename(model / "pytorch_model.bin")
     out = tmp_path / "e"
-    msg = error_line(
-        cli("embed", "--model", model, "--data", demo_tables, "--side", "queries", "--out", out)
-    )
+    msg = error_line(cli("embed", "--model", model, "--data", demo_tables, "--side", "queries", "--out", out))
     assert "pickled" in msg and "safetensors" in msg
     assert folder_is_clean(out)
 

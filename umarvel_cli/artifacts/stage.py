@@ -104,13 +104,15 @@ def plan_stage(
         raise UmarvelError("is not a folder", file=out, field="--out", expected="a folder path")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    had_lock_file = (out / LOCK_FILE).exists()
     lock = lock_output(out)
     try:
         plan = _decide(out, stage, params, inputs, force)
     except BaseException:
+        if not had_lock_file:  # a refused run leaves the folder as it found it
+            lock.remove()
         lock.release()
         if created and _is_empty(out):
-            lock.remove()
             out.rmdir()
         raise
     plan.lock, plan.created = lock, created
@@ -119,11 +121,11 @@ def plan_stage(
     if plan.up_to_date:
         lock.release()
         return plan
+    _open_plans.append(plan)  # from here on a failure is the error boundary's to clean up
     remove_stale_temps(out)
     if plan.status == "redo":
         _clear(out)
     atomic_write_text(out / PROGRESS, json.dumps({"key": _key(stage, params, inputs), "stage": stage}) + "\n")
-    _open_plans.append(plan)
     return plan
 
 

@@ -13,8 +13,8 @@ import json
 import pickle
 import random
 import re
-import warnings
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
