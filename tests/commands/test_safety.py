@@ -48,8 +48,8 @@ def test_search_trec_dash_writes_stdout_and_eval_reads_run_from_stdin(emb, tmp_p
     c, q = emb
     r = _search(q, c, tmp_path / "s", "--trec", "-")
     assert r.exit_code == 0, r.output
-    lines = [ln for ln in r.stdout.splitlines() if " Q0 " in ln]
-    assert len(lines) == 18 and lines[0].startswith("q0 Q0 d")
+    lines = r.stdout.splitlines()
+    assert len(lines) == 18 and all(" Q0 " in ln for ln in lines) and lines[0].startswith("q0 Q0 d")
     assert not (tmp_path / "-").exists()
     again = _search(q, c, tmp_path / "s", "--trec", "-")  # up to date: the run still reaches stdout
     assert [ln for ln in again.stdout.splitlines() if " Q0 " in ln] == lines
