@@ -357,6 +357,11 @@ CASES: list[tuple[str, Callable[[Inputs], list], str]] = [
         search(extra=lambda x: ["--embeddings", x.c, "--trec", _link(x)]),
         "not a regular file",
     ),
+    (
+        "search: --trec is a folder",
+        search(extra=lambda x: ["--embeddings", x.c, "--trec", _folder(x)]),
+        "is a folder",
+    ),
     # eval
     ("eval: NaN score", eval_run("a Q0 b 1 nan sys\n"), "not finite"),
     ("eval: infinite score", eval_run("a Q0 b 1 0.5 sys\na Q0 c 2 -inf sys\n"), ":2"),
@@ -413,6 +418,12 @@ def _grown(x: Inputs) -> Path:
     manifest["counts"] = {"embedded": 7}
     (c / "manifest.json").write_text(json.dumps(manifest))
     return c
+
+
+def _folder(x: Inputs) -> Path:
+    (x.tmp / "papers").mkdir()
+    x.write("papers/thesis.tex", "keep")
+    return x.tmp / "papers"
 
 
 def _link(x: Inputs) -> Path:

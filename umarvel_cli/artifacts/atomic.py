@@ -61,24 +61,30 @@ def create_temp_dir(target: Path) -> Path:
     raise UmarvelError("could not create a temporary folder", file=target.parent)
 
 
-def check_replaceable(target: Path) -> None:
-    """Refuse to rename over anything that is not a regular file (or, for folders, a real folder)."""
+def check_replaceable(target: Path, folder: bool = False) -> None:
+    """Refuse to rename over anything but a regular file (`folder`: a real folder), e.g. a link,
+    a FIFO, a device, or a folder where a file goes."""
     try:
         st = os.lstat(target)
     except FileNotFoundError:
         return
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        raise UmarvelError(
-            "is not a regular file (a link, FIFO or device); refusing to replace it",
-            file=target,
-            expected="a regular file path, or - for standard output",
-        )
+    if folder and stat.S_ISDIR(st.st_mode):
+        return
+    if not folder and stat.S_ISREG(st.st_mode):
+        return
+    kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a link, FIFO or device)"
+    raise UmarvelError(
+        f"is {kind}; refusing to replace it",
+        file=target,
+        expected="a real folder" if folder else "a regular file path, or - for standard output",
+    )
 
 
 def replace_into(tmp: Path, target: Path) -> None:
     """Rename a finished temporary file or folder over `target` (checked first, see module doc)."""
-    check_replaceable(target)
-    if target.is_dir() and not target.is_symlink():
+    folder = tmp.is_dir() and not tmp.is_symlink()
+    check_replaceable(target, folder)
+    if folder and target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
 

@@ -65,8 +65,9 @@ def check_weights_folder(path: str | Path, kind: str = "model") -> None:
         _check_safetensors(t)
 
 
-def check_model_folder(path: str | Path) -> Path:
-    """A model folder that `Embedder.from_pretrained` can load without a traceback."""
+def check_model_folder(path: str | Path, weights: bool = True) -> Path:
+    """A model folder that `Embedder.from_pretrained` can load without a traceback (`weights=False`:
+    its JSON files only, checked before the backbone family is read from them)."""
     path = Path(path)
     if not path.is_dir():
         raise UmarvelError("model folder not found", file=path, expected="a folder with config.json")
@@ -74,10 +75,11 @@ def check_model_folder(path: str | Path) -> Path:
     if not config.is_file():
         # a finished `umarvel train` output points at its merged model
         if (path / "model" / "config.json").is_file():
-            return check_model_folder(path / "model")
+            return check_model_folder(path / "model", weights)
         raise UmarvelError("no config.json", file=path, expected="a model folder (config.json + weights)")
     for name in ("config.json", "umarvel.json", "tokenizer_config.json", "preprocessor_config.json"):
         if (path / name).is_file():
             _check_json(path / name)
-    check_weights_folder(path, "model")
+    if weights:
+        check_weights_folder(path, "model")
     return path

@@ -23,7 +23,7 @@ from umarvel_cli.data.collator import Collator
 from umarvel_cli.data.formatter import EncodedInput, InputFormatter, Record, Role
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import language_model, set_attention, speed_up_vision_attention
-from umarvel_cli.models.checks import check_model_folder
+from umarvel_cli.models.checks import check_model_folder, check_weights_folder
 from umarvel_cli.models.image_processor import build_image_processor
 from umarvel_cli.models.patch_embed import (
     accepts_raw_patches,
@@ -155,7 +155,7 @@ class Embedder(nn.Module):
         path = Path(path)
         if not path.is_dir():
             raise UmarvelError("model folder not found", file=path, expected="a folder with config.json")
-        check_model_folder(path)
+        check_model_folder(path, weights=False)
         if UmarvelConfig.exists(path):
             config = UmarvelConfig.load(path)
         else:
@@ -163,6 +163,7 @@ class Embedder(nn.Module):
         if overrides:
             config = UmarvelConfig(**{**config.to_dict(), **overrides})
         family = get_family(config.family)
+        check_weights_folder(path, "model")
         dev = resolve_device(device)
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
