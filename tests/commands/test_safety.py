@@ -382,3 +382,26 @@ def test_huge_png_is_a_bad_input(tiny_models, tmp_path):
     msg = error_line(cli("embed", "--model", model, "--data", data, "--side", "queries", "--out", out))
     assert "20000" in msg or "pixels" in msg
     assert folder_is_clean(out)
+
+
+# -- 12. the error boundary -----------------------------------------------------------------------------
+def test_duplicate_run_rows_are_counted_once_with_a_warning_naming_the_line(demo_tables, tmp_path):
+    rows = read_table(demo_tables, "queries", columns=["qid", "split"]).to_pylist()
+    qid = next(r["qid"] for r in rows if r["split"] == "test")
+    did = read_table(demo_tables, "candidates", columns=["did"]).column("did")[0].as_py()
+    run = tmp_path / "dup.trec"
+    run.write_text(f"{qid} Q0 {did} 1 0.9 s\n{qid} Q0 {did} 2 0.8 s\n")
+    r = cli("eval", "mbeir", "--data", demo_tables, "--run", run, "--out", tmp_path / "e")
+    assert r.exit_code == 0, r.output
+    warning = " ".join(r.stderr.split())
+    assert f"{run}:2" in warning and "1 repeated (qid, did) row" in warning
+    assert json.loads((tmp_path / "e" / "manifest.json").read_text())["counts"]["run_rows"] == 1
+
+
+def test_debug_shows_the_traceback_and_still_cleans_up(tmp_path):
+    from umarvel_cli.errors import UmarvelError
+
+    out = tmp_path / "i"
+    r = cli("--debug", "index", "--embeddings", tmp_path / "nope", "--out", out)
+    assert isinstance(r.exception, UmarvelError)
+    assert folder_is_clean(out)
