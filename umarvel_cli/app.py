@@ -11,6 +11,7 @@ import typer
 from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
+from umarvel_cli.boundary import abandon_stages, as_user_error, open_stages
 from umarvel_cli.cli_options import is_debug, pull_debug, tidy_command_tree
 from umarvel_cli.commands import (
     bench,
@@ -26,7 +27,6 @@ from umarvel_cli.commands import (
     search,
     train,
 )
-from umarvel_cli.errors import UmarvelError
 from umarvel_cli.version import __version__
 
 PIPELINE_ORDER = [
@@ -64,6 +64,7 @@ class _Root(TyperGroup):
         )
 
     def invoke(self, ctx: click.Context) -> Any:
+        opened = open_stages()
         try:
             return super().invoke(ctx)
         except UsageError as e:
@@ -73,16 +74,21 @@ class _Root(TyperGroup):
             message = e.format_message().replace("Value error, ", "")
             click.echo(f"error: {where}: {message} (see {where} --help)", err=True)
             raise typer.Exit(e.exit_code) from None
-        except UmarvelError as e:
-            if is_debug(ctx) or os.environ.get("UMARVEL_DEBUG"):
-                raise
-            click.echo(f"error: {e}", err=True)
-            raise typer.Exit(e.exit_code) from None
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
         except KeyboardInterrupt:
+            abandon_stages(clean=False, since=opened)
             click.echo(
                 "interrupted: completed shards are kept; run the same command again to resume", err=True
             )
             raise typer.Exit(130) from None
+        except Exception as e:
+            error = as_user_error(e)
+            abandon_stages(clean=error is not None, since=opened)
+            if error is None or is_debug(ctx) or os.environ.get("UMARVEL_DEBUG"):
+                raise
+            click.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
 
 
 app = typer.Typer(

@@ -42,7 +42,7 @@ class UmarvelError(Exception):
         text = ": ".join([*parts, self.message]) if parts else self.message
         if self.expected:
             text += f" (expected {self.expected})"
-        return text
+        return text.replace("\r", " ").replace("\n", " ")  # one line, whatever a library's message held
 
 
 class SchemaError(UmarvelError):

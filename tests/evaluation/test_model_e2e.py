@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from tests.models.tiny_models import tiny_model_dir
-from umarvel_cli.artifacts import TABLES, ShardWriter, read_table
+from umarvel_cli.artifacts import TABLES, ShardWriter, read_manifest, read_table, write_manifest
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation import evaluate_mbeir
 from umarvel_cli.retrieval.embeddings import open_embeddings
@@ -29,9 +29,12 @@ def two_task_tables(demo_tables, tmp_path_factory):
     q = q.filter(pc.is_in(combo, value_set=pa.array([900, 201], "int32")))
     p = read_table(demo_tables, "pools")
     p = p.filter(pc.is_in(p.column("pool"), value_set=pa.array(KEEP_POOLS)))
+    manifest = read_manifest(out)
     for table, rows in (("queries", q), ("pools", p)):
         with ShardWriter(out, table, TABLES[table]) as w:
             w.write_batch(rows)
+        manifest.counts[table] = rows.num_rows  # the cut tables are complete as counted
+    write_manifest(out, manifest)
     return out
 
 

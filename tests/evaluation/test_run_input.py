@@ -5,7 +5,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from umarvel_cli.artifacts import TABLES, ShardWriter
+from umarvel_cli.artifacts import TABLES, Manifest, ShardWriter, write_manifest
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.run_input import read_run, to_rankings
 from umarvel_cli.metrics.ranking import order_by_score
@@ -53,6 +53,9 @@ def test_read_run_accepts_search_outputs_and_refuses_others(tmp_path):
     run = _random_run(1)
     with ShardWriter(tmp_path / "s", "run", TABLES["run"]) as w:
         w.write_batch(run)
+    with pytest.raises(UmarvelError, match="no manifest.json"):  # an unfinished search
+        read_run(tmp_path / "s")
+    write_manifest(tmp_path / "s", Manifest(stage="search", params={}, counts={"rows": run.num_rows}))
     assert read_run(tmp_path / "s").num_rows == run.num_rows
     assert read_run(tmp_path / "s" / "run").num_rows == run.num_rows
     with pytest.raises(UmarvelError, match="not a run"):

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from umarvel_cli.artifacts import TABLES, ShardWriter
+from umarvel_cli.artifacts import TABLES, Manifest, ShardWriter, write_manifest
 from umarvel_cli.training.config import resolve_config
 
 COLOURS = ["red", "green", "blue", "yellow", "black", "white", "purple", "orange"]
@@ -37,6 +37,7 @@ def pairs_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("pairs")
     with ShardWriter(root, "pairs", TABLES["pairs"], rows_per_shard=40) as w:
         w.write_rows(pair_rows("nli") + pair_rows("caption"))
+    write_manifest(root, Manifest(stage="prepare-pairs", params={}, counts={"pairs": w.rows_written}))
     return root
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from umarvel_cli.artifacts.atomic import atomic_write_text
 from umarvel_cli.artifacts.schemas import SCHEMA_VERSION
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.version import __version__
@@ -36,12 +37,6 @@ class Manifest:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str) + "\n"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_manifest(out_dir: str | Path, manifest: Manifest) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,9 +52,9 @@ def read_manifest(out_dir: str | Path) -> Manifest | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
         return Manifest(**data)
-    except (json.JSONDecodeError, TypeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
         raise UmarvelError(f"unreadable manifest ({e})", file=path) from e
 
 

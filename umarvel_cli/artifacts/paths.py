@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path, PurePosixPath
 
 from umarvel_cli.errors import UmarvelError
@@ -31,7 +33,23 @@ def safe_relative(
     return str(PurePosixPath(*parts)) if parts else ""
 
 
+@functools.lru_cache(maxsize=64)
+def _real_root(root: str) -> str:
+    return os.path.realpath(root)
+
+
 def resolve_image(root: str | Path, rel: str) -> Path:
-    """Absolute location of a stored relative image path, checked again at use."""
+    """Absolute location of a stored relative image path, checked again at use: the real path (links
+    followed) must stay under the root's real path, so a symlink cannot reach a file outside it."""
     rel = safe_relative(rel)
-    return Path(root) / rel
+    path = Path(root) / rel
+    real_root = _real_root(str(root))
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise UmarvelError(
+            f"image path {rel!r} is a link that leads outside the images root",
+            file=path,
+            field="image",
+            expected=f"files under {real_root}",
+        )
+    return path

@@ -5,7 +5,6 @@ from its completed shards.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,11 +13,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from umarvel_cli.artifacts.atomic import atomic_output, remove_stale_temps
 from umarvel_cli.artifacts.schemas import SCHEMA_VERSION, TABLE_KEY, VERSION_KEY
 from umarvel_cli.errors import SchemaError, UmarvelError
 
 SHARD_RE = re.compile(r"^part-(\d{5})\.parquet$")
-TMP_SUFFIX = ".tmp"
 
 
 def table_dir(root: str | Path, table: str) -> Path:
@@ -95,16 +94,21 @@ def read_table(
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
+def shard_rows(path: Path) -> int:
+    """Rows of one shard from its footer; a corrupt shard is a one-line error naming it."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowInvalid) as e:
+        raise SchemaError(f"unreadable Parquet shard ({e})", file=path) from e
+
+
 def count_rows(root: str | Path, table: str) -> int:
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in list_shards(root, table))
+    return sum(shard_rows(p) for p in list_shards(root, table))
 
 
 def _atomic_write_table(data: pa.Table, path: Path, compression: str = "zstd") -> None:
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    pq.write_table(data, tmp, compression=compression)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_output(path) as fh:
+        pq.write_table(data, fh, compression=compression)
 
 
 class ShardWriter:
@@ -133,15 +137,14 @@ class ShardWriter:
         self.compression = compression
         self.dir = table_dir(root, table)
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob("*" + TMP_SUFFIX):
-            stale.unlink()
+        remove_stale_temps(self.dir)
         existing = list_shards(root, table)
         if existing and not resume:
             for p in existing:
                 p.unlink()
             existing = []
         self.next_shard = len(existing)
-        self.rows_done = sum(pq.ParquetFile(p).metadata.num_rows for p in existing)
+        self.rows_done = sum(shard_rows(p) for p in existing)
         self.rows_written = self.rows_done
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0

@@ -48,5 +48,6 @@ def command(
     )
     typer.echo(
         f"search: {manifest.counts.get('queries', 0):,} queries, {manifest.counts.get('rows', 0):,} rows "
-        f"({manifest.extra.get('method')}, {manifest.extra.get('device')}) -> {out}"
+        f"({manifest.extra.get('method')}, {manifest.extra.get('device')}) -> {out}",
+        err=trec is not None and str(trec) == "-",  # stdout carries the TREC run then
     )

@@ -23,6 +23,7 @@ from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.console import info, make_progress
 from umarvel_cli.data.mbeir.output import BadRows, TableSink
 from umarvel_cli.data.mbeir.records import RowError
+from umarvel_cli.data.text_input import csv_errors, decoded_lines, is_storable, iter_csv
 from umarvel_cli.errors import UmarvelError
 
 STAGE = "prepare-pairs"
@@ -42,6 +43,8 @@ def _text(value: Any, field: str, required: bool = True) -> str | None:
         return None
     if not isinstance(value, str):
         raise RowError(field, f"expected a string, found {type(value).__name__}")
+    if not is_storable(value):
+        raise RowError(field, "text holds a lone surrogate (e.g. \\ud800), which UTF-8 cannot store")
     return value.strip()
 
 
@@ -51,9 +54,10 @@ def _text(value: Any, field: str, required: bool = True) -> str | None:
 def read_nli(path: Path) -> Iterator[Item]:
     """Rows of a SimCSE NLI csv; `hard_neg` may be absent (then there is no negative)."""
     stem = path.stem
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
+    with open(path, "rb") as fh:
+        reader = csv.reader(decoded_lines(fh, path, bom=True))
+        with csv_errors(path, reader):
+            header = next(reader, None)
         if header is None or "sent0" not in header or "sent1" not in header:
             raise UmarvelError(
                 f"csv header is {','.join(header or []) or 'empty'}",
@@ -65,7 +69,7 @@ def read_nli(path: Path) -> Iterator[Item]:
         cols = {name: header.index(name) for name in NLI_COLUMNS if name in header}
         n = 0
         start = reader.line_num + 1
-        for values in reader:
+        for values in iter_csv(reader, path):
             line, start = start, reader.line_num + 1
             if not values:
                 continue
@@ -96,6 +100,7 @@ class ImageResolver:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.prefix = str(root) + os.sep
+        self.real = os.path.realpath(root) + os.sep
 
     def __call__(self, value: Any, field: str) -> str:
         raw = _text(value, field)
@@ -111,6 +116,8 @@ class ImageResolver:
             raise RowError(field, e.message) from None
         if not rel or not os.path.isfile(self.prefix + rel):
             raise RowError(field, f"image file {rel!r} not found under the images root {self.root}")
+        if not os.path.realpath(self.prefix + rel).startswith(self.real):
+            raise RowError(field, f"image {rel!r} is a link that leads outside the images root {self.root}")
         return rel
 
 
@@ -146,12 +153,15 @@ def _answer(turns: Any) -> Any:
 
 def read_caption_jsonl(path: Path, images: ImageResolver) -> Iterator[Item]:
     stem = path.stem
-    with open(path, encoding="utf-8") as fh:
-        for line, raw in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for line, raw in enumerate(decoded_lines(fh, path), 1):
             if not raw.strip():
                 continue
             try:
                 rec = json.loads(raw)
+            except json.JSONDecodeError as e:
+                yield line, RowError(None, f"malformed JSON line ({e.msg} at column {e.colno})")
+                continue
             except ValueError as e:
                 yield line, RowError(None, f"malformed JSON line ({e})")
                 continue
@@ -184,11 +194,15 @@ def read_caption_json(path: Path, images: ImageResolver) -> Iterator[Item]:
     Errors name the entry number as the line (a JSON document has no per-row lines).
     """
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except ValueError as e:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UmarvelError(f"not valid UTF-8 (byte {e.start})", file=path) from None
+    except json.JSONDecodeError as e:
         raise UmarvelError(
-            f"malformed JSON ({e})", file=path, expected="a train_anno.json dict or a list"
+            f"malformed JSON ({e.msg}, column {e.colno})",
+            file=path,
+            line=e.lineno,
+            expected="a train_anno.json dict or a list",
         ) from None
     if isinstance(data, dict):
         for n, (key, rec) in enumerate(data.items(), 1):
@@ -265,11 +279,13 @@ def prepare_pairs(
         "on_error": on_error,
         "rows_per_shard": rows_per_shard,
     }
-    plan = plan_stage(out, STAGE, params, {"input": fingerprint(source)}, force=force)
+    sources = [source] if root is None else [source, root]
+    plan = plan_stage(out, STAGE, params, {"input": fingerprint(source)}, force=force, input_paths=sources)
     if plan.up_to_date:
         info(f"prepare pairs: {out} is up to date ({plan.reason}); --force redoes it")
         return require_manifest(out, STAGE)
-    info(f"prepare pairs: {plan.status} ({plan.reason}) → {out}")
+    if plan.status != "fresh":  # a refused fresh run prints only its error line
+        info(f"prepare pairs: {plan.status} ({plan.reason}) → {out}")
     fmt, rows = read_pairs(source, kind, root)
     sink = TableSink(out, "pairs", rows_per_shard, plan.resume)
     bad = BadRows(on_error, out)

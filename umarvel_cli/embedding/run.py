@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from umarvel_cli.artifacts.inputs import require_complete
 from umarvel_cli.artifacts.manifest import Manifest, atomic_write_text, fingerprint, read_manifest
 from umarvel_cli.artifacts.schemas import embeddings_schema
 from umarvel_cli.artifacts.shards import ShardWriter, list_shards, table_dir
@@ -228,9 +229,10 @@ def run_embed(
     }
     if ctx.world_size > 1:
         params["world_size"] = ctx.world_size
+    require_complete(data, None, "--data")
     inputs = {"model": fingerprint(model), "data": fingerprint(data)}
 
-    plan = plan_stage(out, STAGE, params, inputs, force) if ctx.is_main else None
+    plan = plan_stage(out, STAGE, params, inputs, force, input_paths=[model, data]) if ctx.is_main else None
     status = ctx.broadcast(plan.status if plan is not None else None)
     if status == "up_to_date":
         if ctx.is_main:

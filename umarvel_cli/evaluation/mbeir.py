@@ -14,7 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from umarvel_cli.artifacts import fingerprint, finish_stage, plan_stage, read_manifest
+from umarvel_cli.artifacts import fingerprint, finish_stage, plan_stage, read_manifest, read_table
+from umarvel_cli.artifacts.atomic import is_stdio
 from umarvel_cli.artifacts.trec import write_trec_run
 from umarvel_cli.console import info, warn
 from umarvel_cli.data.mbeir.tasks import MBEIRSpec, load_mbeir_spec
@@ -25,7 +26,7 @@ from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_js
 from umarvel_cli.evaluation.pool_check import rows_outside_pool
 from umarvel_cli.evaluation.prepared import MBEIR_STAGE, PreparedSplit, candidate_ids, load_split
 from umarvel_cli.evaluation.published import load_published
-from umarvel_cli.evaluation.run_input import read_run, to_rankings, validate_run
+from umarvel_cli.evaluation.run_input import read_run, run_fingerprint, to_rankings, validate_run
 from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
 from umarvel_cli.metrics.ranking import DEFAULT_CUTOFFS, METRIC_DEFINITIONS
 from umarvel_cli.metrics.report import ComparisonRow
@@ -105,8 +106,13 @@ def evaluate_mbeir(
     source = Path(model if model is not None else run)
     params = {"split": split, "pool": pool, "modality_filter": modality_filter, "topk": topk}
     params["mode"] = "model" if model is not None else "run"
-    inputs = {"data": fingerprint(data), params["mode"]: fingerprint(source)}
-    plan = plan_stage(out, STAGE, params, inputs, force, keep=(EMBEDDINGS,))
+    given = None
+    if run is not None:  # read and checked before anything is written
+        given = read_run(run)
+        validate_run(given, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run)
+    inputs = {"data": fingerprint(data), params["mode"]: run_fingerprint(source, given)}
+    input_paths = [data, source] if run is None or not is_stdio(run) else [data]
+    plan = plan_stage(out, STAGE, params, inputs, force, keep=(EMBEDDINGS,), input_paths=input_paths)
     if plan.up_to_date:
         info(f"eval: {out} is up to date")
         return json.loads((out / METRICS_JSON).read_text())
@@ -116,11 +122,10 @@ def evaluate_mbeir(
         search_info = search_with_model(
             model, prepared, spec, pool, out, modality_filter, topk, device=device
         )
-        run_source = out
+        table = read_table(out, "run")
+        validate_run(table, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, out)
     else:
-        run_source = Path(run)
-    table = read_run(run_source)
-    validate_run(table, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run_source)
+        table = given
     outside = rows_outside_pool(table, prepared, spec, pool)
     rankings = to_rankings(table)
     # a model run is `topk` deep: hit@50/100 are only computed when it reaches them
@@ -221,7 +226,7 @@ def _record(
     modality_filter: bool,
     search_info: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    source_manifest = read_manifest(source) if source.is_dir() else None
+    source_manifest = read_manifest(source) if not is_stdio(source) and source.is_dir() else None
     return {
         "benchmark": "M-BEIR",
         "split": prepared.split,

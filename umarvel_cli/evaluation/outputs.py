@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from umarvel_cli.artifacts.manifest import atomic_write_text
+from umarvel_cli.artifacts.atomic import atomic_write_text
 from umarvel_cli.metrics.aggregate import Summary
 from umarvel_cli.metrics.chart import task_bars
 from umarvel_cli.metrics.report import ComparisonRow, render_csv, render_markdown

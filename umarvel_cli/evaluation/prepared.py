@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from umarvel_cli.artifacts import Manifest, read_manifest, read_table
-from umarvel_cli.artifacts.manifest import require_manifest
+from umarvel_cli.artifacts.inputs import require_complete
 from umarvel_cli.data.mbeir.tasks import MBEIRSpec
 from umarvel_cli.errors import UmarvelError
 
@@ -58,7 +58,7 @@ def task_stem(spec: MBEIRSpec, dataset_id: int, task_id: int) -> str:
 
 def load_split(data: str | Path, split: str, spec: MBEIRSpec) -> PreparedSplit:
     data = Path(data)
-    manifest = require_manifest(data)
+    manifest = require_complete(data, None, "--data")
     queries = read_table(data, "queries", columns=["qid", "split", "task_id", "dataset_id"])
     queries = queries.filter(pc.equal(queries.column("split"), split))
     if queries.num_rows == 0:

@@ -6,6 +6,7 @@ candidate ids become integer codes so a 19M-row run stays compact in memory.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from umarvel_cli.artifacts import fingerprint, read_table
+from umarvel_cli.artifacts.atomic import is_stdio
+from umarvel_cli.artifacts.inputs import require_complete
 from umarvel_cli.artifacts.trec import read_trec_run
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.retrieval.run_table import RUN_TABLE
@@ -40,20 +43,28 @@ class Rankings:
 
 
 def read_run(path: str | Path) -> pa.Table:
-    """A `run` table from a TREC file, a search output folder or its `run/` table folder."""
+    """A `run` table from a TREC file (`-`: standard input), a finished search output folder or its
+    `run/` table folder."""
     p = Path(path)
-    if p.is_file():
+    if is_stdio(path) or p.is_file():
         return read_trec_run(p)
+    if p.name == RUN_TABLE and p.is_dir() and not (p / RUN_TABLE).is_dir():
+        p = p.parent
     if (p / RUN_TABLE).is_dir():
+        require_complete(p, ("search",), "--run")
         return read_table(p, RUN_TABLE)
-    if p.name == RUN_TABLE and p.is_dir():
-        return read_table(p.parent, RUN_TABLE)
     raise UmarvelError(
         "not a run", file=p, expected="a TREC run file or an `umarvel search` output folder (holding run/)"
     )
 
 
-def run_fingerprint(path: str | Path) -> str:
+def run_fingerprint(path: str | Path, table: pa.Table | None = None) -> str:
+    """A run's name in the manifest; a run read from standard input is named by its content."""
+    if is_stdio(path) and table is not None:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return "stdin:" + hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
     return fingerprint(path)
 
 

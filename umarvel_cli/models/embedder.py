@@ -19,6 +19,7 @@ from umarvel_cli.data.records import Record, Role
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import language_model, set_attention, speed_up_vision_attention
 from umarvel_cli.models.batching import collate_ahead, plan_batches, run_batches, to_device
+from umarvel_cli.models.checks import check_model_folder, check_weights_folder
 from umarvel_cli.models.inputs.collator import Collator
 from umarvel_cli.models.inputs.encoded import EncodedInput
 from umarvel_cli.models.inputs.formatter import InputFormatter
@@ -107,6 +108,7 @@ class Embedder(nn.Module):
         path = Path(path)
         if not path.is_dir():
             raise UmarvelError("model folder not found", file=path, expected="a folder with config.json")
+        check_model_folder(path, weights=False)
         if UmarvelConfig.exists(path):
             config = UmarvelConfig.load(path)
         else:
@@ -114,6 +116,7 @@ class Embedder(nn.Module):
         if overrides:
             config = UmarvelConfig(**{**config.to_dict(), **overrides})
         family = get_family(config.family)
+        check_weights_folder(path, "model")
         dev = resolve_device(device)
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
@@ -122,7 +125,11 @@ class Embedder(nn.Module):
         tokenizer.padding_side = "right"
         ensure_tokens(tokenizer, [config.instruction_start, config.instruction_end, config.emb_token])
         backbone, loading = family.model_cls().from_pretrained(
-            path, dtype=dtype, attn_implementation=attention_implementation(dev), output_loading_info=True
+            path,
+            dtype=dtype,
+            attn_implementation=attention_implementation(dev),
+            output_loading_info=True,
+            use_safetensors=True,
         )
         missing = list(loading.get("missing_keys") or [])
         if missing:

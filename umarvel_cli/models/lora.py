@@ -14,6 +14,7 @@ from torch import nn
 
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import language_model
+from umarvel_cli.models.checks import check_weights_folder
 from umarvel_cli.models.embedder import Embedder
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
@@ -79,7 +80,10 @@ def load_adapter(embedder: Embedder, path: str | Path, trainable: bool = False) 
     path = Path(path)
     if not (path / "adapter_config.json").is_file():
         raise UmarvelError("not a LoRA adapter folder (no adapter_config.json)", file=path)
-    embedder.backbone = PeftModel.from_pretrained(embedder.backbone, path, is_trainable=trainable)
+    check_weights_folder(path, "adapter")
+    embedder.backbone = PeftModel.from_pretrained(
+        embedder.backbone, path, is_trainable=trainable, use_safetensors=True
+    )
     if UmarvelConfig.exists(path):
         saved = UmarvelConfig.load(path)
         embedder.log_temperature.data.fill_(saved.log_temperature)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from umarvel_cli.artifacts import Manifest, count_rows, read_manifest
+from umarvel_cli.artifacts.inputs import require_complete
 from umarvel_cli.artifacts.shards import list_shards, open_shard
 from umarvel_cli.errors import UmarvelError
 
@@ -119,8 +120,10 @@ def embeddings_root(path: str | Path) -> Path:
     )
 
 
-def open_embeddings(path: str | Path) -> EmbeddingSet:
+def open_embeddings(path: str | Path, flag: str = "--embeddings") -> EmbeddingSet:
+    """A finished `embed` output (manifest present, row count as counted) opened for reading."""
     root = embeddings_root(path)
+    require_complete(root, ("embed",), flag)
     shards = list_shards(root, TABLE)
     if not shards:
         raise UmarvelError("embeddings table has no shards", file=root / TABLE)

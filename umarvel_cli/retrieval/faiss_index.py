@@ -8,6 +8,7 @@ the manifest says which. faiss is imported only here, and only when an index is 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from umarvel_cli.artifacts import Manifest, ShardWriter, fingerprint, finish_stage, plan_stage
+from umarvel_cli.artifacts.atomic import create_temp_file, replace_into
+from umarvel_cli.artifacts.inputs import require_complete
 from umarvel_cli.artifacts.manifest import require_manifest
 from umarvel_cli.artifacts.schemas import TABLES
 from umarvel_cli.artifacts.shards import read_table
@@ -86,7 +89,9 @@ def build_index(
     faiss = require_faiss()
     emb = open_embeddings(embeddings)
     params = {"factory": factory, "train_size": train_size, "gpu": gpu}
-    plan = plan_stage(out, STAGE, params, {"embeddings": fingerprint(emb.root)}, force)
+    plan = plan_stage(
+        out, STAGE, params, {"embeddings": fingerprint(emb.root)}, force, input_paths=[emb.root]
+    )
     if plan.up_to_date:
         info(f"index: {out} is up to date")
         return require_manifest(out, STAGE)
@@ -121,9 +126,10 @@ def build_index(
             ids_out.write_columns({"id": ids})
     if device != "cpu":
         index = faiss.index_gpu_to_cpu(index)
-    tmp = plan.out / (INDEX_FILE + ".tmp")
+    tmp, fd = create_temp_file(plan.out / INDEX_FILE)
+    os.close(fd)
     faiss.write_index(index, str(tmp))
-    tmp.replace(plan.out / INDEX_FILE)
+    replace_into(tmp, plan.out / INDEX_FILE)
     extra = {
         "factory": factory,
         "dim": emb.dim,
@@ -161,7 +167,7 @@ class LoadedIndex:
 
 def load_index(path: str | Path, gpu: bool | None = None) -> LoadedIndex:
     faiss = require_faiss()
-    manifest = require_manifest(path, STAGE)
+    manifest = require_complete(path, (STAGE,), "--index")
     index = faiss.read_index(str(Path(path) / INDEX_FILE))
     ids = read_table(path, IDS_TABLE, columns=["id"]).column("id").combine_chunks()
     if len(ids) != index.ntotal:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from umarvel_cli.artifacts import Manifest, fingerprint, finish_stage, plan_stage
+from umarvel_cli.artifacts.atomic import check_replaceable, is_stdio
 from umarvel_cli.artifacts.manifest import require_manifest
 from umarvel_cli.artifacts.shards import iter_batches
 from umarvel_cli.artifacts.trec import write_trec_run
@@ -86,13 +87,18 @@ def run_search(
         raise UmarvelError("give exactly one of --index or --candidates", field="--index/--candidates")
     if topk < 1:
         raise UmarvelError(f"--topk must be >= 1, not {topk}", field="--topk")
-    q_set = open_embeddings(queries)
+    q_set = open_embeddings(queries, "--queries")
     source = Path(index if index is not None else embeddings)
     inputs = {"queries": fingerprint(q_set.root), "candidates": fingerprint(source)}
     params = {"topk": topk, "method": "faiss" if index is not None else "exact", "trec": str(trec or "")}
-    plan = plan_stage(out, STAGE, params, inputs, force)
+    to_stdout = is_stdio(trec)
+    if trec is not None and not to_stdout:
+        check_replaceable(Path(trec))  # before any work: never over a link, FIFO or device
+    plan = plan_stage(out, STAGE, params, inputs, force, input_paths=[q_set.root, source])
     if plan.up_to_date:
         info(f"search: {out} is up to date")
+        if to_stdout:
+            write_trec_run(trec, iter_batches(out, RUN_TABLE), run_id="umarvel")
         return require_manifest(out, STAGE)
     qids, qx = q_set.read()
     if index is not None:
@@ -123,7 +129,8 @@ def run_search(
     if trec is not None:
         write_trec_run(trec, iter_batches(plan.out, RUN_TABLE), run_id="umarvel")
     extra.update({"topk": topk, "dim": q_set.dim, "trec": str(trec) if trec else None})
-    return finish_stage(plan, {"queries": len(qids), "rows": rows}, extra)
+    declared = [Path(trec).absolute()] if trec is not None and not to_stdout else []
+    return finish_stage(plan, {"queries": len(qids), "rows": rows}, extra, outputs=declared)
 
 
 def _warn_if_models_differ(q_set, c_set) -> None:

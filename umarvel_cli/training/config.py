@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -89,9 +90,15 @@ def configs_dir() -> Path:
 
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise UmarvelError(f"not valid UTF-8 (byte {e.start})", file=path) from None
     except yaml.YAMLError as e:
-        raise UmarvelError(f"not valid YAML ({e})", file=path) from e
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise UmarvelError(
+            f"not valid YAML ({problem})", file=path, line=mark.line + 1 if mark is not None else None
+        ) from None
     except OSError as e:
         raise UmarvelError(f"cannot read config ({e.strerror})", file=path) from e
     if not isinstance(data, dict):
@@ -163,7 +170,10 @@ def parse_sets(sets: Sequence[str]) -> list[tuple[str | None, str, Any]]:
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as e:
-            raise UmarvelError(f"--set {item!r}: value is not YAML ({e})", field="--set") from e
+            raise UmarvelError(
+                f"--set {item!r}: value is not YAML ({getattr(e, 'problem', None) or type(e).__name__})",
+                field="--set",
+            ) from None
         out.append((stage if dot else None, name if dot else key, value))
     return out
 
@@ -203,10 +213,32 @@ def resolve_config(
 
 
 def _check_values(cfg: TrainConfig) -> None:
+    for key, value in cfg.to_dict().items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UmarvelError(f"{key} is {value}", field=key, expected="a finite number")
     positive = ("lr", "batch_size", "grad_accum", "epochs", "save_every", "keep_checkpoints", "lora_rank")
     for key in positive:
         if getattr(cfg, key) <= 0:
             raise UmarvelError(f"{key} must be > 0", field=key)
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise UmarvelError(
+            f"max_steps must be >= 1 (or null for whole epochs), not {cfg.max_steps}", field="max_steps"
+        )
+    if cfg.weight_decay < 0:
+        raise UmarvelError(f"weight_decay must be >= 0, not {cfg.weight_decay}", field="weight_decay")
+    if not 0 <= cfg.lora_dropout < 1:
+        raise UmarvelError(f"lora_dropout must be in [0, 1), not {cfg.lora_dropout}", field="lora_dropout")
+    if cfg.lora_alpha <= 0:
+        raise UmarvelError(f"lora_alpha must be > 0, not {cfg.lora_alpha}", field="lora_alpha")
+    for key in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(cfg, key) < 1:
+            raise UmarvelError(f"{key} must be in [0, 1)", field=key)
+    if cfg.adam_eps <= 0:
+        raise UmarvelError("adam_eps must be > 0", field="adam_eps")
+    if cfg.max_grad_norm is not None and cfg.max_grad_norm <= 0:
+        raise UmarvelError("max_grad_norm must be > 0 (or null)", field="max_grad_norm")
+    if cfg.temperature_lr is not None and cfg.temperature_lr < 0:
+        raise UmarvelError("temperature_lr must be >= 0 (or null)", field="temperature_lr")
     if cfg.chunk_size < 0 or cfg.hard_negatives < 0:
         raise UmarvelError("chunk_size and hard_negatives must be >= 0", field="chunk_size/hard_negatives")
     if not 0 < cfg.temperature_min <= cfg.temperature_max:

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from umarvel_cli import distributed as D
+from umarvel_cli.artifacts.inputs import require_complete
 from umarvel_cli.artifacts.manifest import fingerprint, read_manifest
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.checks import check_model_folder
 from umarvel_cli.models.folder import MODEL_DIR, model_fingerprint, resolve_model_dir
 from umarvel_cli.training.config import STAGE_OBJECTIVES, STAGES, TrainConfig, resolve_config
 from umarvel_cli.training.data import TrainingSet, load_training_set
@@ -64,6 +66,7 @@ def data_source(req: StageRequest) -> Path:
         raise UmarvelError(f"stage {req.stage} needs {flag}", field=flag, expected="a prepared table folder")
     if not Path(src).is_dir():
         raise UmarvelError("table folder not found", file=src, field=flag)
+    require_complete(src, None, flag)
     return Path(src)
 
 
@@ -72,7 +75,21 @@ def _device(req: StageRequest):
     import torch
 
     if req.device:
-        return torch.device(req.device)
+        try:
+            dev = torch.device(req.device)
+        except (RuntimeError, ValueError):
+            raise UmarvelError(
+                f"unknown device {req.device!r}", field="--device", expected="cpu, cuda or cuda:N"
+            ) from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise UmarvelError(
+                "torch sees no CUDA device (a CPU-only build or no GPU)",
+                field="--device",
+                expected="--device cpu",
+            )
+        if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+            raise UmarvelError(f"no {dev} (torch sees {torch.cuda.device_count()} GPU(s))", field="--device")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda", D.local_rank())
     return torch.device("cpu")
@@ -123,9 +140,16 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
 
     cfg, model_dir, data = _prepare(req)
     check_batch(len(data), cfg, D.world_size())
+    device = _device(req)  # checked before the folder is touched
+    check_model_folder(model_dir)
     params = {"config": cfg.to_dict(), "world_size": D.world_size()}
     inputs = {"model": model_fingerprint(model_dir), "data": fingerprint(data_source(req))}
-    plan = plan_stage(req.out, f"train-{req.stage}", params, inputs, req.force) if D.is_main() else None
+    sources = [model_dir, data_source(req)]
+    plan = (
+        plan_stage(req.out, f"train-{req.stage}", params, inputs, req.force, input_paths=sources)
+        if D.is_main()
+        else None
+    )
     status, reason = D.broadcast_object((plan.status, plan.reason) if plan else None)  # type: ignore[misc]
     out = Path(req.out)
     if status == "up_to_date":
@@ -133,9 +157,9 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
             info(f"train {req.stage}: up to date ({out})")
         return StageResult(req.stage, out, status, out / MODEL_DIR, read_manifest(out).extra)  # type: ignore[union-attr]
     if D.is_main():
-        info(f"train {req.stage}: {status} ({reason}); init {model_dir}")
+        if status != "fresh":  # a fresh run into a new folder says nothing (a refused one: only its error)
+            info(f"train {req.stage}: {status} ({reason}); init {model_dir}")
         (out / "config.yaml").write_text(cfg.to_yaml())
-    device = _device(req)
     embedder = load_trainable_model(model_dir, cfg, device)
     if hasattr(on_step, "for_stage"):  # a per-stage sink (e.g. TensorBoard)
         on_step = on_step.for_stage(req.stage) if D.is_main() else None

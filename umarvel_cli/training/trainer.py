@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from umarvel_cli import distributed as D
+from umarvel_cli.artifacts.jsonlog import read_log, rewrite_log
 from umarvel_cli.console import make_progress
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.training.checkpoint import CheckpointStore, seed_everything, set_rng_state
@@ -241,9 +242,8 @@ class Trainer:
     def _truncate_log(self, keep_through: int) -> None:
         if not D.is_main() or not self.log_path.is_file():
             return
-        rows = [ln for ln in self.log_path.read_text().splitlines() if ln.strip()]
-        kept = [ln for ln in rows if json.loads(ln)["step"] <= keep_through]
-        self.log_path.write_text("".join(ln + "\n" for ln in kept))
+        kept = [row for row in read_log(self.log_path) if row.get("step", 0) <= keep_through]
+        rewrite_log(self.log_path, kept)  # also drops a line torn by a kill
 
     def fit(self, resume: bool = False) -> TrainSummary:
         """Train to `total_steps`; with `resume`, continue from the latest complete checkpoint."""
@@ -293,8 +293,8 @@ class Trainer:
                     self.on_step(done, row)
         self.model.eval()
         if start == self.total_steps and self.log_path.is_file():  # resumed at the very end
-            rows = self.log_path.read_text().splitlines()
-            loss = json.loads(rows[-1])["loss"] if rows else loss
+            rows = read_log(self.log_path)
+            loss = rows[-1]["loss"] if rows else loss
         elapsed = time.perf_counter() - began
         steps_run = self.total_steps - start
         return TrainSummary(

@@ -70,6 +70,11 @@ def _require(files: list[SourceFile]) -> None:
             expected="the M-BEIR folder layout of docs/mbeir.md (pass --split to read fewer splits, "
             "--tasks auto to read the tasks present)",
         )
+    empty = [f for f in files if f.kind in ("queries", "pool", "instructions") and f.path.stat().st_size == 0]
+    if empty:
+        raise UmarvelError(
+            f"empty M-BEIR {empty[0].kind} file (0 bytes)", file=empty[0].path, expected="a complete copy"
+        )
 
 
 def task_files(root: Path, spec: MBEIRSpec, task: TaskSpec, splits: tuple[str, ...]) -> list[Path]:

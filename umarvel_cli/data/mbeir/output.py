@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from umarvel_cli.artifacts.atomic import create_temp_file, replace_into
 from umarvel_cli.artifacts.schemas import TABLES
 from umarvel_cli.artifacts.shards import ShardWriter
 from umarvel_cli.data.mbeir.records import RowError
@@ -105,8 +106,10 @@ class BadRows:
         self.fail = on_error == "fail"
         self.counts: Counter = Counter()
         self.path = out / REJECTED
-        self._tmp = out / (REJECTED + ".tmp")
-        self._fh = None if self.fail else open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115
+        self._tmp, self._fh = None, None
+        if not self.fail:  # a unique, never-followed temporary name (see artifacts/atomic.py)
+            self._tmp, fd = create_temp_file(self.path)
+            self._fh = os.fdopen(fd, "w", encoding="utf-8")
 
     def __call__(self, file: Path, line: int, error: RowError) -> None:
         if self.fail:
@@ -122,7 +125,7 @@ class BadRows:
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
-            os.replace(self._tmp, self.path)
+            replace_into(self._tmp, self.path)
             self._fh = None
 
     def abandon(self) -> None:

@@ -151,6 +151,12 @@ class MBEIRPreparer:
                 continue
             sink.add(row)
             self.report.instructions += 1
+        if self.report.instructions == 0:
+            raise UmarvelError(
+                "no instruction rows",
+                file=source.path,
+                expected="a header and one row per dataset and modality",
+            )
 
     # -- pools ----------------------------------------------------------------------------------
     def read_pool(self, source: SourceFile, keep_ids: bool) -> None:
@@ -357,11 +363,12 @@ def prepare_mbeir(
         "tasks": tasks if isinstance(tasks, str) else list(tasks),
         "absent_tasks": list(inputs.absent_tasks),
     }
-    plan = plan_stage(out, STAGE, params, fingerprints, force=force)
+    plan = plan_stage(out, STAGE, params, fingerprints, force=force, input_paths=[root])
     if plan.up_to_date:
         info(f"prepare mbeir: {out} is up to date ({plan.reason}); --force redoes it")
         return require_manifest(out, STAGE)
-    info(f"prepare mbeir: {plan.status} ({plan.reason}) → {out}")
+    if plan.status != "fresh":  # a refused fresh run prints only its error line
+        info(f"prepare mbeir: {plan.status} ({plan.reason}) → {out}")
     check_images = (root / spec.files["images_dir"]).is_dir()
     preparer = MBEIRPreparer(spec, inputs, out, on_error, rows_per_shard, plan.resume, check_images)
     counts = preparer.run()

@@ -74,8 +74,20 @@ def parse_json_line(raw: bytes) -> Any:
 def _json_slow(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+    except json.JSONDecodeError as e:  # the decoder's "line 1" is the record's, not the file's
+        raise RowError(None, f"malformed JSON line ({e.msg} at column {e.colno})") from None
+    except ValueError as e:  # UnicodeDecodeError
         raise RowError(None, f"malformed JSON line ({e})") from None
+
+
+def _storable(value: str, key: str) -> str:
+    """Text a JSON `\\ud800` escape made unstorable is a bad row, not a crash at write time."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RowError(key, "text holds a lone surrogate, which UTF-8 cannot store") from None
+    return value
 
 
 def _optional_text(rec: dict, key: str, kind: str = "a string") -> str | None:
@@ -84,7 +96,7 @@ def _optional_text(rec: dict, key: str, kind: str = "a string") -> str | None:
         return None
     if type(value) is not str:
         raise RowError(key, f"must be {kind} or null, not {type(value).__name__}")
-    return value
+    return _storable(value, key)
 
 
 def _src_content(rec: dict, key: str) -> str | None:

@@ -41,9 +41,10 @@ def load_image(image: ImageSource, item_id: str | None = None) -> Image.Image:
         raise UmarvelError(f"image file not found (item {item_id})", file=path, field="image")
     try:
         with Image.open(path) as im:
+            _check_pixels(im.size, path, item_id)
             im.load()  # decoded now; leaving the block closes only the file
             return im if im.mode == "RGB" else im.convert("RGB")  # no copy of an RGB file's pixels
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise UmarvelError(f"unreadable image (item {item_id}): {e}", file=path, field="image") from e
 
 
@@ -57,9 +58,25 @@ def peek_image(image: ImageSource, item_id: str | None = None) -> LazyImage:
     try:
         with Image.open(path) as im:
             size = im.size
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise UmarvelError(f"unreadable image (item {item_id}): {e}", file=path, field="image") from e
+    _check_pixels(size, path, item_id)
     return LazyImage(path, item_id, size)
+
+
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # 8192 x 8192; a decompression bomb claims far more
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # PIL's own guard (warning, then error at 2x) as a backstop
+
+
+def _check_pixels(size: tuple[int, int], path: Path, item_id: str | None) -> None:
+    """Refuse an image whose header claims more pixels than any real input has (decompression bomb)."""
+    if size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise UmarvelError(
+            f"image of {size[0]}x{size[1]} pixels is over the limit of {MAX_IMAGE_PIXELS:,} (item {item_id})",
+            file=path,
+            field="image",
+            expected="an image of at most 8192x8192 pixels",
+        )
 
 
 class DecodeAhead:
