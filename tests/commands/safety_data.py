@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import subprocess
 import sys
@@ -30,11 +31,17 @@ def cli_process(*args: object, **kw) -> subprocess.CompletedProcess:
     )
 
 
+PROGRESS_LINE = re.compile(r".+: [0-9,./]+ .* elapsed \d\d:\d\d(:\d\d)?( ETA .*)?")
+
+
 def error_line(result) -> str:
-    """The single stderr line of a refused run (exit 2); fails on a traceback or extra output."""
+    """The single stderr line of a refused run (exit 2); fails on a traceback or extra output.
+
+    Plain progress lines of phases that completed before the error (`... elapsed MM:SS`, what a
+    log shows when stderr is not a terminal) may precede it; nothing else may."""
     stderr = result.stderr
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not PROGRESS_LINE.fullmatch(ln)]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error: ") and "Traceback" not in result.output, stderr
     return lines[0]

@@ -65,7 +65,7 @@ def base(tmp_path_factory, demo_root, demo_tables, tiny_models) -> dict[str, Pat
     root = tmp_path_factory.mktemp("bad-inputs")
     c, q = embeddings(root)
     search_out = root / "search"
-    assert cli("search", "--queries", q, "--embeddings", c, "--topk", 3, "--out", search_out).exit_code == 0
+    assert cli("search", "--queries", q, "--candidates", c, "--topk", 3, "--out", search_out).exit_code == 0
     mbeir = root / "mbeir"
     shutil.copytree(demo_root, mbeir, ignore=shutil.ignore_patterns("mbeir_images", "pairs"))
     pairs = root / "pairs"
@@ -107,7 +107,7 @@ def mbeir(edit: Callable[[Path], None], *extra: str):
     def build(x: Inputs):
         root = x.copy("mbeir")
         edit(root)
-        return ["prepare", "mbeir", "--root", root, "--out", x.out, "--splits", "test", *extra]
+        return ["prepare", "mbeir", "--root", root, "--out", x.out, "--split", "test", *extra]
 
     return build
 
@@ -152,7 +152,7 @@ def _bomb_tables(x: Inputs) -> Path:
 
 
 def search(queries=lambda x: x.q, extra=lambda x: []):
-    return lambda x: ["search", "--queries", queries(x), "--out", x.out, "--no-gpu", *extra(x)]
+    return lambda x: ["search", "--queries", queries(x), "--out", x.out, "--device", "cpu", *extra(x)]
 
 
 def eval_run(text: str | bytes | Callable[[Inputs], str], *extra: str):
@@ -283,11 +283,11 @@ CASES: list[tuple[str, Callable[[Inputs], list], str]] = [
         mbeir(_append_query(b'{"qid": "\xff"}\n')),
         "mbeir_mscoco_task0_test.jsonl:",
     ),
-    ("mbeir: unknown split", mbeir(lambda r: None, "--splits", "dev"), "dev"),
+    ("mbeir: unknown split", mbeir(lambda r: None, "--split", "dev"), "dev"),
     # embed
     ("embed: --data unfinished", embed(data=lambda x: x.unfinished("pairs")), "unfinished"),
     ("embed: --data missing", embed(data=lambda x: x.tmp / "nope"), "--data"),
-    ("embed: --model missing", embed(model=lambda x: x.tmp / "nope"), "does not exist"),
+    ("embed: --model missing", embed(model=lambda x: x.tmp / "nope"), "model folder not found"),
     (
         "embed: config.json not JSON",
         embed(model=broken_model(lambda m: (m / "config.json").write_text("{oops"))),
@@ -314,52 +314,52 @@ CASES: list[tuple[str, Callable[[Inputs], list], str]] = [
     ("embed: decompression bomb", embed(data=_bomb_tables), "pixels"),
     # index
     (
-        "index: --embeddings unfinished",
-        lambda x: ["index", "--embeddings", x.unfinished("c"), "--out", x.out],
+        "index: --candidates unfinished",
+        lambda x: ["index", "--candidates", x.unfinished("c"), "--out", x.out],
         "unfinished",
     ),
     (
-        "index: --embeddings missing",
-        lambda x: ["index", "--embeddings", x.tmp / "nope", "--out", x.out],
+        "index: --candidates missing",
+        lambda x: ["index", "--candidates", x.tmp / "nope", "--out", x.out],
         "no embeddings table",
     ),
     (
         "index: rows differ from the manifest",
-        lambda x: ["index", "--embeddings", _grown(x), "--out", x.out],
+        lambda x: ["index", "--candidates", _grown(x), "--out", x.out],
         "manifest counted",
     ),
     (
         "index: corrupt Parquet shard",
-        lambda x: ["index", "--embeddings", x.corrupt_shard("c", "embeddings"), "--out", x.out],
+        lambda x: ["index", "--candidates", x.corrupt_shard("c", "embeddings"), "--out", x.out],
         "unreadable Parquet shard",
     ),
     (
         "index: bad factory",
-        lambda x: ["index", "--embeddings", x.c, "--out", x.out, "--factory", "Nope99"],
+        lambda x: ["index", "--candidates", x.c, "--out", x.out, "--factory", "Nope99"],
         "--factory",
     ),
     # search
     (
         "search: --queries unfinished",
-        search(lambda x: x.unfinished("q"), lambda x: ["--embeddings", x.c]),
+        search(lambda x: x.unfinished("q"), lambda x: ["--candidates", x.c]),
         "--queries",
     ),
     (
         "search: corrupt Parquet shard as --queries",
-        search(lambda x: x.corrupt_shard("q", "embeddings"), lambda x: ["--embeddings", x.c]),
+        search(lambda x: x.corrupt_shard("q", "embeddings"), lambda x: ["--candidates", x.c]),
         "unreadable Parquet shard",
     ),
-    ("search: neither --index nor --embeddings", search(extra=lambda x: []), "--index/--embeddings"),
-    ("search: --topk 0", search(extra=lambda x: ["--embeddings", x.c, "--topk", "0"]), "--topk"),
+    ("search: neither --index nor --candidates", search(extra=lambda x: []), "--index/--candidates"),
+    ("search: --topk 0", search(extra=lambda x: ["--candidates", x.c, "--topk", "0"]), "--topk"),
     ("search: --index is not an index", search(extra=lambda x: ["--index", x.c]), "--index"),
     (
         "search: --trec is a symlink",
-        search(extra=lambda x: ["--embeddings", x.c, "--trec", _link(x)]),
+        search(extra=lambda x: ["--candidates", x.c, "--trec", _link(x)]),
         "not a regular file",
     ),
     (
         "search: --trec is a folder",
-        search(extra=lambda x: ["--embeddings", x.c, "--trec", _folder(x)]),
+        search(extra=lambda x: ["--candidates", x.c, "--trec", _folder(x)]),
         "is a folder",
     ),
     # eval
@@ -470,7 +470,7 @@ def test_read_only_or_full_out_is_one_line(code, base, tmp_path, monkeypatch):
     monkeypatch.setattr(atomic, "create_temp_file", failing)
     out = tmp_path / "out"
     line = error_line(
-        cli("search", "--queries", base["q"], "--embeddings", base["c"], "--out", out, "--no-gpu")
+        cli("search", "--queries", base["q"], "--candidates", base["c"], "--out", out, "--device", "cpu")
     )
     assert ("read-only" in line) if code == errno.EROFS else ("no space" in line)
     assert folder_is_clean(out)

@@ -40,7 +40,9 @@ def emb(tmp_path):
 
 
 def _search(q, c, out, *extra):
-    return cli("search", "--queries", q, "--embeddings", c, "--topk", 3, "--out", out, "--no-gpu", *extra)
+    return cli(
+        "search", "--queries", q, "--candidates", c, "--topk", 3, "--out", out, "--device", "cpu", *extra
+    )
 
 
 # -- 1. `-` is standard output/input; never rename over a non-regular file ----------------------------
@@ -89,10 +91,10 @@ def test_interrupted_or_altered_inputs_are_refused_naming_the_folder(emb, tmp_pa
     shutil.copytree(c, half)
     (half / "manifest.json").unlink()
     (half / "_progress.json").write_text('{"key": "x", "stage": "embed"}\n')
-    msg = error_line(cli("index", "--embeddings", half, "--out", tmp_path / "i"))
+    msg = error_line(cli("index", "--candidates", half, "--out", tmp_path / "i"))
     assert str(half) in msg and "unfinished" in msg
     msg = error_line(_search(q, half, tmp_path / "s"))
-    assert str(half) in msg and "--embeddings" in msg
+    assert str(half) in msg and "--candidates" in msg
     msg = error_line(_search(half, c, tmp_path / "s"))
     assert "--queries" in msg
     assert folder_is_clean(tmp_path / "i") and folder_is_clean(tmp_path / "s")
@@ -102,7 +104,7 @@ def test_interrupted_or_altered_inputs_are_refused_naming_the_folder(emb, tmp_pa
     manifest = json.loads((grown / "manifest.json").read_text())
     manifest["counts"] = {"embedded": 20}
     (grown / "manifest.json").write_text(json.dumps(manifest))
-    msg = error_line(cli("index", "--embeddings", grown, "--out", tmp_path / "i"))
+    msg = error_line(cli("index", "--candidates", grown, "--out", tmp_path / "i"))
     assert "40 rows but its manifest counted 20" in msg
 
     data = tmp_path / "tables"
@@ -402,6 +404,6 @@ def test_debug_shows_the_traceback_and_still_cleans_up(tmp_path):
     from umarvel_cli.errors import UmarvelError
 
     out = tmp_path / "i"
-    r = cli("--debug", "index", "--embeddings", tmp_path / "nope", "--out", out)
+    r = cli("--debug", "index", "--candidates", tmp_path / "nope", "--out", out)
     assert isinstance(r.exception, UmarvelError)
     assert folder_is_clean(out)

@@ -77,5 +77,9 @@ def test_init_model_refuses_a_folder_it_did_not_write(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     res = CliRunner().invoke(app, ["init-model", "--backbone", "tiny-qwen2-vl", "--out", str(out)])
-    assert res.exit_code == 2 and "not an umarvel output; refusing to overwrite it" in res.stderr
+    assert (
+        res.exit_code == 2
+        and "is not an umarvel output" in res.stderr
+        and "refusing to overwrite it" in res.stderr
+    )
     assert [p.name for p in out.iterdir()] == ["notes.txt"]

@@ -87,7 +87,7 @@ def build_index(
 ) -> Manifest:
     """Build a faiss index over an embedding set, writing `index.faiss`, `ids/` and the manifest."""
     faiss = require_faiss()
-    emb = open_embeddings(embeddings)
+    emb = open_embeddings(embeddings, "--candidates")
     params = {"factory": factory, "train_size": train_size, "gpu": gpu}
     plan = plan_stage(
         out, STAGE, params, {"embeddings": fingerprint(emb.root)}, force, input_paths=[emb.root]

@@ -116,7 +116,7 @@ def run_search(
         rows = write_run(plan.out, iter_run_batches(qids, result))
         extra = {"method": "faiss", "device": loaded.device, "factory": loaded.manifest.extra.get("factory")}
     else:
-        c_set = open_embeddings(embeddings)
+        c_set = open_embeddings(embeddings, "--candidates")
         _warn_if_models_differ(q_set, c_set)
         device = "cpu" if gpu is False else pick_device()
         if gpu and device != "cuda":
