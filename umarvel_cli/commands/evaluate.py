@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.commands import eval_zeroshot
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -40,3 +42,8 @@ def mbeir(
         typer.echo(f"{task['task']}\tRecall@{task['k']}\t{task['score']:.4f}\t({task['n_queries']} queries)")
     mean = record["headline"]["mean"]
     typer.echo(f"mean\t\t{mean:.4f}\t(over {record['headline']['over_tasks']} tasks) -> {out}")
+
+
+app.command("zeroshot", short_help="Score a run on a zero-shot benchmark (CIRCO, MSR-VTT, GeneCIS, ...).")(
+    eval_zeroshot.command
+)

@@ -1,0 +1,127 @@
+"""GeneCIS (github.com/facebookresearch/genecis): conditional similarity, ranked within each query's
+own gallery.
+
+Release format (genecis/{focus,change}_{attribute,object}.json, read by datasets/coco_dataset.py and
+datasets/vaw_dataset.py): a list of {"reference", "target", "condition", "gallery": [...]}. Object
+subsets name COCO val2017 images as {"val_image_id": id} (file `<id:012d>.jpg`); attribute subsets
+name Visual Genome crops as {"image_id", "instance_bbox": [x, y, w, h]} (file `<image_id>.jpg`,
+cropped as vaw_dataset.py does: the box dilated by 0.7 of its size, clipped, padded to a square).
+A query is `<subset>/<index in the list>`; its gallery is [target] + gallery, the target its one
+positive. Crops are written once under OUT/crops/ (`<image_id>_<x>_<y>_<w>_<h>.png`) and named by
+that stem, so the candidate id stays tied to the release's image id and box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from umarvel_cli.data.zeroshot.records import MediaIndex, ZeroShotRows, load_json, require_dir, require_field
+from umarvel_cli.data.zeroshot.spec import BenchmarkSpec
+from umarvel_cli.errors import UmarvelError
+
+DILATION = 0.7  # vaw_dataset.py DILATION
+CROPS_DIR = "crops"
+
+
+@dataclass(frozen=True)
+class Crop:
+    source: Path
+    bbox: tuple[float, float, float, float]
+    dest: str  # file name under OUT/crops/
+
+
+def write_crop(crop: Crop, out_dir: Path) -> None:
+    """The GeneCIS attribute crop: dilated box, clipped to the image, padded black to a square."""
+    with Image.open(crop.source) as im:
+        im = im.convert("RGB")
+        x, y, w, h = crop.bbox
+        left, top = max(0.0, x - DILATION * w), max(0.0, y - DILATION * h)
+        right = min(im.width, left + (1 + DILATION) * w)
+        bottom = min(im.height, top + (1 + DILATION) * h)
+        cut = im.crop((left, top, right, bottom))
+    side = max(cut.size)
+    square = Image.new("RGB", (side, side), (0, 0, 0))
+    square.paste(cut, ((side - cut.width) // 2, (side - cut.height) // 2))
+    tmp = out_dir / (crop.dest + ".tmp")
+    square.save(tmp, format="PNG")
+    tmp.replace(out_dir / crop.dest)
+
+
+def _item(
+    rec: Any, subset: str, rows: ZeroShotRows, coco: MediaIndex | None, vg: MediaIndex | None, crops_dir: Path,
+    crops: dict[str, Crop], where: str, path: Path,
+) -> str:  # fmt: skip
+    if subset.endswith("_object"):
+        image_id = int(require_field(rec, "val_image_id", path, where))
+        assert coco is not None
+        return rows.add_candidate(str(image_id), "image", image=coco.image(f"{image_id:012d}.jpg", where))
+    image_id = int(require_field(rec, "image_id", path, where))
+    box = require_field(rec, "instance_bbox", path, where)
+    if not (isinstance(box, list) and len(box) == 4):
+        raise UmarvelError(f"{where}: instance_bbox is not [x, y, w, h]", file=path, field="instance_bbox")
+    assert vg is not None
+    source = vg.image(f"{image_id}.jpg", where)
+    did = "_".join([str(image_id), *(f"{float(v):g}" for v in box)])
+    if did not in crops:
+        crops[did] = Crop(vg.root / source, tuple(float(v) for v in box), f"{did}.png")
+    return rows.add_candidate(did, "image", image=str(crops_dir / f"{did}.png"))
+
+
+def read_genecis(root: Path, spec: BenchmarkSpec, split: str, out: Path) -> tuple[ZeroShotRows, list[Crop]]:
+    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    crops: dict[str, Crop] = {}
+    crops_dir = out.resolve() / CROPS_DIR
+    for task in spec.tasks:
+        path = root / spec.file("subsets", subset=task.name)
+        samples = load_json(path)
+        if not isinstance(samples, list):
+            raise UmarvelError("not a list of samples", file=path, expected="GeneCIS's sample list")
+        is_object = task.name.endswith("_object")
+        coco = (
+            MediaIndex(root, require_dir(root, spec.file("coco_images"), "COCO val2017"), path)
+            if is_object
+            else None
+        )
+        vg = (
+            None
+            if is_object
+            else MediaIndex(root, require_dir(root, spec.file("vg_images"), "Visual Genome"), path)
+        )
+        for n, s in enumerate(samples):
+            where = f"sample {n}"
+            ref = _item(
+                require_field(s, "reference", path, where),
+                task.name,
+                rows,
+                coco,
+                vg,
+                crops_dir,
+                crops,
+                where,
+                path,
+            )
+            target = _item(
+                require_field(s, "target", path, where),
+                task.name,
+                rows,
+                coco,
+                vg,
+                crops_dir,
+                crops,
+                where,
+                path,
+            )
+            gallery = [target] + [
+                _item(g, task.name, rows, coco, vg, crops_dir, crops, f"{where} gallery", path)
+                for g in require_field(s, "gallery", path, where)
+            ]
+            condition = require_field(s, "condition", path, where)
+            rows.add_query(
+                f"{task.name}/{n}", task.task_id, task.query_modality, condition,
+                rows.candidates[ref]["image"], {target: 1}, gallery=gallery,
+            )  # fmt: skip
+    return rows, list(crops.values())

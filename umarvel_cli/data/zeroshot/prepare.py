@@ -1,0 +1,78 @@
+"""`umarvel prepare zeroshot`: one benchmark's release -> queries, candidates, qrels, galleries tables.
+
+The whole release is read and checked before anything is written (a bad annotation or a missing
+image/video leaves OUT untouched); then the tables and the manifest (last) are written. Image and
+video paths stay relative to --root (`manifest.extra.images_root`), like M-BEIR's tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from umarvel_cli.artifacts import ShardWriter, fingerprint, finish_stage, plan_stage, read_manifest
+from umarvel_cli.artifacts.schemas import TABLES
+from umarvel_cli.console import info
+from umarvel_cli.data.zeroshot.genecis import CROPS_DIR, write_crop
+from umarvel_cli.data.zeroshot.registry import READERS
+from umarvel_cli.data.zeroshot.spec import load_zeroshot_suite
+from umarvel_cli.errors import UmarvelError
+
+STAGE = "prepare-zeroshot"
+
+
+def prepare_zeroshot(
+    benchmark: str, root: Path, out: Path, split: str | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Returns the manifest's counts. Up to date when the release and options did not change."""
+    spec = load_zeroshot_suite().get(benchmark)
+    root, out = Path(root), Path(out)
+    split = split or spec.default_split
+    if split not in spec.splits:
+        raise UmarvelError(
+            f"unknown split {split!r} for {benchmark}", field="--split", expected=" or ".join(spec.splits)
+        )
+    if not root.is_dir():
+        raise UmarvelError("release folder not found", file=root, field="--root")
+    params = {"benchmark": benchmark, "split": split}
+    inputs = {"root": fingerprint(root)}
+    manifest = read_manifest(out) if out.is_dir() else None
+    if (
+        manifest
+        and manifest.stage == STAGE
+        and manifest.params == params
+        and manifest.inputs == inputs
+        and not force
+    ):
+        info(f"prepare zeroshot: {out} is up to date")
+        return dict(manifest.counts)
+
+    rows, crops = READERS[spec.reader](root, spec, split, out)
+    plan = plan_stage(out, STAGE, params, inputs, force)
+    if crops:
+        (out / CROPS_DIR).mkdir(exist_ok=True)
+        for crop in crops:
+            write_crop(crop, out / CROPS_DIR)
+    tables = {
+        "queries": rows.queries,
+        "candidates": list(rows.candidates.values()),
+        "qrels": rows.qrels,
+        "galleries": rows.galleries,
+    }
+    for name, data in tables.items():
+        with ShardWriter(out, name, TABLES[name]) as w:
+            w.write_rows(data)
+    counts = {name: len(data) for name, data in tables.items()}
+    counts["crops"] = len(crops)
+    tasks = {t.name: sum(1 for q in rows.queries if q["task_id"] == t.task_id) for t in spec.tasks}
+    extra = {
+        "benchmark": benchmark,
+        "display": spec.display,
+        "split": split,
+        "images_root": str(root.resolve()),
+        "source": spec.source,
+        "queries_per_task": tasks,
+    }
+    finish_stage(plan, counts, extra)
+    info(f"prepare zeroshot: {spec.display} {split}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return counts

@@ -1,0 +1,120 @@
+"""The zero-shot benchmark table, read from `data_manifests/zeroshot.yaml` (never hard-coded in code)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import umarvel_cli
+from umarvel_cli.errors import UmarvelError
+
+PROTOCOLS = ("ranking", "gallery", "choice")
+
+
+def _manifests_dir() -> Path:
+    """`data_manifests/` of the source tree, or its copy inside an installed wheel."""
+    pkg = Path(umarvel_cli.__file__).resolve().parent
+    for candidate in (pkg / "data_manifests", pkg.parent / "data_manifests"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("data_manifests/ not found next to the umarvel_cli package")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    task_id: int  # position in the benchmark's task list (the `task_id` column of its tables)
+    direction: str
+    query_modality: str
+    protocol: str
+    headline: str
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    display: str
+    dataset_id: int
+    reader: str
+    source: str
+    splits: tuple[str, ...]
+    default_split: str
+    files: dict[str, Any]
+    tasks: tuple[TaskSpec, ...]
+    paper: dict[str, dict[str, float]]
+    recall_relevance: int = 1
+    submission: str | None = None
+    headline_mean: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def task(self, name: str) -> TaskSpec:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def file(self, key: str, **fmt: str) -> str:
+        return str(self.files[key]).format(**fmt)
+
+
+@dataclass(frozen=True)
+class ZeroShotSuite:
+    reference_method: str
+    benchmarks: dict[str, BenchmarkSpec]
+
+    def get(self, name: str) -> BenchmarkSpec:
+        if name not in self.benchmarks:
+            raise UmarvelError(
+                f"unknown benchmark {name!r}",
+                field="--benchmark",
+                expected="one of " + ", ".join(sorted(self.benchmarks)),
+            )
+        return self.benchmarks[name]
+
+
+def _task(i: int, raw: dict[str, Any]) -> TaskSpec:
+    if raw["protocol"] not in PROTOCOLS:
+        raise ValueError(f"zeroshot.yaml: task {raw['name']}: unknown protocol {raw['protocol']!r}")
+    return TaskSpec(
+        name=raw["name"],
+        task_id=i,
+        direction=raw["direction"],
+        query_modality=raw["query_modality"],
+        protocol=raw["protocol"],
+        headline=raw["headline"],
+        metrics=tuple(raw["metrics"]),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load_zeroshot_suite(path: str | None = None) -> ZeroShotSuite:
+    p = Path(path) if path else _manifests_dir() / "zeroshot.yaml"
+    raw = yaml.safe_load(p.read_text())
+    known = {
+        "display", "dataset_id", "reader", "source", "splits", "default_split", "files", "tasks",
+        "paper", "recall_relevance", "submission", "headline_mean",
+    }  # fmt: skip
+    out: dict[str, BenchmarkSpec] = {}
+    for name, b in raw["benchmarks"].items():
+        out[name] = BenchmarkSpec(
+            name=name,
+            display=b["display"],
+            dataset_id=int(b["dataset_id"]),
+            reader=b["reader"],
+            source=b["source"],
+            splits=tuple(b["splits"]),
+            default_split=b["default_split"],
+            files=dict(b["files"]),
+            tasks=tuple(_task(i, t) for i, t in enumerate(b["tasks"])),
+            paper={k: {m: float(v) for m, v in d.items()} for k, d in (b.get("paper") or {}).items()},
+            recall_relevance=int(b.get("recall_relevance", 1)),
+            submission=b.get("submission"),
+            headline_mean=bool(b.get("headline_mean", False)),
+            extra={k: v for k, v in b.items() if k not in known},
+        )
+    return ZeroShotSuite(reference_method=raw["reference_method"], benchmarks=out)
