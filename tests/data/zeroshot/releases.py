@@ -115,7 +115,15 @@ def write_genecis(root: Path) -> Path:
     return root
 
 
-SUGARCREPE_SUBSETS = ("add_obj", "add_att", "replace_obj", "replace_att", "replace_rel", "swap_obj", "swap_att")
+SUGARCREPE_SUBSETS = (
+    "add_obj",
+    "add_att",
+    "replace_obj",
+    "replace_att",
+    "replace_rel",
+    "swap_obj",
+    "swap_att",
+)
 
 
 def write_sugarcrepe(root: Path) -> Path:

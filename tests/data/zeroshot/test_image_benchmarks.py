@@ -41,6 +41,9 @@ def test_sugarcrepe_choice_galleries(tmp_path):
     counts = prepare_zeroshot("sugarcrepe", root, tmp_path / "out")
     assert counts["queries"] == 14 and counts["candidates"] == 28 and counts["galleries"] == 28
     c = {r["did"]: r["text"] for r in read_table(tmp_path / "out", "candidates").to_pylist()}
-    assert c["swap_att/0/pos"] == "A girl with a green shirt." and c["swap_att/0/neg"] == "A girl with a blue shirt."
+    assert (
+        c["swap_att/0/pos"] == "A girl with a green shirt."
+        and c["swap_att/0/neg"] == "A girl with a blue shirt."
+    )
     q = {r["qid"]: r for r in read_table(tmp_path / "out", "queries").to_pylist()}
     assert q["swap_att/1"]["pos"] == ["swap_att/1/pos"] and q["swap_att/1"]["neg"] == ["swap_att/1/neg"]
