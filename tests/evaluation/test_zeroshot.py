@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from tests.data.zeroshot.releases import write_circo, write_genecis, write_msrvtt, write_sugarcrepe
 from umarvel_cli.app import app
-from umarvel_cli.artifacts import ShardWriter, TABLES, read_manifest
+from umarvel_cli.artifacts import TABLES, ShardWriter, read_manifest
 from umarvel_cli.data.zeroshot import prepare_zeroshot
 from umarvel_cli.evaluation.zeroshot import evaluate_zeroshot
 
@@ -49,7 +49,7 @@ def test_circo_val_map_recall_report_and_up_to_date(tmp_path):
     assert "map@5" in record["definitions"] or "map@k" in record["definitions"]
     report = (tmp_path / "ev/report.md").read_text()
     assert "| circo | (i,t)→i | ranking | 2 | map@5 | 69.4 | 36.2 |" in report
-    rows = list(csv.DictReader(open(tmp_path / "ev/per_query.csv")))
+    rows = list(csv.DictReader((tmp_path / "ev/per_query.csv").read_text().splitlines()))
     assert [r["qid"] for r in rows] == ["0", "1"] and float(rows[1]["map@5"]) == 1.0
     assert (tmp_path / "ev/run.trec").read_text().splitlines()[0].startswith("0 Q0 85932 1 ")
     assert read_manifest(tmp_path / "ev").stage == "eval-zeroshot"
