@@ -11,7 +11,7 @@ def command(
     benchmark: str = typer.Option(
         ...,
         "--benchmark",
-        help="circo, msrvtt, msvd, flickr30k, genecis or sugarcrepe (data_manifests/zeroshot.yaml).",
+        help="A benchmark of data_manifests/zeroshot.yaml: circo, msrvtt, msvd, flickr30k, genecis, sugarcrepe, sharegpt4v, urban1k, visdial, ccneg.",
     ),
     root: Path = typer.Option(..., "--root", help="The benchmark's release folder, as its authors ship it."),
     out: Path = typer.Option(

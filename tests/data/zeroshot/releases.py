@@ -138,3 +138,61 @@ def write_sugarcrepe(root: Path) -> Path:
         }  # fmt: skip
         (root / f"data/{subset}.json").write_text(json.dumps(data))
     return root
+
+
+def write_sharegpt4v(root: Path) -> Path:
+    """LamRA's datas_for_validation.json ([{image_name, caption}]) + val_data/."""
+    items = [{"image_name": f"sa_{i}.jpg", "caption": f"A long caption number {i}."} for i in range(3)]
+    for item in items:
+        _jpg(root / "val_data" / item["image_name"])
+    (root / "datas_for_validation.json").write_text(json.dumps(items))
+    return root
+
+
+def write_urban1k(root: Path, n: int = 3) -> Path:
+    """caption/<n>.txt (caption on the first line) + image/<n>.jpg."""
+    (root / "caption").mkdir(parents=True, exist_ok=True)
+    for i in range(1, n + 1):
+        (root / f"caption/{i}.txt").write_text(f"An urban street scene {i} with many details.\nsecond line\n")
+        _jpg(root / f"image/{i}.jpg")
+    return root
+
+
+def write_visdial(root: Path) -> Path:
+    """visdial_1.0_val.json + VisualDialog_val2018/VisualDialog_val2018_<id:012d>.jpg."""
+    data = {
+        "version": "1.0",
+        "split": "val2018",
+        "data": {
+            "questions": ["is it sunny", "how many people", "any dogs"],
+            "answers": ["yes", "two", "no"],
+            "dialogs": [
+                {"image_id": 185565, "caption": "a park",
+                 "dialog": [{"question": 0, "answer": 0, "answer_options": [0, 1, 2], "gt_index": 0},
+                            {"question": 1, "answer": 1, "answer_options": [0, 1, 2], "gt_index": 1}]},
+                {"image_id": 284024, "caption": "a beach",
+                 "dialog": [{"question": 2, "answer": 2, "answer_options": [0, 1, 2], "gt_index": 2}]},
+            ],
+        },
+    }  # fmt: skip
+    for i in (185565, 284024):
+        _jpg(root / "VisualDialog_val2018" / f"VisualDialog_val2018_{i:012d}.jpg")
+    (root / "visdial_1.0_val.json").write_text(json.dumps(data))
+    return root
+
+
+def write_ccneg(root: Path, n: int = 3) -> Path:
+    """ccneg_preprocessed.pt (torch dict: image_paths, annotations) + the CC3M images it names."""
+    import torch
+
+    paths, annotations = [], []
+    for i in range(n):
+        rel = f"training/{i:07d}.jpg"
+        _jpg(root / rel)
+        paths.append(f"/workspace/datasets/cc3m/{rel}")
+        annotations.append(
+            {"json": {"caption": f"a dog on a sofa {i}", "key": f"{i:09d}"},
+             "sop_data": {"negative-prompt": f"a dog, but not on a sofa {i}"}}
+        )  # fmt: skip
+    torch.save({"image_paths": paths, "annotations": annotations}, root / "ccneg_preprocessed.pt")
+    return root
