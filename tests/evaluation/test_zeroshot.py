@@ -146,3 +146,26 @@ def test_wrong_benchmark_run_or_tables_is_one_line_exit_2(tmp_path):
          "--out", str(tmp_path / "ev")],
     )  # fmt: skip
     assert res.exit_code == 2 and "holds 'msrvtt' tables, not 'circo'" in res.output
+
+
+def test_model_mode_embeds_each_task_pool_and_scores_galleries(tmp_path, tmp_path_factory):
+    from tests.models.tiny_models import tiny_model_dir
+
+    model = tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "tiny-qwen2-vl")
+    prepare_zeroshot("sugarcrepe", write_sugarcrepe(tmp_path / "s"), tmp_path / "tables")
+    record = evaluate_zeroshot("sugarcrepe", tmp_path / "tables", tmp_path / "ev", model=model)
+    assert [s["task"] for s in record["search"]["searched"]] == [t["task"] for t in record["tasks"]]
+    assert all(s["candidates"] == 4 and s["queries"] == 2 for s in record["search"]["searched"])
+    assert all(0.0 <= t["score"] <= 1.0 and t["n_without_results"] == 0 for t in record["tasks"])
+    # every query got a score for both of its options, so the accuracy is decided by the model
+    rows = [line.split() for line in (tmp_path / "ev/run.trec").read_text().splitlines()]
+    assert len(rows) == 14 * 2
+    assert sorted((tmp_path / "ev/embeddings").iterdir())[0].name == "pool-add_att"
+
+
+def test_model_mode_refuses_video_benchmarks_and_both_sources(tmp_path):
+    prepare_zeroshot("msrvtt", write_msrvtt(tmp_path / "m"), tmp_path / "tables")
+    with pytest.raises(Exception, match="retrieves videos"):
+        evaluate_zeroshot("msrvtt", tmp_path / "tables", tmp_path / "ev", model=tmp_path / "model")
+    with pytest.raises(Exception, match="exactly one of --model or --run"):
+        evaluate_zeroshot("msrvtt", tmp_path / "tables", tmp_path / "ev")

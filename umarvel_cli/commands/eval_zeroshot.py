@@ -1,4 +1,4 @@
-"""`umarvel eval zeroshot`: score a run on a zero-shot benchmark with the benchmark's own protocol."""
+"""`umarvel eval zeroshot`: score a model or a run on a zero-shot benchmark with its own protocol."""
 
 from __future__ import annotations
 
@@ -10,19 +10,24 @@ import typer
 def command(
     benchmark: str = typer.Option(..., "--benchmark", help="A benchmark of data_manifests/zeroshot.yaml."),
     data: Path = typer.Option(..., "--data", help="Tables: the --out of `umarvel prepare zeroshot`."),
-    run: Path = typer.Option(
-        ..., "--run", help="Any system's run: an `umarvel search` --out or a TREC run file, release ids."
-    ),
     out: Path = typer.Option(
         ..., "--out", help="Folder for metrics.json, report.md, per_query.csv, run.trec."
     ),
+    run: Path | None = typer.Option(
+        None, "--run", help="Any system's run in the release's ids: an `umarvel search` --out or a TREC file."
+    ),
+    model: Path | None = typer.Option(
+        None, "--model", help="Embed with this model folder, search each task's pool, evaluate."
+    ),
+    topk: int = typer.Option(100, "--topk", help="Candidates retrieved per query with --model."),
     force: bool = typer.Option(False, "--force", help="Evaluate again even when up to date."),
 ) -> None:
-    """Recall@k / median and mean rank (MSR-VTT, MSVD, Flickr30K), CIRCO mAP@k (and its test-server
-    submission file), GeneCIS R@k within each query's gallery, SugarCrepe choice accuracy."""
+    """Recall@k / median and mean rank (MSR-VTT, MSVD, Flickr30K, ShareGPT4V, Urban-1K, VisDial),
+    CIRCO mAP@k (and its test-server submission file), GeneCIS R@k within each query's gallery,
+    SugarCrepe and CC-Neg choice accuracy; the paper's number beside ours in report.md."""
     from umarvel_cli.evaluation.zeroshot import evaluate_zeroshot
 
-    record = evaluate_zeroshot(benchmark, data, out, run, force=force)
+    record = evaluate_zeroshot(benchmark, data, out, run=run, model=model, topk=topk, force=force)
     for task in record["tasks"]:
         typer.echo(f"{task['task']}\t{task['headline']}\t{task['score']:.4f}\t({task['n_queries']} queries)")
     if record["headline"]:

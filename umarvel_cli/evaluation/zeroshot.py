@@ -114,28 +114,56 @@ def _value(name: str, v: float) -> str:
 
 
 def evaluate_zeroshot(
-    benchmark: str, data: Path, out: Path, run: Path, force: bool = False
+    benchmark: str,
+    data: Path,
+    out: Path,
+    run: Path | None = None,
+    model: Path | None = None,
+    topk: int = 100,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Score `run` on the prepared tables of `benchmark`; returns the metrics.json record."""
+    """Score `run`, or the run `model` gives, on the prepared tables of `benchmark`; returns the
+    metrics.json record."""
     suite = load_zeroshot_suite()
     spec = suite.get(benchmark)
-    data, out, run = Path(data), Path(out), Path(run)
+    if (model is None) == (run is None):
+        raise UmarvelError("give exactly one of --model or --run", field="--model/--run")
+    deepest = max([int(m.split("@")[1]) for t in spec.tasks for m in t.metrics if "@" in m] + [1])
+    if topk < max(deepest, SUBMISSION_DEPTH if spec.submission else 1):
+        raise UmarvelError(f"--topk {topk} is below the deepest cutoff the benchmark needs", field="--topk")
+    if model is not None:
+        from umarvel_cli.evaluation.zeroshot_model import require_embeddable
+
+        require_embeddable(spec)
+    data, out = Path(data), Path(out)
+    source = Path(model if model is not None else run)
     prepared = _prepared(data, spec)
     split = prepared["split"]
-    params = {"benchmark": benchmark, "split": split, "mode": "run"}
-    inputs = {"data": fingerprint(data), "run": fingerprint(run)}
-    table = read_run(run)  # read and checked before OUT is touched: a wrong run leaves nothing behind
+    mode = "model" if model is not None else "run"
+    params = {"benchmark": benchmark, "split": split, "mode": mode, "topk": topk if model else None}
+    inputs = {"data": fingerprint(data), mode: fingerprint(source)}
     by_task = _task_queries(data)
-    all_qids = [q for qs in by_task.values() for q in qs]
-    candidates = read_table(data, "candidates", columns=["did"]).column("did")
-    validate_run(table, pa.array(all_qids, type=pa.string()), candidates.combine_chunks(), split, run)
+    qid_array = pa.array([q for qs in by_task.values() for q in qs], type=pa.string())
+    candidates = read_table(data, "candidates", columns=["did"]).column("did").combine_chunks()
+    galleries = _grouped(data, "galleries", None)
+    table = None
+    if run is not None:  # read and checked before OUT is touched: a wrong run leaves nothing behind
+        table = read_run(run)
+        validate_run(table, qid_array, candidates, split, run)
     plan = plan_stage(out, STAGE, params, inputs, force)
     if plan.up_to_date:
         info(f"eval zeroshot: {out} is up to date")
         return json.loads((out / "metrics.json").read_text())
+    search_info = None
+    if model is not None:
+        from umarvel_cli.evaluation.zeroshot_model import search_zeroshot_with_model
+
+        search_info = search_zeroshot_with_model(model, data, spec, split, by_task, galleries, out, topk)
+        table = read_run(out)
+        validate_run(table, qid_array, candidates, split, out)
+    assert table is not None
     rankings, scores = _ordered_run(table)
     qrels = _grouped(data, "qrels", "relevance")
-    galleries = _grouped(data, "galleries", None)
     has_truth = bool(qrels)
 
     tasks_out: list[dict[str, Any]] = []
@@ -181,7 +209,7 @@ def evaluate_zeroshot(
         "trec_run": "run.trec",
     }
     if spec.submission == "circo" and split == "test":
-        files["submission"] = _write_circo_submission(out, rankings, by_task[spec.tasks[0].task_id], run)
+        files["submission"] = _write_circo_submission(out, rankings, by_task[spec.tasks[0].task_id], source)
     ordered = table.sort_by(
         [("qid", "ascending"), ("score", "descending"), ("rank", "ascending"), ("did", "ascending")]
     )
@@ -200,12 +228,13 @@ def evaluate_zeroshot(
         "definitions": DEFINITIONS,
         "params": params,
         "inputs": inputs,
-        "evaluated": {"kind": "run", "path": str(run)},
+        "evaluated": {"kind": mode, "path": str(source)},
+        "search": search_info,
         "package_version": __version__,
     }
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2, default=str) + "\n")
     atomic_write_text(out / "report.md", _report(spec, record, paper_shown, suite.reference_method))
-    finish_stage(plan, {"queries": len(all_qids), "run_rows": table.num_rows}, {"files": files})
+    finish_stage(plan, {"queries": len(qid_array), "run_rows": table.num_rows}, {"files": files})
     return record
 
 
@@ -235,7 +264,7 @@ def _write_circo_submission(out: Path, rankings: dict[str, list[str]], qids: lis
 def _report(spec: BenchmarkSpec, record: dict[str, Any], paper_shown: bool, method: str) -> str:
     lines = [f"# {spec.display} ({record['split']}), zero-shot", ""]
     lines.append(f"- release: {spec.source}")
-    lines.append(f"- evaluated: run `{record['evaluated']['path']}`")
+    lines.append(f"- evaluated: {record['evaluated']['kind']} `{record['evaluated']['path']}`")
     if not record["has_ground_truth"]:
         lines.append(
             "- no ground truth for this split: submit `circo_test_submission.json` to the CIRCO evaluation "

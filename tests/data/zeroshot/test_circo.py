@@ -15,7 +15,7 @@ from umarvel_cli.errors import UmarvelError
 def test_val_tables_keep_release_ids(tmp_path):
     root = write_circo(tmp_path / "CIRCO")
     counts = prepare_zeroshot("circo", root, tmp_path / "out")
-    assert counts == {"queries": 2, "candidates": 6, "qrels": 4, "galleries": 0, "crops": 0}
+    assert counts == {"queries": 2, "candidates": 6, "pools": 6, "qrels": 4, "galleries": 0, "crops": 0}
     q = {r["qid"]: r for r in read_table(tmp_path / "out", "queries").to_pylist()}
     assert q["0"]["text"] == "is held by a little girl"
     assert q["0"]["image"] == "COCO2017_unlabeled/unlabeled2017/000000085932.jpg"

@@ -18,6 +18,9 @@ def test_flickr30k_both_directions_with_sentids_and_filenames(tmp_path):
     assert q["2"]["text"] == "Two men 1-0." and q["2"]["pos"] == ["10002456.jpg"] and q["2"]["task_id"] == 0
     assert q["10002456.jpg"]["pos"] == ["2", "3"] and q["10002456.jpg"]["task_id"] == 1
     assert "1000268201.jpg" not in q
+    pools = read_table(tmp_path / "out", "pools").to_pylist()
+    assert [r["did"] for r in pools if r["pool"] == "flickr30k_t2i"] == ["1000092795.jpg", "10002456.jpg"]
+    assert [r["did"] for r in pools if r["pool"] == "flickr30k_i2t"] == ["0", "1", "2", "3"]
 
 
 def test_genecis_galleries_and_crops(tmp_path):
@@ -29,6 +32,8 @@ def test_genecis_galleries_and_crops(tmp_path):
     q = {r["qid"]: r for r in read_table(tmp_path / "out", "queries").to_pylist()}
     assert q["focus_object/0"]["text"] == "wall" and q["focus_object/0"]["pos"] == ["153527"]
     assert q["focus_object/0"]["image"] == "val2017/000000189213.jpg"
+    pools = read_table(tmp_path / "out", "pools").to_pylist()
+    assert [r["did"] for r in pools if r["pool"] == "focus_object"] == ["153527", "121506", "536947"]
     target = q["focus_attribute/0"]["pos"][0]
     assert target == "2_30_20_40_40"
     # dilation 0.7 of a 40x40 box at (30, 20) in a 100x80 image: left 2, top 0, right 70, bottom 68 -> padded square

@@ -14,11 +14,27 @@ from umarvel_cli.artifacts import ShardWriter, fingerprint, finish_stage, plan_s
 from umarvel_cli.artifacts.schemas import TABLES
 from umarvel_cli.console import info
 from umarvel_cli.data.zeroshot.genecis import CROPS_DIR, write_crop
+from umarvel_cli.data.zeroshot.records import ZeroShotRows
 from umarvel_cli.data.zeroshot.registry import READERS
-from umarvel_cli.data.zeroshot.spec import load_zeroshot_suite
+from umarvel_cli.data.zeroshot.spec import BenchmarkSpec, load_zeroshot_suite
 from umarvel_cli.errors import UmarvelError
 
 STAGE = "prepare-zeroshot"
+
+
+def task_pools(spec: BenchmarkSpec, rows: ZeroShotRows) -> list[dict[str, str]]:
+    """One pool per task, named after it, for `embed --pool` / `eval zeroshot --model`: a ranking task
+    searches every candidate of its target modality; a gallery or choice task needs only the union of
+    its queries' galleries."""
+    out: list[dict[str, str]] = []
+    for task in spec.tasks:
+        if task.protocol == "ranking":
+            dids = [d for d, c in rows.candidates.items() if c["modality"] == task.cand_modality]
+        else:
+            qids = {q["qid"] for q in rows.queries if q["task_id"] == task.task_id}
+            dids = list(dict.fromkeys(g["did"] for g in rows.galleries if g["qid"] in qids))
+        out += [{"pool": task.name, "did": d} for d in dids]
+    return out
 
 
 def prepare_zeroshot(
@@ -56,6 +72,7 @@ def prepare_zeroshot(
     tables = {
         "queries": rows.queries,
         "candidates": list(rows.candidates.values()),
+        "pools": task_pools(spec, rows),
         "qrels": rows.qrels,
         "galleries": rows.galleries,
     }

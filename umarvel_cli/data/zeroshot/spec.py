@@ -13,6 +13,7 @@ import umarvel_cli
 from umarvel_cli.errors import UmarvelError
 
 PROTOCOLS = ("ranking", "gallery", "choice")
+_TARGETS = {"i": "image", "t": "text", "v": "video"}  # the part after "→" in a task's direction
 
 
 def _manifests_dir() -> Path:
@@ -30,6 +31,7 @@ class TaskSpec:
     task_id: int  # position in the benchmark's task list (the `task_id` column of its tables)
     direction: str
     query_modality: str
+    cand_modality: str  # what the task retrieves (image, text or video)
     protocol: str
     headline: str
     metrics: tuple[str, ...]
@@ -85,6 +87,7 @@ def _task(i: int, raw: dict[str, Any]) -> TaskSpec:
         task_id=i,
         direction=raw["direction"],
         query_modality=raw["query_modality"],
+        cand_modality=_TARGETS[raw["direction"].split("→")[1]],
         protocol=raw["protocol"],
         headline=raw["headline"],
         metrics=tuple(raw["metrics"]),
