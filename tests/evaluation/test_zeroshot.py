@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from tests.data.zeroshot.releases import write_circo, write_genecis, write_msrvtt, write_sugarcrepe
@@ -53,6 +54,9 @@ def test_circo_val_map_recall_report_and_up_to_date(tmp_path):
     assert [r["qid"] for r in rows] == ["0", "1"] and float(rows[1]["map@5"]) == 1.0
     assert (tmp_path / "ev/run.trec").read_text().splitlines()[0].startswith("0 Q0 85932 1 ")
     assert read_manifest(tmp_path / "ev").stage == "eval-zeroshot"
+    assert read_manifest(tmp_path / "ev").extra["files"]["chart"] == "scores.png"
+    with Image.open(tmp_path / "ev/scores.png") as im:
+        assert im.width > 100 and im.height > 50
     again = runner.invoke(
         app,
         ["eval", "zeroshot", "--benchmark", "circo", "--data", str(tmp_path / "tables"), "--run", str(run),

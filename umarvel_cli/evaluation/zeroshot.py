@@ -26,6 +26,7 @@ from umarvel_cli.console import info
 from umarvel_cli.data.zeroshot.spec import BenchmarkSpec, TaskSpec, load_zeroshot_suite
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.run_input import read_run, validate_run
+from umarvel_cli.metrics.chart import bar_chart
 from umarvel_cli.metrics.zeroshot import DEFINITIONS, aggregate, choice_correct, query_metrics, within_gallery
 
 STAGE = "eval-zeroshot"
@@ -234,8 +235,31 @@ def evaluate_zeroshot(
     }
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2, default=str) + "\n")
     atomic_write_text(out / "report.md", _report(spec, record, paper_shown, suite.reference_method))
+    if tasks_out:
+        files["chart"] = _write_chart(out, spec, tasks_out, paper_shown, suite.reference_method)
     finish_stage(plan, {"queries": len(qid_array), "run_rows": table.num_rows}, {"files": files})
     return record
+
+
+def _write_chart(
+    out: Path, spec: BenchmarkSpec, tasks: list[dict[str, Any]], paper_shown: bool, method: str
+) -> str:
+    """One bar per task (its headline metric), the paper's value as a tick where there is one."""
+    items = [
+        (f"{t['task']} {t['headline']}", t["score"]) for t in tasks if not t["headline"].endswith("_rank")
+    ]
+    reference = {
+        f"{t['task']} {t['headline']}": t["paper"][t["headline"]] / 100
+        for t in tasks
+        if paper_shown and t["headline"] in t["paper"]
+    }
+    img = bar_chart(
+        f"{spec.display} zero-shot", items, reference or None, f"paper: {method}" if reference else ""
+    )
+    tmp = out / "scores.png.tmp"
+    img.save(tmp, format="PNG")
+    tmp.replace(out / "scores.png")
+    return "scores.png"
 
 
 def _write_circo_submission(out: Path, rankings: dict[str, list[str]], qids: list[str], run: Path) -> str:
