@@ -173,3 +173,23 @@ def test_model_mode_refuses_video_benchmarks_and_both_sources(tmp_path):
         evaluate_zeroshot("msrvtt", tmp_path / "tables", tmp_path / "ev", model=tmp_path / "model")
     with pytest.raises(Exception, match="exactly one of --model or --run"):
         evaluate_zeroshot("msrvtt", tmp_path / "tables", tmp_path / "ev")
+
+
+def test_suite_paper_runs_every_release_found(tmp_path, tmp_path_factory):
+    from tests.models.tiny_models import tiny_model_dir
+
+    model = tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "tiny-qwen2-vl")
+    write_genecis(tmp_path / "releases/genecis")
+    write_msrvtt(tmp_path / "releases/msrvtt")
+    res = runner.invoke(
+        app,
+        ["eval", "zeroshot", "--suite", "paper", "--root", str(tmp_path / "releases"), "--model", str(model),
+         "--out", str(tmp_path / "suite")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary = (tmp_path / "suite/summary.md").read_text()
+    assert "| GeneCIS | mean | mean r@1 over 4 subsets |" in summary and summary.count("| GeneCIS |") == 5
+    assert "| MSR-VTT 1k-A | – | skipped | video items" in summary
+    assert (tmp_path / "suite/genecis/eval/metrics.json").is_file()
+    bad = runner.invoke(app, ["eval", "zeroshot", "--suite", "paper", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--suite takes --root and --model" in bad.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 
 from tests.data.zeroshot.releases import write_flickr30k, write_genecis, write_sugarcrepe
-from umarvel_cli.artifacts import read_table
+from umarvel_cli.artifacts import read_manifest, read_table
 from umarvel_cli.data.zeroshot import prepare_zeroshot
 
 
@@ -31,7 +31,12 @@ def test_genecis_galleries_and_crops(tmp_path):
     assert [r["did"] for r in g if r["qid"] == "change_object/0"] == ["153527", "121506", "536947"]
     q = {r["qid"]: r for r in read_table(tmp_path / "out", "queries").to_pylist()}
     assert q["focus_object/0"]["text"] == "wall" and q["focus_object/0"]["pos"] == ["153527"]
-    assert q["focus_object/0"]["image"] == "val2017/000000189213.jpg"
+    # the crops live in OUT, so OUT is the images root and the release is reached through OUT/release
+    assert q["focus_object/0"]["image"] == "release/val2017/000000189213.jpg"
+    assert q["focus_attribute/0"]["image"] == "crops/1_10_10_20_30.png"
+    m = read_manifest(tmp_path / "out")
+    assert m.extra["images_root"] == str((tmp_path / "out").resolve())
+    assert (tmp_path / "out/release/val2017/000000189213.jpg").is_file()
     pools = read_table(tmp_path / "out", "pools").to_pylist()
     assert [r["did"] for r in pools if r["pool"] == "focus_object"] == ["153527", "121506", "536947"]
     target = q["focus_attribute/0"]["pos"][0]

@@ -8,7 +8,8 @@ name Visual Genome crops as {"image_id", "instance_bbox": [x, y, w, h]} (file `<
 cropped as vaw_dataset.py does: the box dilated by 0.7 of its size, clipped, padded to a square).
 A query is `<subset>/<index in the list>`; its gallery is [target] + gallery, the target its one
 positive. Crops are written once under OUT/crops/ (`<image_id>_<x>_<y>_<w>_<h>.png`) and named by
-that stem, so the candidate id stays tied to the release's image id and box.
+that stem, so the candidate id stays tied to the release's image id and box; their image paths are
+`crops/<stem>.png`, relative to OUT (see prepare.py).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def write_crop(crop: Crop, out_dir: Path) -> None:
 
 
 def _item(
-    rec: Any, subset: str, rows: ZeroShotRows, coco: MediaIndex | None, vg: MediaIndex | None, crops_dir: Path,
+    rec: Any, subset: str, rows: ZeroShotRows, coco: MediaIndex | None, vg: MediaIndex | None,
     crops: dict[str, Crop], where: str, path: Path,
 ) -> str:  # fmt: skip
     if subset.endswith("_object"):
@@ -68,60 +69,41 @@ def _item(
     did = "_".join([str(image_id), *(f"{float(v):g}" for v in box)])
     if did not in crops:
         crops[did] = Crop(vg.root / source, tuple(float(v) for v in box), f"{did}.png")
-    return rows.add_candidate(did, "image", image=str(crops_dir / f"{did}.png"))
+    return rows.add_candidate(did, "image", image=f"{CROPS_DIR}/{did}.png")
 
 
-def read_genecis(root: Path, spec: BenchmarkSpec, split: str, out: Path) -> tuple[ZeroShotRows, list[Crop]]:
+def read_genecis(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
     rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
     crops: dict[str, Crop] = {}
-    crops_dir = out.resolve() / CROPS_DIR
     for task in spec.tasks:
         path = root / spec.file("subsets", subset=task.name)
         samples = load_json(path)
         if not isinstance(samples, list):
             raise UmarvelError("not a list of samples", file=path, expected="GeneCIS's sample list")
-        is_object = task.name.endswith("_object")
-        coco = (
-            MediaIndex(root, require_dir(root, spec.file("coco_images"), "COCO val2017"), path)
-            if is_object
-            else None
-        )
-        vg = (
-            None
-            if is_object
-            else MediaIndex(root, require_dir(root, spec.file("vg_images"), "Visual Genome"), path)
-        )
+        if task.name.endswith("_object"):
+            coco, vg = (
+                MediaIndex(root, require_dir(root, spec.file("coco_images"), "COCO val2017"), path),
+                None,
+            )
+        else:
+            coco, vg = (
+                None,
+                MediaIndex(root, require_dir(root, spec.file("vg_images"), "Visual Genome"), path),
+            )
+
+        def item(rec: Any, where: str, subset: str = task.name, coco=coco, vg=vg, path=path) -> str:
+            return _item(rec, subset, rows, coco, vg, crops, where, path)
+
         for n, s in enumerate(samples):
             where = f"sample {n}"
-            ref = _item(
-                require_field(s, "reference", path, where),
-                task.name,
-                rows,
-                coco,
-                vg,
-                crops_dir,
-                crops,
-                where,
-                path,
-            )
-            target = _item(
-                require_field(s, "target", path, where),
-                task.name,
-                rows,
-                coco,
-                vg,
-                crops_dir,
-                crops,
-                where,
-                path,
-            )
+            ref = item(require_field(s, "reference", path, where), where)
+            target = item(require_field(s, "target", path, where), where)
             gallery = [target] + [
-                _item(g, task.name, rows, coco, vg, crops_dir, crops, f"{where} gallery", path)
-                for g in require_field(s, "gallery", path, where)
+                item(g, f"{where} gallery") for g in require_field(s, "gallery", path, where)
             ]
             condition = require_field(s, "condition", path, where)
-            rows.add_query(
-                f"{task.name}/{n}", task.task_id, task.query_modality, condition,
-                rows.candidates[ref]["image"], {target: 1}, gallery=gallery,
-            )  # fmt: skip
-    return rows, list(crops.values())
+            image = rows.candidates[ref]["image"]
+            rows.add_query(f"{task.name}/{n}", task.task_id, task.query_modality, condition, image, {target: 1},
+                           gallery=gallery)  # fmt: skip
+    rows.crops = list(crops.values())
+    return rows

@@ -22,6 +22,22 @@ from umarvel_cli.errors import UmarvelError
 STAGE = "prepare-zeroshot"
 
 
+RELEASE_LINK = "release"
+
+
+def _link_release(out: Path, root: Path, rows: ZeroShotRows) -> Path:
+    """Derived images live in OUT, so OUT becomes the one images root: release files are reached
+    through the link OUT/release -> ROOT (image paths stay relative, as every table's must)."""
+    link = out / RELEASE_LINK
+    link.unlink(missing_ok=True)
+    link.symlink_to(root.resolve(), target_is_directory=True)
+    for table in (rows.queries, rows.candidates.values()):
+        for row in table:
+            if row["image"] and not row["image"].startswith(f"{CROPS_DIR}/"):
+                row["image"] = f"{RELEASE_LINK}/{row['image']}"
+    return out.resolve()
+
+
 def task_pools(spec: BenchmarkSpec, rows: ZeroShotRows) -> list[dict[str, str]]:
     """One pool per task, named after it, for `embed --pool` / `eval zeroshot --model`: a ranking task
     searches every candidate of its target modality; a gallery or choice task needs only the union of
@@ -63,11 +79,13 @@ def prepare_zeroshot(
         info(f"prepare zeroshot: {out} is up to date")
         return dict(manifest.counts)
 
-    rows, crops = READERS[spec.reader](root, spec, split, out)
+    rows = READERS[spec.reader](root, spec, split)
     plan = plan_stage(out, STAGE, params, inputs, force)
-    if crops:
+    images_root = root.resolve()
+    if rows.crops:
+        images_root = _link_release(out, root, rows)
         (out / CROPS_DIR).mkdir(exist_ok=True)
-        for crop in crops:
+        for crop in rows.crops:
             write_crop(crop, out / CROPS_DIR)
     tables = {
         "queries": rows.queries,
@@ -80,13 +98,13 @@ def prepare_zeroshot(
         with ShardWriter(out, name, TABLES[name]) as w:
             w.write_rows(data)
     counts = {name: len(data) for name, data in tables.items()}
-    counts["crops"] = len(crops)
+    counts["crops"] = len(rows.crops)
     tasks = {t.name: sum(1 for q in rows.queries if q["task_id"] == t.task_id) for t in spec.tasks}
     extra = {
         "benchmark": benchmark,
         "display": spec.display,
         "split": split,
-        "images_root": str(root.resolve()),
+        "images_root": str(images_root),
         "source": spec.source,
         "queries_per_task": tasks,
     }

@@ -23,6 +23,9 @@ class ZeroShotRows:
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)  # did -> row (first wins)
     qrels: list[dict[str, Any]] = field(default_factory=list)
     galleries: list[dict[str, Any]] = field(default_factory=list)
+    # Derived images the prepare writes under OUT (GeneCIS crops); with any, OUT becomes the images
+    # root and the release is reached through the OUT/release link.
+    crops: list[Any] = field(default_factory=list)
 
     def add_candidate(
         self, did: str, modality: str, text: str | None = None, image: str | None = None
