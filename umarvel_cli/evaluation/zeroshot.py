@@ -61,9 +61,10 @@ def _ordered_run(table: pa.Table) -> tuple[dict[str, list[str]], dict[str, dict[
 
 
 def _task_queries(data: Path) -> dict[int, list[str]]:
-    queries = read_table(data, "queries", columns=["qid", "task_id"])
+    """Query ids per benchmark task (the tables name a task by its `dataset_id`)."""
+    queries = read_table(data, "queries", columns=["qid", "dataset_id"])
     out: dict[int, list[str]] = defaultdict(list)
-    for q, t in zip(queries.column("qid").to_pylist(), queries.column("task_id").to_pylist(), strict=True):
+    for q, t in zip(queries.column("qid").to_pylist(), queries.column("dataset_id").to_pylist(), strict=True):
         out[t].append(q)
     return out
 
@@ -174,7 +175,7 @@ def evaluate_zeroshot(
     writer.writerow(["task", "qid", *metric_names])
     if has_truth:
         for task in spec.tasks:
-            qids = by_task.get(task.task_id, [])
+            qids = by_task.get(task.dataset_id, [])
             if not qids:
                 continue
             per_query = _score_task(task, qids, rankings, scores, qrels, galleries, spec, len(candidates))
@@ -210,7 +211,9 @@ def evaluate_zeroshot(
         "trec_run": "run.trec",
     }
     if spec.submission == "circo" and split == "test":
-        files["submission"] = _write_circo_submission(out, rankings, by_task[spec.tasks[0].task_id], source)
+        files["submission"] = _write_circo_submission(
+            out, rankings, by_task[spec.tasks[0].dataset_id], source
+        )
     ordered = table.sort_by(
         [("qid", "ascending"), ("score", "descending"), ("rank", "ascending"), ("did", "ascending")]
     )

@@ -71,7 +71,7 @@ def search_zeroshot_with_model(
     searched = []
     with ShardWriter(out, RUN_TABLE, TABLES["run"], rows_per_shard=2_000_000) as writer:
         for task in spec.tasks:
-            qids = by_task.get(task.task_id, [])
+            qids = by_task.get(task.dataset_id, [])
             if not qids:
                 continue
             target = emb_root / f"pool-{task.name}"

@@ -15,11 +15,20 @@ from umarvel_cli.errors import UmarvelError
 def test_val_tables_keep_release_ids(tmp_path):
     root = write_circo(tmp_path / "CIRCO")
     counts = prepare_zeroshot("circo", root, tmp_path / "out")
-    assert counts == {"queries": 2, "candidates": 6, "pools": 6, "qrels": 4, "galleries": 0, "crops": 0}
+    assert counts == {
+        "queries": 2,
+        "candidates": 6,
+        "pools": 6,
+        "qrels": 4,
+        "galleries": 0,
+        "instructions": 1,
+        "crops": 0,
+    }
     q = {r["qid"]: r for r in read_table(tmp_path / "out", "queries").to_pylist()}
     assert q["0"]["text"] == "is held by a little girl"
     assert q["0"]["image"] == "COCO2017_unlabeled/unlabeled2017/000000085932.jpg"
     assert q["0"]["modality"] == "image,text" and q["0"]["split"] == "val"
+    assert (q["0"]["task_id"], q["0"]["dataset_id"]) == (7, 1010)  # (i,t)→i task type; CIRCO's only task
     assert json.loads(q["0"]["src_content"])["shared_concept"] == "a teddy bear"
     qrels = {(r["qid"], r["did"]): r["relevance"] for r in read_table(tmp_path / "out", "qrels").to_pylist()}
     assert qrels == {("0", "9761"): 2, ("0", "489535"): 1, ("0", "57541"): 1, ("1", "2000"): 2}

@@ -16,7 +16,8 @@ def test_flickr30k_both_directions_with_sentids_and_filenames(tmp_path):
     assert counts["queries"] == 6 and counts["candidates"] == 6 and counts["qrels"] == 8
     q = {r["qid"]: r for r in read_table(tmp_path / "out", "queries").to_pylist()}
     assert q["2"]["text"] == "Two men 1-0." and q["2"]["pos"] == ["10002456.jpg"] and q["2"]["task_id"] == 0
-    assert q["10002456.jpg"]["pos"] == ["2", "3"] and q["10002456.jpg"]["task_id"] == 1
+    assert q["10002456.jpg"]["pos"] == ["2", "3"] and q["10002456.jpg"]["task_id"] == 3
+    assert (q["2"]["dataset_id"], q["10002456.jpg"]["dataset_id"]) == (1040, 1041)
     assert "1000268201.jpg" not in q
     pools = read_table(tmp_path / "out", "pools").to_pylist()
     assert [r["did"] for r in pools if r["pool"] == "flickr30k_t2i"] == ["1000092795.jpg", "10002456.jpg"]

@@ -45,7 +45,7 @@ def read_ccneg(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
     if len(paths) != len(annotations):
         raise UmarvelError(f"{len(paths)} image paths but {len(annotations)} annotations", file=path)
     prefix = spec.file("path_prefix")
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     task = spec.tasks[0]
     start = max(0, len(paths) - EVAL_SIZE)
     for n in range(start, len(paths)):
@@ -61,5 +61,5 @@ def read_ccneg(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
         qid = str(n)
         pos = rows.add_candidate(f"{qid}/pos", "text", text=caption)
         neg = rows.add_candidate(f"{qid}/neg", "text", text=negative)
-        rows.add_query(qid, task.task_id, "image", None, image, {pos: 1}, gallery=[pos, neg])
+        rows.add_query(task, qid, None, image, {pos: 1}, gallery=[pos, neg])
     return rows

@@ -25,7 +25,7 @@ def read_circo(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
     images = require_field(info, "images", info_path, "the image info")
     folder = require_dir(root, spec.file("images"), "COCO 2017 unlabeled images")
     media = MediaIndex(root, folder, info_path)
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     for n, img in enumerate(images):
         image_id = require_field(img, "id", info_path, f"images[{n}]")
         name = require_field(img, "file_name", info_path, f"images[{n}]")
@@ -51,7 +51,5 @@ def read_circo(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
                     expected=f"ids from {info_path.name}",
                 )
         src = {k: ann[k] for k in ("shared_concept", "semantic_aspects", "reference_img_id") if k in ann}
-        rows.add_query(
-            qid, task.task_id, task.query_modality, caption, rows.candidates[ref]["image"], positives, src
-        )
+        rows.add_query(task, qid, caption, rows.candidates[ref]["image"], positives, src)
     return rows

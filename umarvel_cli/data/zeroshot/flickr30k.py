@@ -21,7 +21,7 @@ def read_flickr30k(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
     images = require_field(data, "images", path, "the split file")
     media = MediaIndex(root, require_dir(root, spec.file("images"), "Flickr30K images"), path)
     t2i, i2t = spec.task("flickr30k_t2i"), spec.task("flickr30k_i2t")
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     for n, img in enumerate(images):
         if require_field(img, "split", path, f"images[{n}]") != split:
             continue
@@ -33,7 +33,7 @@ def read_flickr30k(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
             sid = str(require_field(s, "sentid", path, f"a sentence of {name}"))
             raw = require_field(s, "raw", path, f"sentence {sid}")
             rows.add_candidate(sid, "text", text=raw)
-            rows.add_query(sid, t2i.task_id, "text", raw, None, {name: 1})
+            rows.add_query(t2i, sid, raw, None, {name: 1})
             sentids.append(sid)
-        rows.add_query(name, i2t.task_id, "image", None, image, dict.fromkeys(sentids, 1))
+        rows.add_query(i2t, name, None, image, dict.fromkeys(sentids, 1))
     return rows

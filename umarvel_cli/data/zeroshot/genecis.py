@@ -73,7 +73,7 @@ def _item(
 
 
 def read_genecis(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     crops: dict[str, Crop] = {}
     for task in spec.tasks:
         path = root / spec.file("subsets", subset=task.name)
@@ -103,7 +103,7 @@ def read_genecis(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
             ]
             condition = require_field(s, "condition", path, where)
             image = rows.candidates[ref]["image"]
-            rows.add_query(f"{task.name}/{n}", task.task_id, task.query_modality, condition, image, {target: 1},
+            rows.add_query(task, f"{task.name}/{n}", condition, image, {target: 1},
                            gallery=gallery)  # fmt: skip
     rows.crops = list(crops.values())
     return rows

@@ -25,8 +25,8 @@ def _pair(
     t2i, i2t = spec.tasks[0], spec.tasks[1]
     rows.add_candidate(caption_id, "text", text=text)
     rows.add_candidate(image_id, "image", image=image)
-    rows.add_query(caption_id, t2i.task_id, "text", text, None, {image_id: 1})
-    rows.add_query(image_id, i2t.task_id, "image", None, image, {caption_id: 1})
+    rows.add_query(t2i, caption_id, text, None, {image_id: 1})
+    rows.add_query(i2t, image_id, None, image, {caption_id: 1})
 
 
 def read_sharegpt4v(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
@@ -35,7 +35,7 @@ def read_sharegpt4v(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows
     if not isinstance(items, list):
         raise UmarvelError("not a list of pairs", file=path, expected='[{"image_name", "caption"}, ...]')
     media = MediaIndex(root, require_dir(root, spec.file("images"), "ShareGPT4V images"), path)
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     for n, item in enumerate(items):
         name = require_field(item, "image_name", path, f"item {n}")
         if name in rows.candidates:
@@ -50,7 +50,7 @@ def read_urban1k(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
     if not captions.is_dir():
         raise UmarvelError("caption folder not found", file=captions)
     media = MediaIndex(root, require_dir(root, spec.file("images"), "Urban-1K images"), captions)
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     files = sorted(captions.glob("*.txt"), key=lambda p: (len(p.stem), p.stem))
     if not files:
         raise UmarvelError("no caption files", file=captions, expected="<n>.txt files")

@@ -24,7 +24,7 @@ def read_msrvtt(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
         raise UmarvelError("annotation file not found", file=path)
     folder = require_dir(root, spec.files["videos"], "MSR-VTT videos")
     media = MediaIndex(root, folder, path)
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     task = spec.tasks[0]
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -42,7 +42,5 @@ def read_msrvtt(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
                 raise UmarvelError(f"key {key!r} repeats", file=path, line=line, field="key")
             seen.add(key)
             rows.add_candidate(video_id, "video", image=media.video(video_id, f"line {line} (key {key})"))
-            rows.add_query(
-                key, task.task_id, "text", rec["sentence"], None, {video_id: 1}, {"vid_key": rec["vid_key"]}
-            )
+            rows.add_query(task, key, rec["sentence"], None, {video_id: 1}, {"vid_key": rec["vid_key"]})
     return rows

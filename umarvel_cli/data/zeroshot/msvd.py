@@ -39,7 +39,7 @@ def read_msvd(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
         raise UmarvelError("not a dict of captions", file=cap_path, expected="video name -> list of captions")
     folder = require_dir(root, spec.files["videos"], "MSVD videos")
     media = MediaIndex(root, folder, list_path)
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     task = spec.tasks[0]
     for line, raw in enumerate(list_path.read_text(encoding="utf-8").splitlines(), start=1):
         video = raw.strip()
@@ -54,5 +54,5 @@ def read_msvd(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
         rows.add_candidate(video, "video", image=media.video(video, f"{list_path.name} line {line}"))
         for i, caption in enumerate(captions[video]):
             text = _caption_text(caption, cap_path, video)
-            rows.add_query(f"{video}#{i}", task.task_id, "text", text, None, {video: 1})
+            rows.add_query(task, f"{video}#{i}", text, None, {video: 1})
     return rows

@@ -47,10 +47,25 @@ def task_pools(spec: BenchmarkSpec, rows: ZeroShotRows) -> list[dict[str, str]]:
         if task.protocol == "ranking":
             dids = [d for d, c in rows.candidates.items() if c["modality"] == task.cand_modality]
         else:
-            qids = {q["qid"] for q in rows.queries if q["task_id"] == task.task_id}
+            qids = {q["qid"] for q in rows.queries if q["dataset_id"] == task.dataset_id}
             dids = list(dict.fromkeys(g["did"] for g in rows.galleries if g["qid"] in qids))
         out += [{"pool": task.name, "did": d} for d in dids]
     return out
+
+
+def task_instructions(spec: BenchmarkSpec) -> list[dict[str, Any]]:
+    """One row per task, keyed like M-BEIR's (dataset_id, query modality, candidate modality), so the
+    embedder gives each query its task's instruction (none where the paper's code uses none)."""
+    return [
+        {
+            "dataset_id": t.dataset_id,
+            "dataset_name": f"{spec.display} {t.name}",
+            "query_modality": t.query_modality,
+            "cand_modality": t.cand_modality,
+            "prompts": [t.instruction] if t.instruction else [],
+        }
+        for t in spec.tasks
+    ]
 
 
 def prepare_zeroshot(
@@ -93,13 +108,14 @@ def prepare_zeroshot(
         "pools": task_pools(spec, rows),
         "qrels": rows.qrels,
         "galleries": rows.galleries,
+        "instructions": task_instructions(spec),
     }
     for name, data in tables.items():
         with ShardWriter(out, name, TABLES[name]) as w:
             w.write_rows(data)
     counts = {name: len(data) for name, data in tables.items()}
     counts["crops"] = len(rows.crops)
-    tasks = {t.name: sum(1 for q in rows.queries if q["task_id"] == t.task_id) for t in spec.tasks}
+    tasks = {t.name: sum(1 for q in rows.queries if q["dataset_id"] == t.dataset_id) for t in spec.tasks}
     extra = {
         "benchmark": benchmark,
         "display": spec.display,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from umarvel_cli.data.zeroshot.spec import TaskSpec
 from umarvel_cli.errors import UmarvelError
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv")
@@ -18,7 +19,6 @@ class ZeroShotRows:
     """Rows for the `queries`, `candidates`, `qrels` and `galleries` tables of one benchmark split."""
 
     split: str
-    dataset_id: int
     queries: list[dict[str, Any]] = field(default_factory=list)
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)  # did -> row (first wins)
     qrels: list[dict[str, Any]] = field(default_factory=list)
@@ -38,23 +38,24 @@ class ZeroShotRows:
 
     def add_query(
         self,
+        task: TaskSpec,
         qid: str,
-        task_id: int,
-        modality: str,
         text: str | None,
         image: str | None,
         positives: dict[str, int],
         src: dict[str, Any] | None = None,
         gallery: list[str] | None = None,
     ) -> None:
-        """A query, its judged positives (did -> relevance) and, for gallery protocols, its gallery."""
+        """A query of `task`, its judged positives (did -> relevance) and, for gallery protocols, its
+        gallery. `task_id` is the direction's M-BEIR task type, `dataset_id` names the benchmark task."""
+        task_id = task.task_id
         self.queries.append(
             {
                 "qid": qid,
                 "split": self.split,
                 "task_id": task_id,
-                "dataset_id": self.dataset_id,
-                "modality": modality,
+                "dataset_id": task.dataset_id,
+                "modality": task.query_modality,
                 "text": text,
                 "image": image,
                 "pos": list(positives),

@@ -28,13 +28,15 @@ def _manifests_dir() -> Path:
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    task_id: int  # position in the benchmark's task list (the `task_id` column of its tables)
+    task_id: int  # the direction's task type (`task_types` of zeroshot.yaml: M-BEIR's, plus t→v)
+    dataset_id: int  # names this task in the tables: the benchmark's dataset_id x 10 + its position
     direction: str
     query_modality: str
     cand_modality: str  # what the task retrieves (image, text or video)
     protocol: str
     headline: str
     metrics: tuple[str, ...]
+    instruction: str | None  # the query instruction of the paper's evaluation code, if it uses one
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,27 @@ class ZeroShotSuite:
         return self.benchmarks[name]
 
 
-def _task(i: int, raw: dict[str, Any]) -> TaskSpec:
+def _task(i: int, raw: dict[str, Any], benchmark_id: int, types: dict[tuple[str, str], int]) -> TaskSpec:
     if raw["protocol"] not in PROTOCOLS:
         raise ValueError(f"zeroshot.yaml: task {raw['name']}: unknown protocol {raw['protocol']!r}")
+    cand = _TARGETS[raw["direction"].split("→")[1]]
+    try:
+        task_type = types[(raw["query_modality"], cand)]
+    except KeyError:
+        raise ValueError(
+            f"zeroshot.yaml: task {raw['name']}: no task type for {raw['query_modality']} → {cand}"
+        ) from None
     return TaskSpec(
         name=raw["name"],
-        task_id=i,
+        task_id=task_type,
+        dataset_id=benchmark_id * 10 + i,
         direction=raw["direction"],
         query_modality=raw["query_modality"],
-        cand_modality=_TARGETS[raw["direction"].split("→")[1]],
+        cand_modality=cand,
         protocol=raw["protocol"],
         headline=raw["headline"],
         metrics=tuple(raw["metrics"]),
+        instruction=raw.get("instruction"),
     )
 
 
@@ -102,8 +113,11 @@ def load_zeroshot_suite(path: str | None = None) -> ZeroShotSuite:
         "display", "dataset_id", "reader", "source", "splits", "default_split", "files", "tasks",
         "paper", "recall_relevance", "submission", "headline_mean",
     }  # fmt: skip
+    types = {(q, c): int(t) for t, (q, c) in raw["task_types"].items()}
     out: dict[str, BenchmarkSpec] = {}
     for name, b in raw["benchmarks"].items():
+        if len(b["tasks"]) > 10:
+            raise ValueError(f"zeroshot.yaml: {name} has more than 10 tasks (task dataset ids would collide)")
         out[name] = BenchmarkSpec(
             name=name,
             display=b["display"],
@@ -113,7 +127,7 @@ def load_zeroshot_suite(path: str | None = None) -> ZeroShotSuite:
             splits=tuple(b["splits"]),
             default_split=b["default_split"],
             files=dict(b["files"]),
-            tasks=tuple(_task(i, t) for i, t in enumerate(b["tasks"])),
+            tasks=tuple(_task(i, t, int(b["dataset_id"]), types) for i, t in enumerate(b["tasks"])),
             paper={k: {m: float(v) for m, v in d.items()} for k, d in (b.get("paper") or {}).items()},
             recall_relevance=int(b.get("recall_relevance", 1)),
             submission=b.get("submission"),

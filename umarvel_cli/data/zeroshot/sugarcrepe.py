@@ -17,7 +17,7 @@ from umarvel_cli.errors import UmarvelError
 
 
 def read_sugarcrepe(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     folder = require_dir(root, spec.file("images"), "COCO val2017 images")
     for task in spec.tasks:
         path = root / spec.file("subsets", subset=task.name)
@@ -35,5 +35,5 @@ def read_sugarcrepe(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows
             neg = rows.add_candidate(
                 f"{qid}/neg", "text", text=require_field(rec, "negative_caption", path, where)
             )
-            rows.add_query(qid, task.task_id, "image", None, image, {pos: 1}, gallery=[pos, neg])
+            rows.add_query(task, qid, None, image, {pos: 1}, gallery=[pos, neg])
     return rows

@@ -29,7 +29,7 @@ def read_visdial(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
     questions = require_field(data, "questions", path, "data")
     answers = require_field(data, "answers", path, "data")
     media = MediaIndex(root, require_dir(root, spec.file("images"), "VisDial val images"), path)
-    rows = ZeroShotRows(split=split, dataset_id=spec.dataset_id)
+    rows = ZeroShotRows(split=split)
     task = spec.tasks[0]
     for n, dialog in enumerate(require_field(data, "dialogs", path, "data")):
         where = f"dialogs[{n}]"
@@ -51,5 +51,5 @@ def read_visdial(root: Path, spec: BenchmarkSpec, split: str) -> ZeroShotRows:
             )
             rounds += [f"Q: {q}?", f"A: {a}."]
         src = {"caption": dialog.get("caption")}
-        rows.add_query(str(image_id), task.task_id, "text", " ".join(rounds), None, {name: 1}, src)
+        rows.add_query(task, str(image_id), " ".join(rounds), None, {name: 1}, src)
     return rows
