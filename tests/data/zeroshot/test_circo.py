@@ -74,3 +74,23 @@ def test_unknown_benchmark_lists_the_known_ones(tmp_path):
     assert "unknown benchmark 'cirr'" in str(e.value)
     known = "ccneg, circo, flickr30k, genecis, msrvtt, msvd, sharegpt4v, sugarcrepe, urban1k, visdial"
     assert known in str(e.value)
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from umarvel_cli.app import app
+
+    root = write_circo(tmp_path / "CIRCO")
+    (root / "annotations/val.json").unlink()
+    res = CliRunner().invoke(
+        app,
+        ["prepare", "zeroshot", "--benchmark", "circo", "--root", str(root), "--out", str(tmp_path / "o")],
+    )
+    assert res.exit_code == 2
+    assert res.output.strip() == f"error: {root / 'annotations/val.json'}: annotation file not found"
+    res = CliRunner().invoke(
+        app, ["prepare", "zeroshot", "--benchmark", "nope", "--root", str(root), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 2 and "unknown benchmark 'nope'" in res.output and "msrvtt" in res.output
+    assert not (tmp_path / "o").exists()
