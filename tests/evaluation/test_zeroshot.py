@@ -193,3 +193,29 @@ def test_suite_paper_runs_every_release_found(tmp_path, tmp_path_factory):
     assert (tmp_path / "suite/genecis/eval/metrics.json").is_file()
     bad = runner.invoke(app, ["eval", "zeroshot", "--suite", "paper", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--suite takes --root and --model" in bad.output
+
+
+def test_flickr_both_directions_and_ranks_counted_against_the_task_pool(tmp_path):
+    from tests.data.zeroshot.releases import write_flickr30k
+
+    prepare_zeroshot("flickr30k", write_flickr30k(tmp_path / "f"), tmp_path / "tables")
+    run = _trec(
+        tmp_path / "run.trec",
+        {
+            "0": ["1000092795.jpg"],  # rank 1
+            "1": ["10002456.jpg", "1000092795.jpg"],  # rank 2
+            "2": ["1000092795.jpg"],  # its image never retrieved: rank 2, the t→i pool's size
+            "3": ["10002456.jpg"],  # rank 1
+            "1000092795.jpg": ["2", "0", "1"],  # first of its sentences at rank 2
+            "10002456.jpg": ["3"],  # rank 1
+        },
+    )
+    record = evaluate_zeroshot("flickr30k", tmp_path / "tables", tmp_path / "ev", run)
+    m = {t["task"]: t["metrics"] for t in record["tasks"]}
+    assert m["flickr30k_t2i"]["r@1"] == 0.5 and m["flickr30k_t2i"]["r@5"] == 0.75
+    assert m["flickr30k_t2i"]["median_rank"] == 1.5 and m["flickr30k_t2i"]["mean_rank"] == 1.5
+    assert m["flickr30k_i2t"]["r@1"] == 0.5 and m["flickr30k_i2t"]["r@5"] == 1.0
+    assert m["flickr30k_i2t"]["median_rank"] == 1.5
+    report = (tmp_path / "ev/report.md").read_text()
+    assert "| flickr30k_t2i | t→i | ranking | 4 | r@1 | 50.0 | 85.4 |" in report
+    assert "| flickr30k_i2t | i→t | ranking | 2 | r@1 | 50.0 | 93.3 |" in report

@@ -69,14 +69,15 @@ def _task_queries(data: Path) -> dict[int, list[str]]:
     return out
 
 
-def _grouped(data: Path, table: str, value: str | None) -> dict[str, Any]:
+def _grouped(data: Path, table: str, value: str | None, key: str = "qid") -> dict[str, Any]:
+    """{key: {did: value}} or, without `value`, {key: [did, ...]} in table order."""
     t = read_table(data, table)
     out: dict[str, Any] = defaultdict(dict if value else list)
     for row in t.to_pylist():
         if value:
-            out[row["qid"]][row["did"]] = row[value]
+            out[row[key]][row["did"]] = row[value]
         else:
-            out[row["qid"]].append(row["did"])
+            out[row[key]].append(row["did"])
     return out
 
 
@@ -166,6 +167,7 @@ def evaluate_zeroshot(
     assert table is not None
     rankings, scores = _ordered_run(table)
     qrels = _grouped(data, "qrels", "relevance")
+    pool_sizes = {name: len(dids) for name, dids in _grouped(data, "pools", None, key="pool").items()}
     has_truth = bool(qrels)
 
     tasks_out: list[dict[str, Any]] = []
@@ -178,7 +180,8 @@ def evaluate_zeroshot(
             qids = by_task.get(task.dataset_id, [])
             if not qids:
                 continue
-            per_query = _score_task(task, qids, rankings, scores, qrels, galleries, spec, len(candidates))
+            pool_size = pool_sizes.get(task.name, len(candidates))
+            per_query = _score_task(task, qids, rankings, scores, qrels, galleries, spec, pool_size)
             for qid, values in zip(qids, per_query, strict=True):
                 writer.writerow([task.name, qid, *(values.get(m, "") for m in metric_names)])
             values = aggregate(per_query, task.metrics)
