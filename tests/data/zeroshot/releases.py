@@ -40,6 +40,23 @@ def write_circo(root: Path, image_ids: tuple[int, ...] = (9761, 85932, 489535, 5
     return root
 
 
+def write_clip(path: Path, n: int = 4) -> Path:
+    """A tiny real video (mpeg4 in the file's container), n frames at 4 fps."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(n):
+            frame = av.VideoFrame.from_image(Image.new("RGB", (32, 32), (40 * i, 80, 120)))
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def write_msrvtt(root: Path, n: int = 3, with_videos: bool = True) -> Path:
     """MSRVTT_JSFUSION_test.csv (key, vid_key, video_id, sentence) + videos/all/<video_id>.mp4."""
     root.mkdir(parents=True, exist_ok=True)
@@ -51,7 +68,7 @@ def write_msrvtt(root: Path, n: int = 3, with_videos: bool = True) -> Path:
     (root / "videos/all").mkdir(parents=True, exist_ok=True)
     if with_videos:
         for i in range(n):
-            (root / f"videos/all/video{7000 + i}.mp4").write_bytes(b"\0")
+            write_clip(root / f"videos/all/video{7000 + i}.mp4")
     return root
 
 
@@ -68,8 +85,7 @@ def write_msvd(root: Path, captions: object | None = None) -> Path:
         }
     (root / "raw-captions.pkl").write_bytes(pickle.dumps(captions))
     for name in names:
-        (root / "YouTubeClips").mkdir(exist_ok=True)
-        (root / f"YouTubeClips/{name}.avi").write_bytes(b"\0")
+        write_clip(root / f"YouTubeClips/{name}.avi")
     return root
 
 

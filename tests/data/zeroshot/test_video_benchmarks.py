@@ -36,6 +36,19 @@ def test_msrvtt_missing_video_and_bad_header(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_undecodable_video_and_frame_folder(tmp_path):
+    root = write_msrvtt(tmp_path / "msrvtt")
+    (root / "videos/all/video7002.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 40)
+    with pytest.raises(UmarvelError, match="video7002.mp4: cannot decode video"):
+        prepare_zeroshot("msrvtt", root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (root / "videos/all/video7002.mp4").unlink()
+    (root / "videos/all/video7002").mkdir()  # a folder of frames stands for the video
+    prepare_zeroshot("msrvtt", root, tmp_path / "out")
+    c = {r["did"]: r["image"] for r in read_table(tmp_path / "out", "candidates").to_pylist()}
+    assert c["video7002"] == "videos/all/video7002"
+
+
 def test_msvd_captions_become_queries_with_video_names(tmp_path):
     root = write_msvd(tmp_path / "msvd")
     counts = prepare_zeroshot("msvd", root, tmp_path / "out")

@@ -95,6 +95,21 @@ def require_dir(root: Path, rel: str | list[str], what: str) -> str:
     raise UmarvelError(f"{what} folder not found", file=root / options[0], expected=" or ".join(options))
 
 
+def probe_video(path: Path) -> None:
+    """Open the container and decode its first frame, so an unreadable video stops the prepare."""
+    import av  # only video benchmarks need it
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UmarvelError("no video stream", file=path)
+            next(container.decode(video=0))
+    except av.FFmpegError as e:
+        raise UmarvelError(f"cannot decode video ({e.strerror or type(e).__name__})", file=path) from None
+    except StopIteration:
+        raise UmarvelError("video has no frames", file=path) from None
+
+
 class MediaIndex:
     """Existence checks for the image/video files a release names, reported as one line."""
 
@@ -114,9 +129,10 @@ class MediaIndex:
         return f"{self.folder}/{name}"
 
     def video(self, stem: str, ref: str) -> str:
-        """A video file <stem>.<mp4|webm|avi|mkv> or a folder <stem>/ of frames."""
+        """A video file <stem>.<mp4|webm|avi|mkv> whose first frame decodes, or a folder <stem>/ of frames."""
         for ext in VIDEO_EXTENSIONS:
             if stem + ext in self._names:
+                probe_video(self.root / self.folder / f"{stem}{ext}")
                 return f"{self.folder}/{stem}{ext}"
         if stem in self._names and (self.root / self.folder / stem).is_dir():
             return f"{self.folder}/{stem}"
