@@ -43,6 +43,9 @@ def test_circo_demo_prepares_and_an_oracle_run_scores_full_marks(demo, tmp_path)
     (tmp_path / "oracle.trec").write_text("\n".join(lines) + "\n")
     record = evaluate_zeroshot("circo", tmp_path / "tables", tmp_path / "ev", tmp_path / "oracle.trec")
     assert record["tasks"][0]["metrics"]["map@5"] == 1.0 and record["tasks"][0]["metrics"]["r@5"] == 1.0
+    assert record["synthetic"] is True and record["paper_method"] is None
+    report = (tmp_path / "ev/report.md").read_text()
+    assert "| circo | (i,t)→i | ranking | 12 | map@5 | 100.0 | – |" in report and "synthetic data" in report
 
 
 def test_msrvtt_demo_clips_decode_and_move(demo, tmp_path):

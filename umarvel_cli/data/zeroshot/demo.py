@@ -135,7 +135,18 @@ def write_msrvtt_demo(root: Path, seed: int = 0, n_clips: int = 8) -> dict[str, 
     return {"clips": n_clips}
 
 
+DEMO_MARKER = "umarvel_demo.json"  # in a release folder: synthetic data, so no paper numbers beside ours
+
+
 def write_zeroshot_demo(out: Path, seed: int = 0) -> dict[str, dict[str, int]]:
     """out/CIRCO and out/msrvtt, each a release folder for `umarvel prepare zeroshot --root`."""
     out = Path(out)
-    return {"circo": write_circo_demo(out / "CIRCO", seed), "msrvtt": write_msrvtt_demo(out / "msrvtt", seed)}
+    counts = {
+        "circo": write_circo_demo(out / "CIRCO", seed),
+        "msrvtt": write_msrvtt_demo(out / "msrvtt", seed),
+    }
+    for name in ("CIRCO", "msrvtt"):
+        (out / name / DEMO_MARKER).write_text(
+            json.dumps({"seed": seed, "generator": "umarvel zeroshot demo"}) + "\n"
+        )
+    return counts

@@ -13,6 +13,7 @@ from typing import Any
 from umarvel_cli.artifacts import ShardWriter, fingerprint, finish_stage, plan_stage, read_manifest
 from umarvel_cli.artifacts.schemas import TABLES
 from umarvel_cli.console import info
+from umarvel_cli.data.zeroshot.demo import DEMO_MARKER
 from umarvel_cli.data.zeroshot.genecis import CROPS_DIR, write_crop
 from umarvel_cli.data.zeroshot.records import ZeroShotRows
 from umarvel_cli.data.zeroshot.registry import READERS
@@ -123,6 +124,7 @@ def prepare_zeroshot(
         "images_root": str(images_root),
         "source": spec.source,
         "queries_per_task": tasks,
+        "synthetic": (root / DEMO_MARKER).is_file(),
     }
     finish_stage(plan, counts, extra)
     info(f"prepare zeroshot: {spec.display} {split}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
