@@ -1,9 +1,11 @@
-"""`umarvel eval zeroshot`: score any run on a zero-shot benchmark with that benchmark's protocol.
+"""`umarvel eval zeroshot`: score any run (or a model's) on a zero-shot benchmark with its protocol.
 
-Ranking benchmarks (CIRCO, MSR-VTT, MSVD, Flickr30K) use the run's ranking over all candidates;
-GeneCIS ranks within each query's own gallery; SugarCrepe is a choice between a caption and its
-negative. Writes metrics.json (with definitions and the paper's number), report.md, per_query.csv,
-run.trec and, for CIRCO's test split (no public ground truth), the evaluation server's submission.
+Ranking benchmarks (CIRCO, MSR-VTT, MSVD, Flickr30K, ShareGPT4V, Urban-1K, VisDial) use the run's
+ranking over the task's pool; GeneCIS ranks within each query's own gallery; SugarCrepe and CC-Neg
+are a choice between a caption and its negative. Writes metrics.json (definitions, the paper's
+number), report.md, per_query.csv, run.trec, scores.png and, for CIRCO's test split (no public
+ground truth), the evaluation server's submission file. The run is read and checked before OUT is
+touched; the manifest is written last.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _score_task(
     qrels: dict[str, dict[str, int]],
     galleries: dict[str, list[str]],
     spec: BenchmarkSpec,
-    n_candidates: int,
+    pool_size: int,
 ) -> list[dict[str, float]]:
     rows = []
     for qid in qids:
@@ -100,7 +102,7 @@ def _score_task(
             value = choice_correct(scores.get(qid, {}), positive, galleries[qid]) if positive else 0.0
             rows.append({"accuracy": value})
             continue
-        missing = n_candidates
+        missing = pool_size  # a positive the run never retrieved ranks last
         if task.protocol == "gallery":
             ranking = within_gallery(ranking, galleries[qid])
             missing = len(galleries[qid])
