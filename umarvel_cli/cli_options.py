@@ -27,6 +27,7 @@ PairsKind = Literal["nli", "caption"]
 DemoSize = Literal["tiny", "small"]
 Pooling = Literal["content", "all"]
 ReportTo = Literal["none", "tensorboard"]
+ZeroshotSuite = Literal["paper"]
 
 DEVICE_METAVAR = "<auto|cpu|cuda[:N]>"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")

@@ -73,6 +73,11 @@ TABLES: dict[str, pa.Schema] = {
             pa.field("prompts", _ids, nullable=False),
         ],
     ),
+    # Per-query galleries of zero-shot benchmarks ranked within a query's own candidates (GeneCIS,
+    # SugarCrepe choices): the candidate ids each query is scored against.
+    "galleries": _with_meta(
+        "galleries", [pa.field("qid", _str, nullable=False), pa.field("did", _str, nullable=False)]
+    ),
     # Training pairs of the progressive stages (nli: text->text with a hard negative; caption: text<->image).
     "pairs": _with_meta(
         "pairs",

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from umarvel_cli.cli_options import DEVICE_METAVAR, EvalSplit, PoolScope, check_device
+from umarvel_cli.commands import eval_zeroshot
 from umarvel_cli.models.folder import MODEL_HELP
 
 app = typer.Typer(no_args_is_help=True)
@@ -65,3 +66,8 @@ def mbeir(
         typer.echo(f"{task['task']}\tRecall@{task['k']}\t{task['score']:.4f}\t({task['n_queries']} queries)")
     mean = record["headline"]["mean"]
     typer.echo(f"mean\t\t{mean:.4f}\t(over {record['headline']['over_tasks']} tasks) -> {out}")
+
+
+app.command("zeroshot", short_help="Score a run on a zero-shot benchmark (CIRCO, MSR-VTT, GeneCIS, ...).")(
+    eval_zeroshot.command
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from umarvel_cli.commands import prepare_demo, prepare_mbeir, prepare_pairs
+from umarvel_cli.commands import prepare_demo, prepare_mbeir, prepare_pairs, prepare_zeroshot
 
 app = typer.Typer(no_args_is_help=True)
 app.command("mbeir", short_help="Read an M-BEIR folder into validated tables.")(prepare_mbeir.command)
@@ -13,4 +13,7 @@ app.command("demo", short_help="Write the built-in demo dataset in the exact M-B
 )
 app.command("pairs", short_help="Read NLI csv / caption jsonl corpora into a pairs table.")(
     prepare_pairs.command
+)
+app.command("zeroshot", short_help="Read a zero-shot benchmark release (CIRCO, MSR-VTT, ...) into tables.")(
+    prepare_zeroshot.command
 )

@@ -69,6 +69,8 @@ class InstructionTable:
         if ds is None:
             raise UmarvelError(f"query {qid!r} has no dataset id", field="qid", expected='"{dataset_id}:{n}"')
         options = self.prompts.get((ds, query_modality, cand_modality))
+        if options == []:  # a row without prompts: queries of that key take no instruction
+            return None
         if not options:
             raise UmarvelError(
                 f"no instruction for dataset {ds}, {query_modality} -> {cand_modality} (query {qid})",

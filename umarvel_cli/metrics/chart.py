@@ -4,7 +4,6 @@ and a chance-level mark, and a progression chart of averages with their spread o
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -33,12 +32,11 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    from umarvel_cli.artifacts.atomic import atomic_output
+
+    with atomic_output(path) as fh:
+        fig.savefig(fh, format="png")
+    return Path(path)
 
 
 def task_bars(

@@ -56,18 +56,26 @@ def search_exact(
 ) -> SearchedRun:
     """Exact top-k of every group's queries against its pool, written as one run table in `out`."""
     searched: list[dict[str, Any]] = []
-
-    def batches() -> Iterator[pa.Table]:
-        for group in groups:
-            blocks = chain_sets(group.candidates, keep=group.keep, dedupe=len(group.candidates) > 1)
-            result = exact_search(group.queries, blocks, topk, query_block=query_block, device=device)
-            searched.append(
-                {"group": group.label, "queries": len(group.qids), "candidates": len(result.candidate_ids)}
-            )
-            yield from iter_run_batches(group.qids, result)
-
-    rows = write_run(out, batches())
+    rows = write_run(out, exact_run_batches(groups, topk, searched, query_block, device))
     return SearchedRun(rows, searched)
+
+
+def exact_run_batches(
+    groups: Iterable[SearchGroup],
+    topk: int,
+    searched: list[dict[str, Any]],
+    query_block: int = 4096,
+    device: str | None = None,
+) -> Iterator[pa.Table]:
+    """Run-table batches of every group's exact top-k, group by group; appends what each searched
+    to `searched` (for callers that write these rows beside others into one run)."""
+    for group in groups:
+        blocks = chain_sets(group.candidates, keep=group.keep, dedupe=len(group.candidates) > 1)
+        result = exact_search(group.queries, blocks, topk, query_block=query_block, device=device)
+        searched.append(
+            {"group": group.label, "queries": len(group.qids), "candidates": len(result.candidate_ids)}
+        )
+        yield from iter_run_batches(group.qids, result)
 
 
 def run_search(

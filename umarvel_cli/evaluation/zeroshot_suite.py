@@ -1,0 +1,70 @@
+"""`eval zeroshot --suite paper`: every benchmark of zeroshot.yaml whose release is under ROOT/<name>/,
+prepared and evaluated with one model; OUT/summary.md puts each headline beside the paper's.
+
+Benchmarks with video items are listed as skipped until the embedder takes videos.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from umarvel_cli.artifacts.manifest import atomic_write_text
+from umarvel_cli.console import info
+from umarvel_cli.data.zeroshot import load_zeroshot_suite, prepare_zeroshot
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.evaluation.zeroshot import evaluate_zeroshot
+
+SUITES = ("paper",)
+
+
+def _fmt(v: float | None, name: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.1f}" if name.endswith("_rank") else f"{100 * v:.1f}"
+
+
+def run_suite(
+    suite: str, root: Path, model: Path, out: Path, topk: int = 100, force: bool = False
+) -> dict[str, Any]:
+    if suite not in SUITES:
+        raise UmarvelError(f"unknown suite {suite!r}", field="--suite", expected=" | ".join(SUITES))
+    root, out = Path(root), Path(out)
+    table = load_zeroshot_suite()
+    found = [name for name in table.benchmarks if (root / name).is_dir()]
+    if not found:
+        raise UmarvelError(
+            "no benchmark release found", file=root, expected="folders named " + ", ".join(table.benchmarks)
+        )
+    results: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for name in found:
+        spec = table.get(name)
+        if any("video" in (t.cand_modality, t.query_modality) for t in spec.tasks):
+            skipped[name] = "video items: the embedder does not take videos yet"
+            continue
+        info(f"suite: {spec.display}")
+        prepare_zeroshot(name, root / name, out / name / "tables", force=force)
+        results[name] = evaluate_zeroshot(
+            name, out / name / "tables", out / name / "eval", model=model, topk=topk, force=force
+        )
+    lines = [f"# Zero-shot suite `{suite}`: model `{model}`", "", f"releases under `{root}`", ""]
+    lines += ["| benchmark | task | metric | ours | paper |", "|---|---|---|---|---|"]
+    for record in results.values():
+        for t in record["tasks"]:
+            paper = t["paper"].get(t["headline"])
+            lines.append(
+                f"| {record['benchmark']} | {t['task']} | {t['headline']} | {_fmt(t['score'], t['headline'])} | "
+                f"{'–' if paper is None else f'{paper:.1f}'} |"
+            )
+        if record["headline"]:
+            h = record["headline"]
+            paper = "–" if h["paper"] is None else f"{h['paper']:.1f}"
+            lines.append(f"| {record['benchmark']} | mean | {h['name']} | {_fmt(h['score'], '')} | {paper} |")
+    for name, why in skipped.items():
+        lines.append(f"| {table.get(name).display} | – | skipped | {why} | |")
+    lines.append("")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "summary.md", "\n".join(lines))
+    return {"evaluated": list(results), "skipped": skipped, "summary": str(out / "summary.md")}
