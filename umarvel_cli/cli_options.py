@@ -42,6 +42,11 @@ def check_device(value: str | None) -> str | None:
     return value
 
 
+def device_option(help: str = "Where the model runs (auto: cuda when present).") -> Any:
+    """The one `--device` option: auto | cpu | cuda | cuda:N, checked while parsing."""
+    return typer.Option(None, "--device", metavar=DEVICE_METAVAR, callback=check_device, help=help)
+
+
 # Old spellings kept working: {command path: {old flag: new flag}} ("--flag=value" is rewritten too).
 DEPRECATED: dict[tuple[str, ...], dict[str, str]] = {
     ("prepare", "mbeir"): {"--splits": "--split"},

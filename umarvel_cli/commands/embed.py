@@ -8,13 +8,12 @@ from pathlib import Path
 import typer
 
 from umarvel_cli.cli_options import (
-    DEVICE_METAVAR,
     InstructionMode,
     OnError,
     Side,
     Split,
     VectorDtype,
-    check_device,
+    device_option,
 )
 from umarvel_cli.models.folder import MODEL_HELP
 
@@ -44,13 +43,7 @@ def command(
         "--on-error",
         help="Bad item (missing/unreadable image, empty input): stop, or skip and count it.",
     ),
-    device: str | None = typer.Option(
-        None,
-        "--device",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        help="Where the model runs (auto: cuda when present).",
-    ),
+    device: str | None = device_option(),
     force: bool = typer.Option(False, "--force", help="Recompute even when the output is up to date."),
 ) -> None:
     """Encode one side of a split; run it again after a kill to resume; run under torchrun for multi-GPU."""

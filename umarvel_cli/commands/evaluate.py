@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import DEVICE_METAVAR, EvalSplit, PoolScope, check_device
+from umarvel_cli.cli_options import EvalSplit, PoolScope, device_option
 from umarvel_cli.commands import eval_zeroshot
 from umarvel_cli.models.folder import MODEL_HELP
 
@@ -37,13 +37,7 @@ def mbeir(
         "--topk",
         help="Candidates retrieved per query with --model (>= 10; hit@50/100 only when topk reaches them).",
     ),
-    device: str | None = typer.Option(
-        None,
-        "--device",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        help="Where the model runs (auto: cuda when present).",
-    ),
+    device: str | None = device_option(),
     force: bool = typer.Option(False, "--force", help="Evaluate again even when up to date."),
 ) -> None:
     """Score a model or a run on M-BEIR exactly as UniIR does (Recall@k = hit rate; k=10 for the

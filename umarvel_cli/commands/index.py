@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import DEVICE_METAVAR, check_device
+from umarvel_cli.cli_options import device_option
 
 
 def command(
@@ -20,12 +20,8 @@ def command(
         metavar="<factory>",
         help="faiss index_factory string: Flat (exact), IVF4096,Flat, HNSW32, ...",
     ),
-    device: str | None = typer.Option(
-        None,
-        "--device",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        help="cuda: shard over all visible GPUs (auto: when faiss has GPU support).",
+    device: str | None = device_option(
+        "cuda: shard over all visible GPUs (auto: when faiss has GPU support)."
     ),
     train_size: int = typer.Option(262_144, "--train-size", help="Vectors sampled to train IVF/PQ indexes."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date."),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import DEVICE_METAVAR, check_device
+from umarvel_cli.cli_options import device_option
 
 
 def command(
@@ -23,13 +23,7 @@ def command(
     topk: int = typer.Option(100, "--topk", help="Candidates kept per query."),
     trec: Path | None = typer.Option(None, "--trec", help="Also write a TREC run file here."),
     batch_size: int = typer.Option(4096, "--batch-size", help="Queries scored per matmul tile."),
-    device: str | None = typer.Option(
-        None,
-        "--device",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        help="Where to search (auto: a GPU when visible).",
-    ),
+    device: str | None = device_option("Where to search (auto: a GPU when visible)."),
     force: bool = typer.Option(False, "--force", help="Search again even when the run is up to date."),
 ) -> None:
     """Search query embeddings against an index (--index) or candidate embeddings (--candidates)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import DEVICE_METAVAR, Profile, ReportTo, TrainStage, check_device
+from umarvel_cli.cli_options import Profile, ReportTo, TrainStage, device_option
 from umarvel_cli.models.folder import MODEL_HELP
 
 STAGE_HELP = (
@@ -70,13 +70,7 @@ def command(
         "(needs `pip install 'umarvel[tensorboard]'`).",
     ),
     force: bool = typer.Option(False, "--force", help="Redo stages that are up to date."),
-    device: str | None = typer.Option(
-        None,
-        "--device",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        help="Where to train (auto: cuda when present).",
-    ),
+    device: str | None = device_option("Where to train (auto: cuda when present)."),
 ) -> None:
     """Train the embedder contrastively (InfoNCE over the global batch, false negatives masked).
 
