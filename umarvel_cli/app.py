@@ -82,6 +82,13 @@ class _Root(TyperGroup):
                 "interrupted: completed shards are kept; run the same command again to resume", err=True
             )
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader of standard output went away (`umarvel search --trec - | head`): stop quietly,
+            # as a shell tool killed by SIGPIPE does, keeping what was written for a resume.
+            abandon_stages(clean=False, since=opened)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+            raise typer.Exit(141) from None
         except Exception as e:
             error = as_user_error(e)
             abandon_stages(clean=error is not None, since=opened)

@@ -407,3 +407,15 @@ def test_debug_shows_the_traceback_and_still_cleans_up(tmp_path):
     r = cli("--debug", "index", "--candidates", tmp_path / "nope", "--out", out)
     assert isinstance(r.exception, UmarvelError)
     assert folder_is_clean(out)
+
+
+def test_trec_to_a_closed_pipe_stops_quietly(emb, tmp_path):
+    """`umarvel search --trec - | head -0`: the reader is gone before the run is written; no traceback."""
+    c, q = emb
+    args = [sys.executable, "-m", "umarvel_cli", "search", "--queries", str(q), "--candidates", str(c)]
+    args += ["--topk", "3", "--out", str(tmp_path / "s"), "--device", "cpu", "--trec", "-"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.close()  # nobody reads standard output
+    stderr = proc.stderr.read().decode()
+    assert proc.wait() == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
