@@ -1,0 +1,14 @@
+"""Hard-negative mining with false-negative filters (`umarvel mine`)."""
+
+from umarvel_cli.mining.filters import FILTERS, FilterSettings, filter_candidates, select_negatives
+from umarvel_cli.mining.stage import MineSettings, make_settings, run_mine
+
+__all__ = [
+    "FILTERS",
+    "FilterSettings",
+    "MineSettings",
+    "filter_candidates",
+    "make_settings",
+    "run_mine",
+    "select_negatives",
+]
