@@ -10,33 +10,49 @@ import typer
 def command(
     model: Path = typer.Option(..., "--model", help="The model to mine with (the mbeir stage's model/)."),
     data: Path = typer.Option(..., "--data", help="Tables from `umarvel prepare mbeir`."),
-    out: Path = typer.Option(..., "--out", help="Folder for the mined table, report.md/json, charts, manifest."),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for the mined table, report.md/json, charts, manifest."
+    ),
     split: str = typer.Option("train", "--split", help="Queries to mine for; the pool is union_SPLIT."),
     pool: str = typer.Option(
-        "local", "--pool", help="local: each task's rebuilt train pool (its datasets, its candidate modality); "
-        "global: the whole union pool."
+        "local",
+        "--pool",
+        help="local: each task's rebuilt train pool (its datasets, its candidate modality); "
+        "global: the whole union pool.",
     ),  # fmt: skip
     topk: int = typer.Option(100, "--topk", help="Candidates retrieved per query."),
     num_negatives: int = typer.Option(5, "--num-negatives", help="Negatives kept per query (k)."),
-    rank_range: str = typer.Option("1-100", "--range", help="Only ranks A-B are eligible (1-based, inclusive)."),
+    rank_range: str = typer.Option(
+        "1-100", "--range", help="Only ranks A-B are eligible (1-based, inclusive)."
+    ),
     margin: float = typer.Option(
         0.0, "--margin", help="Drop candidates scoring above pos_score - M (--margin=-inf disables)."
     ),
     max_score_ratio: float = typer.Option(
-        1.0, "--max-score-ratio", help="Drop candidates scoring above R x pos_score, 0 < R <= 1 (NV-Retriever: 0.95)."
+        1.0,
+        "--max-score-ratio",
+        help="Drop candidates scoring above R x pos_score, 0 < R <= 1 (NV-Retriever: 0.95).",
     ),
-    max_score: float = typer.Option(1.0, "--max-score", help="Drop candidates above this cosine (the paper: 0.7)."),
+    max_score: float = typer.Option(
+        1.0, "--max-score", help="Drop candidates above this cosine (the paper: 0.7)."
+    ),
     same_modality: bool = typer.Option(
         False, "--same-modality", help="Keep only candidates of the task's candidate modality."
     ),
-    sample: str = typer.Option("top", "--sample", help="top: the first k survivors; random: k drawn from them."),
+    sample: str = typer.Option(
+        "top", "--sample", help="top: the first k survivors; random: k drawn from them."
+    ),
     random_tasks: str = typer.Option(
-        "", "--random-tasks", help="Comma-separated task stems (e.g. mscoco_task0) that take random negatives "
-        "from the whole pool instead."
+        "",
+        "--random-tasks",
+        help="Comma-separated task stems (e.g. mscoco_task0) that take random negatives "
+        "from the whole pool instead.",
     ),  # fmt: skip
     seed: int = typer.Option(0, "--seed", help="Seed of --sample random and of random negatives."),
     embeddings: Path | None = typer.Option(
-        None, "--embeddings", help="Folder for (and reuse of) the query and pool embeddings (default OUT/embeddings)."
+        None,
+        "--embeddings",
+        help="Folder for (and reuse of) the query and pool embeddings (default OUT/embeddings).",
     ),
     force: bool = typer.Option(False, "--force", help="Mine again even when the output is up to date."),
 ) -> None:

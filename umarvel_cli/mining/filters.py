@@ -102,7 +102,9 @@ def filter_candidates(
     return Filtered(keep=alive, drops=drops)
 
 
-def select_negatives(keep: np.ndarray, k: int, sample: str, rng: np.random.Generator | None = None) -> np.ndarray:
+def select_negatives(
+    keep: np.ndarray, k: int, sample: str, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """(n, k) column positions of the chosen negatives in rank order, -1 where a query is short.
 
     `top`: the first k survivors; `random`: k survivors drawn uniformly (then put back in rank order).

@@ -13,17 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from umarvel_cli.artifacts.manifest import read_manifest
+from umarvel_cli.data.demo.marks import HEADER, MARKS_FILE
 from umarvel_cli.errors import UmarvelError
-
-MARKS_FILE = "near_duplicates.tsv"
-HEADER = "did\tgroup"
-
-
-def write_marks(path: Path, marks: Iterable[tuple[str, str]]) -> int:
-    """Write (did, group) marks, sorted, under a header; returns the number of lines."""
-    rows = sorted(set(marks))
-    path.write_text("\n".join([HEADER, *(f"{d}\t{g}" for d, g in rows)]) + "\n", encoding="utf-8")
-    return len(rows)
 
 
 def read_marks(path: Path) -> dict[str, frozenset[str]]:

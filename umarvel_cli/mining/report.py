@@ -42,7 +42,9 @@ def rank_bins(topk: int) -> list[tuple[str, int, int]]:
     return bins
 
 
-def summarize(out: Path, settings: MineSettings, marks: dict | None) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def summarize(
+    out: Path, settings: MineSettings, marks: dict | None
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The report's numbers, plus the kept-negative and positive scores for the chart."""
     t = read_table(out, "mined").to_pydict()
     k = settings.filters.num_negatives
@@ -50,7 +52,10 @@ def summarize(out: Path, settings: MineSettings, marks: dict | None) -> tuple[di
     kept = np.array([len(x) for x in t["neg_ids"]], dtype=np.int64)
     ranked = np.array([s == "topk" for s in t["source"]], dtype=bool)
     first = np.array([r if r is not None else 0 for r in t["first_pos_rank"]], dtype=np.int64)
-    hist = {label: int(((first >= lo) & (first <= hi) & ranked).sum()) for label, lo, hi in rank_bins(settings.topk)}
+    hist = {
+        label: int(((first >= lo) & (first <= hi) & ranked).sum())
+        for label, lo, hi in rank_bins(settings.topk)
+    }
     hist["not in top-k"] = int(((first == 0) & ranked).sum())
     drops = {name: int(np.sum(t[f"drop_{name}"])) for name in FILTERS}
     per_task: dict[str, dict[str, Any]] = {}
@@ -135,7 +140,10 @@ def _charts(out: Path, summary: dict[str, Any], neg: np.ndarray, pos: np.ndarray
         lo = min(float(x.min()) for x in finite if len(x))
         hi = max(float(x.max()) for x in finite if len(x))
         bins = np.linspace(lo, hi if hi > lo else lo + 1e-3, 40)
-        for x, label, colour in ((finite[0], "kept negatives", "#cc6677"), (finite[1], "best positive", "#4477aa")):
+        for x, label, colour in (
+            (finite[0], "kept negatives", "#cc6677"),
+            (finite[1], "best positive", "#4477aa"),
+        ):
             if len(x):
                 ax.hist(x, bins=bins, alpha=0.6, density=True, label=label, color=colour)
         ax.legend()
@@ -175,11 +183,29 @@ def _markdown(summary: dict[str, Any], settings: MineSettings) -> str:
             f"The filters removed {removed} of the marked false negatives.",
         ]
     lines += ["", "## Rank of the first labelled positive", "", f"![first positive rank]({RANK_PNG})", ""]
-    lines += ["| rank | queries |", "|---|---:|"] + [f"| {b} | {c:,} |" for b, c in summary["first_pos_rank"].items()]
-    lines += ["", "## Candidates removed by each filter (applied in this order)", "", f"![filter drops]({DROPS_PNG})", ""]
-    lines += ["| filter | removed |", "|---|---:|"] + [f"| {n} | {c:,} |" for n, c in summary["drops"].items()]
+    lines += ["| rank | queries |", "|---|---:|"] + [
+        f"| {b} | {c:,} |" for b, c in summary["first_pos_rank"].items()
+    ]
+    lines += [
+        "",
+        "## Candidates removed by each filter (applied in this order)",
+        "",
+        f"![filter drops]({DROPS_PNG})",
+        "",
+    ]
+    lines += ["| filter | removed |", "|---|---:|"] + [
+        f"| {n} | {c:,} |" for n, c in summary["drops"].items()
+    ]
     s = summary["scores"]
-    lines += ["", "## Scores", "", f"![scores]({SCORES_PNG})", "", "| | count | mean | p10 | p50 | p90 |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Scores",
+        "",
+        f"![scores]({SCORES_PNG})",
+        "",
+        "| | count | mean | p10 | p50 | p90 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name in ("negatives", "positives"):
         st = s[name]
         vals = " | ".join("-" if st[c] is None else f"{st[c]:.3f}" for c in ("mean", "p10", "p50", "p90"))
@@ -189,7 +215,9 @@ def _markdown(summary: dict[str, Any], settings: MineSettings) -> str:
     for task, r in summary["per_task"].items():
         pin = "-" if r["positive_in_topk"] is None else f"{100 * r['positive_in_topk']:.1f}%"
         med = "-" if r["median_first_pos_rank"] is None else f"{r['median_first_pos_rank']:.0f}"
-        lines.append(f"| {task} | {r['source']} | {r['queries']:,} | {pin} | {med} | {r['mean_negatives']:.2f} | {r['short']:,} |")
+        lines.append(
+            f"| {task} | {r['source']} | {r['queries']:,} | {pin} | {med} | {r['mean_negatives']:.2f} | {r['short']:,} |"
+        )
     if summary["short_examples"]:
         lines += ["", "Short queries (first 20): " + ", ".join(f"`{q}`" for q in summary["short_examples"])]
     return "\n".join(lines) + "\n"

@@ -68,7 +68,9 @@ class MineSettings:
 def parse_range(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text or "")
     if m is None:
-        raise UmarvelError(f"--range {text!r} is not a rank window", field="--range", expected="A-B, e.g. 1-100")
+        raise UmarvelError(
+            f"--range {text!r} is not a rank window", field="--range", expected="A-B, e.g. 1-100"
+        )
     lo, hi = int(m.group(1)), int(m.group(2))
     if lo < 1:
         raise UmarvelError(f"--range {text!r} starts below rank 1", field="--range", expected="ranks from 1")
@@ -114,7 +116,9 @@ def make_settings(
         )
     if max_score_ratio is not None and not 0 < max_score_ratio <= 1:
         raise UmarvelError(
-            f"--max-score-ratio {max_score_ratio} is outside (0, 1]", field="--max-score-ratio", expected="0 < r <= 1"
+            f"--max-score-ratio {max_score_ratio} is outside (0, 1]",
+            field="--max-score-ratio",
+            expected="0 < r <= 1",
         )
     if sample not in SAMPLES:
         raise UmarvelError(f"unknown --sample {sample!r}", field="--sample", expected=" | ".join(SAMPLES))
@@ -123,7 +127,9 @@ def make_settings(
     unknown = [t for t in random_tasks if t not in spec.order]
     if unknown:
         raise UmarvelError(
-            f"--random-tasks: unknown task {unknown[0]!r}", field="--random-tasks", expected="task stems like mscoco_task0"
+            f"--random-tasks: unknown task {unknown[0]!r}",
+            field="--random-tasks",
+            expected="task stems like mscoco_task0",
         )
     return MineSettings(
         split=split,
@@ -156,7 +162,9 @@ def load_queries(data: Path, split: str, spec: MBEIRSpec) -> Queries:
     t = read_table(data, "queries", columns=["qid", "split", "task_id", "dataset_id", "pos"])
     t = t.filter(pc.equal(t.column("split"), split))
     if t.num_rows == 0:
-        raise UmarvelError(f"no {split} queries in the tables", file=table_dir(data, "queries"), field="--split")
+        raise UmarvelError(
+            f"no {split} queries in the tables", file=table_dir(data, "queries"), field="--split"
+        )
     names = spec.datasets
     tasks = [
         f"{names.get(d, f'dataset{d}')}_task{k}"
@@ -178,7 +186,9 @@ def check_inputs(model: Path, data: Path, split: str) -> str:
     manifest = require_manifest(data)
     if manifest.stage != DATA_STAGE:
         raise UmarvelError(
-            f"written by stage '{manifest.stage}'", file=data, expected="the tables of `umarvel prepare mbeir`"
+            f"written by stage '{manifest.stage}'",
+            file=data,
+            expected="the tables of `umarvel prepare mbeir`",
         )
     if not Path(model).is_dir():
         raise UmarvelError("model folder does not exist", file=model, field="--model")
@@ -208,7 +218,9 @@ class Unit:
     random: bool = False
 
 
-def plan_units(queries: Queries, settings: MineSettings, index: PoolIndex, spec: MBEIRSpec, block: int) -> list[Unit]:
+def plan_units(
+    queries: Queries, settings: MineSettings, index: PoolIndex, spec: MBEIRSpec, block: int
+) -> list[Unit]:
     """Deterministic units (their order fixes the shard order, so resume is exact)."""
     tasks = np.array(queries.tasks, dtype=object)
     rand = np.isin(tasks, list(settings.random_tasks))
@@ -254,7 +266,9 @@ class PairScorer:
             self.scores[self.order[lo:hi]] = s
 
 
-def _stream(pool_set: EmbeddingSet, keep: np.ndarray | None, scorers: list[PairScorer], rows_out: list) -> Iterator:
+def _stream(
+    pool_set: EmbeddingSet, keep: np.ndarray | None, scorers: list[PairScorer], rows_out: list
+) -> Iterator:
     """The pool's blocks (only `keep` rows), scoring pairs on the full blocks on the way."""
     offset = 0
     for ids, x in pool_set.iter_blocks(rows=BLOCK_ROWS):
@@ -313,7 +327,9 @@ def mine_unit(
     k = fs.num_negatives
     rng = np.random.default_rng([settings.seed, seed_index])
     qv = q_x[unit.members]
-    pos_lists = [index.rows_of(queries.pos[m]) if queries.pos[m] else np.zeros(0, np.int64) for m in unit.members]
+    pos_lists = [
+        index.rows_of(queries.pos[m]) if queries.pos[m] else np.zeros(0, np.int64) for m in unit.members
+    ]
     pos_rows = _padded([p[p >= 0] for p in pos_lists], -1)
     has_pos = pos_rows >= 0
     qi, pj = np.nonzero(has_pos)
@@ -448,7 +464,9 @@ def run_mine(
     q_x = q_all[np.fromiter((row_of[q] for q in queries.qids), np.int64, len(queries.qids))]
     index = pool_index(data, _pool_ids(pool_set))
     units = plan_units(queries, settings, index, spec, query_block)
-    with ShardWriter(out, TABLE, TABLES[TABLE], rows_per_shard=max(query_block, 1) + 1, resume=plan.resume) as w:
+    with ShardWriter(
+        out, TABLE, TABLES[TABLE], rows_per_shard=max(query_block, 1) + 1, resume=plan.resume
+    ) as w:
         done, skip = 0, w.rows_done
         for i, unit in enumerate(units):
             if done + len(unit.members) <= skip:
