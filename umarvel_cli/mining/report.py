@@ -25,8 +25,8 @@ REPORT_MD, REPORT_JSON = "report.md", "report.json"
 RANK_PNG, DROPS_PNG, SCORES_PNG = "first_pos_rank.png", "filter_drops.png", "scores.png"
 SHORT_POLICY = (
     "kept as they are (not padded): their rows hold the negatives that passed the filters; "
-    "`train --stage hardneg` fills the missing slots by repeating the row's own negatives, and a row "
-    "with none trains on in-batch negatives only"
+    "the hard-negative training set fills the missing slots by repeating the row's own negatives, and "
+    "gives a row with none k negatives drawn from those mined for other queries of its task"
 )
 
 
