@@ -327,10 +327,10 @@ def mine_unit(
     k = fs.num_negatives
     rng = np.random.default_rng([settings.seed, seed_index])
     qv = q_x[unit.members]
-    pos_lists = [
-        index.rows_of(queries.pos[m]) if queries.pos[m] else np.zeros(0, np.int64) for m in unit.members
-    ]
-    pos_rows = _padded([p[p >= 0] for p in pos_lists], -1)
+    lists = [queries.pos[m] or [] for m in unit.members]
+    flat = index.rows_of([d for p in lists for d in p])  # one hash lookup for the whole unit
+    ends = np.cumsum([len(p) for p in lists])[:-1]
+    pos_rows = _padded([r[r >= 0] for r in np.split(flat, ends)], -1)
     has_pos = pos_rows >= 0
     qi, pj = np.nonzero(has_pos)
     pos_scorer = PairScorer(qv, qi, pos_rows[qi, pj])
@@ -406,6 +406,33 @@ def mine_unit(
     return pa.RecordBatch.from_pydict(columns, schema=TABLES[TABLE])
 
 
+def write_units(
+    out: Path,
+    units: list[Unit],
+    queries: Queries,
+    q_x: np.ndarray,
+    pool_set: EmbeddingSet,
+    index: PoolIndex,
+    settings: MineSettings,
+    spec: MBEIRSpec,
+    resume: bool = False,
+    device: str | None = None,
+) -> int:
+    """Mine every unit into `out/mined/`, one shard per unit, skipping units a killed run finished."""
+    largest = max((len(u.members) for u in units), default=1)
+    with ShardWriter(out, TABLE, TABLES[TABLE], rows_per_shard=largest + 1, resume=resume) as w:
+        done, skip = 0, w.rows_done
+        for i, unit in enumerate(units):
+            if done + len(unit.members) <= skip:
+                done += len(unit.members)
+                continue
+            info(f"mine: {unit.label} ({len(unit.members):,} queries)")
+            w.write_batch(mine_unit(unit, queries, q_x, pool_set, index, settings, spec, i, device))
+            w.flush()
+            done += len(unit.members)
+    return w.rows_written
+
+
 # --------------------------------------------------------------------------------------------------
 # The stage
 
@@ -442,7 +469,8 @@ def run_mine(
         if t not in queries.tasks:
             info(f"[yellow]mine: --random-tasks {t} has no {settings.split} queries[/]")
     inputs = {"model": fingerprint(model), "data": fingerprint(data)}
-    plan = plan_stage(out, STAGE, settings.params(), inputs, force)
+    # the query blocks fix the units, whose order seeds random sampling: part of the result
+    plan = plan_stage(out, STAGE, {**settings.params(), "query_block": query_block}, inputs, force)
     if plan.up_to_date:
         info(f"mine: {out} is up to date ({plan.reason}); --force redoes it")
         manifest = read_manifest(out)
@@ -464,18 +492,7 @@ def run_mine(
     q_x = q_all[np.fromiter((row_of[q] for q in queries.qids), np.int64, len(queries.qids))]
     index = pool_index(data, _pool_ids(pool_set))
     units = plan_units(queries, settings, index, spec, query_block)
-    with ShardWriter(
-        out, TABLE, TABLES[TABLE], rows_per_shard=max(query_block, 1) + 1, resume=plan.resume
-    ) as w:
-        done, skip = 0, w.rows_done
-        for i, unit in enumerate(units):
-            if done + len(unit.members) <= skip:
-                done += len(unit.members)
-                continue
-            info(f"mine: {unit.label} ({len(unit.members):,} queries)")
-            w.write_batch(mine_unit(unit, queries, q_x, pool_set, index, settings, spec, i, device))
-            w.flush()
-            done += len(unit.members)
+    write_units(out, units, queries, q_x, pool_set, index, settings, spec, resume=plan.resume, device=device)
     marks = find_marks(data)
     summary = write_report(out, settings, marks)
     extra = {
