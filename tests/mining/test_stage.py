@@ -216,3 +216,25 @@ def test_cli_one_line_exit_2_and_alias(model, demo_tables, tmp_path):
         assert res.output.strip().splitlines()[-1].startswith("error: field '--range'")
         assert not (tmp_path / "o").exists()
     assert "--max-score-ratio" in runner.invoke(app, ["mine", "--help"]).output
+
+
+def test_thresholds_can_be_switched_off_on_the_command_line(model, demo_tables, tmp_path):
+    from umarvel_cli.mining import optional_number
+
+    assert optional_number("off", "--margin") is None and optional_number("0.95", "--x") == 0.95
+    res = CliRunner().invoke(
+        app,
+        [
+            "mine",
+            "--model",
+            str(model),
+            "--data",
+            str(demo_tables),
+            "--out",
+            str(tmp_path / "o"),
+            "--margin",
+            "abc",
+        ],
+    )
+    assert res.exit_code == 2 and "--margin 'abc' is not a number" in res.output
+    assert not (tmp_path / "o").exists()

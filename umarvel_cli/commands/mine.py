@@ -25,16 +25,18 @@ def command(
     rank_range: str = typer.Option(
         "1-100", "--range", help="Only ranks A-B are eligible (1-based, inclusive)."
     ),
-    margin: float = typer.Option(
-        0.0, "--margin", help="Drop candidates scoring above pos_score - M (--margin=-inf disables)."
+    margin: str = typer.Option(
+        "0.0",
+        "--margin",
+        help="Drop candidates scoring above pos_score - M (ST's absolute margin; off disables).",
     ),
-    max_score_ratio: float = typer.Option(
-        1.0,
+    max_score_ratio: str = typer.Option(
+        "1.0",
         "--max-score-ratio",
-        help="Drop candidates scoring above R x pos_score, 0 < R <= 1 (NV-Retriever: 0.95).",
-    ),
-    max_score: float = typer.Option(
-        1.0, "--max-score", help="Drop candidates above this cosine (the paper: 0.7)."
+        help="Drop candidates scoring above R x pos_score, 0 < R <= 1 (NV-Retriever: 0.95; off disables).",
+    ),  # fmt: skip
+    max_score: str = typer.Option(
+        "1.0", "--max-score", help="Drop candidates above this cosine (the paper: 0.7; off disables)."
     ),
     same_modality: bool = typer.Option(
         False, "--same-modality", help="Keep only candidates of the task's candidate modality."
@@ -57,7 +59,7 @@ def command(
     force: bool = typer.Option(False, "--force", help="Mine again even when the output is up to date."),
 ) -> None:
     """Mine hard negatives: embed, search the pool, drop likely false negatives, keep k per query."""
-    from umarvel_cli.mining import make_settings, run_mine
+    from umarvel_cli.mining import make_settings, optional_number, run_mine
 
     settings = make_settings(
         split=split,
@@ -65,9 +67,9 @@ def command(
         topk=topk,
         num_negatives=num_negatives,
         rank_range=rank_range,
-        margin=margin,
-        max_score_ratio=max_score_ratio,
-        max_score=max_score,
+        margin=optional_number(margin, "--margin"),
+        max_score_ratio=optional_number(max_score_ratio, "--max-score-ratio"),
+        max_score=optional_number(max_score, "--max-score"),
         same_modality=same_modality,
         sample=sample,
         random_tasks=random_tasks,

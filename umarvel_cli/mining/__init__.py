@@ -1,7 +1,7 @@
 """Hard-negative mining with false-negative filters (`umarvel mine`)."""
 
 from umarvel_cli.mining.filters import FILTERS, FilterSettings, filter_candidates, select_negatives
-from umarvel_cli.mining.stage import MineSettings, make_settings, run_mine
+from umarvel_cli.mining.stage import MineSettings, make_settings, optional_number, run_mine
 
 __all__ = [
     "FILTERS",
@@ -9,6 +9,7 @@ __all__ = [
     "MineSettings",
     "filter_candidates",
     "make_settings",
+    "optional_number",
     "run_mine",
     "select_negatives",
 ]

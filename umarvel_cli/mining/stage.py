@@ -79,6 +79,18 @@ def parse_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+def optional_number(text: str, option: str) -> float | None:
+    """A filter threshold from the command line: a number, or `off` for no such filter."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UmarvelError(
+            f"{option} {text!r} is not a number", field=option, expected="a number or off"
+        ) from None
+
+
 def make_settings(
     *,
     split: str = "train",
