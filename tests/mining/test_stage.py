@@ -238,3 +238,69 @@ def test_thresholds_can_be_switched_off_on_the_command_line(model, demo_tables, 
     )
     assert res.exit_code == 2 and "--margin 'abc' is not a number" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_rank_shares_merge_to_the_single_process_table(local_run, model, demo_tables, emb_dir, tmp_path):
+    """Two ranks (threads with a barrier, as under torchrun) give the single-process table, though
+    their embeddings (made by two ranks too) hold the pool in another order."""
+    import threading
+
+    from umarvel_cli.embedding.distributed import DistContext
+
+    out, settings, manifest = local_run
+    world = 2
+    barrier = threading.Barrier(world)
+    box: dict[str, object] = {}
+    errors: list[BaseException] = []
+
+    def broadcast_from(rank):
+        def broadcast(obj):
+            if rank == 0:
+                box["v"] = obj
+            barrier.wait()
+            return box["v"]
+
+        return broadcast
+
+    def worker(rank):
+        try:
+            ctx = DistContext(rank, world, rank, barrier.wait, broadcast_from(rank))
+            run_mine(
+                model,
+                demo_tables,
+                tmp_path / "multi",
+                settings,
+                embeddings=tmp_path / "emb",
+                query_block=7,
+                ctx=ctx,
+            )
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+            barrier.abort()
+
+    threads = [threading.Thread(target=worker, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    got, want = read_table(tmp_path / "multi", "mined").to_pylist(), read_table(out, "mined").to_pylist()
+    floats = ("pos_score", "neg_scores")  # two BLAS calls at once may round the last bit differently
+    diff = [
+        (x["qid"], x["source"], k, x[k], y[k])
+        for x, y in zip(got, want, strict=True)
+        for k in x
+        if k not in floats and x[k] != y[k]
+    ]
+    assert not diff, diff[:5]
+    for x, y in zip(got, want, strict=True):
+        assert x["neg_scores"] == pytest.approx(y["neg_scores"], abs=1e-5)
+        assert (x["pos_score"] is None) == (y["pos_score"] is None)
+        assert x["pos_score"] is None or x["pos_score"] == pytest.approx(y["pos_score"], abs=1e-5)
+    pool = "pool-union_train"
+    ids_multi = open_embeddings(tmp_path / "emb" / pool).read()[0].to_pylist()
+    ids_single = open_embeddings(emb_dir / pool).read()[0].to_pylist()
+    assert ids_multi != ids_single and sorted(ids_multi) == sorted(ids_single)
+    assert not (tmp_path / "multi" / mine_stage.RANKS_DIR).exists()
+    assert read_manifest(tmp_path / "multi").counts == manifest.counts
+    assert (tmp_path / "multi" / "report.md").read_text() == (out / "report.md").read_text()

@@ -8,6 +8,7 @@ dataset(s) whose modality is the task's candidate modality. OVEN and InfoSeek sh
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,12 @@ class PoolIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @functools.cached_property
+    def canonical(self) -> np.ndarray:
+        """Pool rows in id order: random draws index this, so they do not depend on how the shards
+        happen to be ordered (under torchrun, rank by rank)."""
+        return pc.sort_indices(self.ids).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _codes(values: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -10,7 +10,9 @@ at the first unit without one. The report is built from the table at the end (`r
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from umarvel_cli.artifacts.manifest import read_manifest, require_manifest
 from umarvel_cli.artifacts.shards import list_shards, open_shard, read_table, table_dir
 from umarvel_cli.console import info
 from umarvel_cli.data.mbeir_tasks import MBEIRSpec, TaskSpec, load_mbeir_spec
+from umarvel_cli.embedding.distributed import DistContext
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.mining.filters import (
     FILTERS,
@@ -45,6 +48,7 @@ DATA_STAGE = "prepare-mbeir"
 POOLS = ("local", "global")
 RANDOM_DRAWS = 100  # random candidates drawn per query before filtering (the released code's 100)
 BLOCK_ROWS = 65_536
+RANKS_DIR = "_ranks"
 
 
 @dataclass(frozen=True)
@@ -348,7 +352,7 @@ def mine_unit(
     pos_scorer = PairScorer(qv, qi, pos_rows[qi, pj])
     scorers = [pos_scorer]
     if unit.random:
-        draws = rng.integers(0, len(index), size=(n, max(RANDOM_DRAWS, 4 * k)))
+        draws = index.canonical[rng.integers(0, len(index), size=(n, max(RANDOM_DRAWS, 4 * k)))]
         rand_scorer = PairScorer(qv, np.repeat(np.arange(n), draws.shape[1]), draws.ravel())
         scorers.append(rand_scorer)
     rows_seen: list[np.ndarray] = []
@@ -429,12 +433,16 @@ def write_units(
     spec: MBEIRSpec,
     resume: bool = False,
     device: str | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> int:
-    """Mine every unit into `out/mined/`, one shard per unit, skipping units a killed run finished."""
-    largest = max((len(u.members) for u in units), default=1)
+    """Mine this rank's units (every world_size-th) into `out/mined/`, one shard per unit, skipping
+    the units a killed run finished. A unit's seed is its global index, so shares do not matter."""
+    mine = [(i, u) for i, u in enumerate(units) if i % world_size == rank]
+    largest = max((len(u.members) for _, u in mine), default=1)
     with ShardWriter(out, TABLE, TABLES[TABLE], rows_per_shard=largest + 1, resume=resume) as w:
         done, skip = 0, w.rows_done
-        for i, unit in enumerate(units):
+        for i, unit in mine:
             if done + len(unit.members) <= skip:
                 done += len(unit.members)
                 continue
@@ -443,6 +451,20 @@ def write_units(
             w.flush()
             done += len(unit.members)
     return w.rows_written
+
+
+def merge_ranks(out: Path, n_units: int, world_size: int) -> None:
+    """Unit i's shard is shard i // world_size of rank i % world_size: renumber them in unit order."""
+    final = table_dir(out, TABLE)
+    if final.exists():
+        shutil.rmtree(final)
+    final.mkdir(parents=True)
+    shards = [list_shards(out / RANKS_DIR / f"rank-{r:05d}", TABLE) for r in range(world_size)]
+    for i in range(n_units):
+        os.replace(shards[i % world_size][i // world_size], final / f"part-{i:05d}.parquet")
+    if n_units == 0:
+        ShardWriter(out, TABLE, TABLES[TABLE]).close()
+    shutil.rmtree(out / RANKS_DIR)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -467,8 +489,13 @@ def run_mine(
     query_block: int = 32_768,
     force: bool = False,
     device: str | None = None,
+    ctx: DistContext | None = None,
 ) -> Manifest:
-    """Mine `settings.split` of `data` with `model` into `out` (module docstring)."""
+    """Mine `settings.split` of `data` with `model` into `out` (module docstring).
+
+    Under torchrun (`ctx`) every rank embeds its share (run_embed), mines every world_size-th unit
+    into `out/_ranks/rank-R/` and rank 0 merges the shards in unit order, reports and finishes.
+    """
     from umarvel_cli.embedding import run_embed
     from umarvel_cli.mining.near_duplicates import find_marks
     from umarvel_cli.mining.report import write_report
@@ -481,18 +508,22 @@ def run_mine(
         if t not in queries.tasks:
             info(f"[yellow]mine: --random-tasks {t} has no {settings.split} queries[/]")
     inputs = {"model": fingerprint(model), "data": fingerprint(data)}
+    ctx = ctx or DistContext.from_env()
     # the query blocks fix the units, whose order seeds random sampling: part of the result
-    plan = plan_stage(out, STAGE, {**settings.params(), "query_block": query_block}, inputs, force)
-    if plan.up_to_date:
-        info(f"mine: {out} is up to date ({plan.reason}); --force redoes it")
+    params = {**settings.params(), "query_block": query_block}
+    plan = plan_stage(out, STAGE, params, inputs, force) if ctx.is_main else None
+    status = ctx.broadcast(plan.status if plan is not None else None)
+    if status == "up_to_date":
+        info(f"mine: {out} is up to date (same inputs and parameters); --force redoes it")
         manifest = read_manifest(out)
         assert manifest is not None
         return manifest
-    info(f"mine: {plan.status} ({plan.reason}) -> {out}")
+    if plan is not None:
+        info(f"mine: {plan.status} ({plan.reason}) -> {out}")
     emb_root = Path(embeddings) if embeddings is not None else out / "embeddings"
     q_dir, c_dir = emb_root / f"queries-{settings.split}", emb_root / f"pool-{union}"
-    run_embed(model, data, settings.split, "queries", q_dir)
-    run_embed(model, data, settings.split, "candidates", c_dir, pool=union)
+    run_embed(model, data, settings.split, "queries", q_dir, ctx=ctx)
+    run_embed(model, data, settings.split, "candidates", c_dir, pool=union, ctx=ctx)
     q_set, pool_set = open_embeddings(q_dir), open_embeddings(c_dir)
     if q_set.dim != pool_set.dim:
         raise UmarvelError(f"query embeddings are {q_set.dim}-d, the pool's {pool_set.dim}-d", file=emb_root)
@@ -504,7 +535,20 @@ def run_mine(
     q_x = q_all[np.fromiter((row_of[q] for q in queries.qids), np.int64, len(queries.qids))]
     index = pool_index(data, _pool_ids(pool_set))
     units = plan_units(queries, settings, index, spec, query_block)
-    write_units(out, units, queries, q_x, pool_set, index, settings, spec, resume=plan.resume, device=device)
+    share = out if ctx.world_size == 1 else out / RANKS_DIR / f"rank-{ctx.rank:05d}"
+    write_units(
+        share, units, queries, q_x, pool_set, index, settings, spec,
+        resume=status == "resume", device=device, rank=ctx.rank, world_size=ctx.world_size,
+    )  # fmt: skip
+    ctx.barrier()
+    if not ctx.is_main:
+        ctx.barrier()
+        manifest = read_manifest(out)
+        assert manifest is not None
+        return manifest
+    assert plan is not None
+    if ctx.world_size > 1:
+        merge_ranks(out, len(units), ctx.world_size)
     marks = find_marks(data)
     summary = write_report(out, settings, marks)
     extra = {
@@ -516,4 +560,6 @@ def run_mine(
         "summary": {k: v for k, v in summary.items() if k not in ("per_task", "short_examples")},
     }
     counts = {"queries": len(queries.qids), "rows": summary["queries"], "short": summary["short"]}
-    return finish_stage(plan, counts, extra)
+    manifest = finish_stage(plan, counts, extra)
+    ctx.barrier()
+    return manifest
