@@ -182,8 +182,12 @@ def test_bad_inputs_write_nothing(model, demo_tables, tmp_path):
     no_config = tmp_path / "model-copy"
     shutil.copytree(model, no_config)
     (no_config / "umarvel.json").write_text('{"family": "qwen2-vl", "pooling": "sideways"}')
+    interrupted = tmp_path / "train-out"
+    shutil.copytree(model, interrupted / "model")
+    (interrupted / "_progress.json").write_text("{}")
     cases = [
         (model, unfinished, settings, "no manifest.json"),
+        (interrupted / "model", demo_tables, settings, "the stage that writes this model was interrupted"),
         (no_config, demo_tables, settings, "unknown pooling"),
         (tmp_path / "nope", demo_tables, settings, "model folder does not exist"),
         (model, demo_tables, make_settings(split="dev"), "pool 'union_dev' does not exist"),
@@ -304,3 +308,15 @@ def test_rank_shares_merge_to_the_single_process_table(local_run, model, demo_ta
     assert not (tmp_path / "multi" / mine_stage.RANKS_DIR).exists()
     assert read_manifest(tmp_path / "multi").counts == manifest.counts
     assert (tmp_path / "multi" / "report.md").read_text() == (out / "report.md").read_text()
+
+
+def test_a_finished_train_output_stands_for_its_model(model, tmp_path):
+    from umarvel_cli.artifacts import Manifest, write_manifest
+    from umarvel_cli.mining.stage import resolve_model
+
+    out = tmp_path / "train"
+    shutil.copytree(model, out / "model")
+    assert resolve_model(out) == out  # no manifest: taken as given
+    write_manifest(out, Manifest(stage="train-mbeir", params={}))
+    assert resolve_model(out) == out / "model"
+    assert resolve_model(model) == model

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from umarvel_cli.artifacts import TABLES, Manifest, ShardWriter, fingerprint, finish_stage, plan_stage
 from umarvel_cli.artifacts.manifest import read_manifest, require_manifest
 from umarvel_cli.artifacts.shards import list_shards, open_shard, read_table, table_dir
+from umarvel_cli.artifacts.stage import PROGRESS
 from umarvel_cli.console import info
 from umarvel_cli.data.mbeir_tasks import MBEIRSpec, TaskSpec, load_mbeir_spec
 from umarvel_cli.embedding.distributed import DistContext
@@ -192,14 +193,23 @@ def load_queries(data: Path, split: str, spec: MBEIRSpec) -> Queries:
     return Queries(qids, tasks, t.column("pos").to_pylist())
 
 
-def check_inputs(model: Path, data: Path, split: str) -> str:
-    """Refuse an unfinished or foreign --data, a model without a valid umarvel.json, a missing pool.
+def resolve_model(model: Path) -> Path:
+    """A model folder, or a finished `umarvel train` output (its `model/`)."""
+    manifest = read_manifest(model) if model.is_dir() else None
+    if manifest is not None and manifest.stage.startswith("train-") and (model / "model").is_dir():
+        return model / "model"
+    return model
 
-    Returns the union pool's name.
+
+def check_inputs(model: Path, data: Path, split: str) -> str:
+    """Refuse an unfinished or foreign --data, an unfinished model or one without a valid umarvel.json,
+    a missing pool. Returns the union pool's name.
     """
     from umarvel_cli.models.umarvel_config import UmarvelConfig
 
     manifest = require_manifest(data)
+    if (data / PROGRESS).is_file():
+        raise UmarvelError("an interrupted stage left this folder", file=data, expected="finished tables")
     if manifest.stage != DATA_STAGE:
         raise UmarvelError(
             f"written by stage '{manifest.stage}'",
@@ -208,6 +218,12 @@ def check_inputs(model: Path, data: Path, split: str) -> str:
         )
     if not Path(model).is_dir():
         raise UmarvelError("model folder does not exist", file=model, field="--model")
+    for folder in (model, model.parent):
+        if (folder / PROGRESS).is_file():
+            raise UmarvelError(
+                "the stage that writes this model was interrupted", file=folder, field="--model",
+                expected="a finished model (run that stage again to finish it)",
+            )  # fmt: skip
     UmarvelConfig.load(model)
     union = f"union_{split}"
     pools = read_table(data, "pools", columns=["pool"], filters=[("pool", "=", union)])
@@ -500,7 +516,7 @@ def run_mine(
     from umarvel_cli.mining.near_duplicates import find_marks
     from umarvel_cli.mining.report import write_report
 
-    model, data, out = Path(model), Path(data), Path(out)
+    model, data, out = resolve_model(Path(model)), Path(data), Path(out)
     spec = load_mbeir_spec()
     union = check_inputs(model, data, settings.split)
     queries = load_queries(data, settings.split, spec)
