@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.losses.hard_negative import hard_negative_candidates, hard_negative_loss
+from umarvel_cli.losses.hard_negative import hard_negative_candidates, hard_negative_loss, own_negative_stats
 
 
 def _unit(*shape, seed):
@@ -54,7 +54,7 @@ def test_matches_the_released_layout_and_masks_same_content(impl):
         pos,
         neg,
         labels,
-        math.log(tau),
+        tau,
         cand_keys=keys,
         query_pos_keys=query_keys,
         reduction="none",
@@ -73,14 +73,24 @@ def test_local_rows_of_a_gathered_batch_and_learnable_temperature():
     q = _unit(2, d, seed=5).float()
     labels = torch.tensor([4, 5])  # this rank holds the last two rows of the global batch
     log_tau = torch.tensor(math.log(0.05), requires_grad=True)
-    loss = hard_negative_loss(q, pos, neg, labels, log_tau, impl="plain")
+    loss = hard_negative_loss(q, pos, neg, labels, log_tau.exp(), impl="plain")
     want = released_rows(q.double(), pos.double(), neg.double(), labels, 0.05).mean()
     assert float(loss.detach()) == pytest.approx(float(want), rel=1e-5)
     loss.backward()
-    assert log_tau.grad is not None and float(log_tau.grad) != 0.0
-    clamped = torch.tensor(math.log(1e-4), requires_grad=True)  # below temperature_min: clamped, no gradient
-    hard_negative_loss(q, pos, neg, labels, clamped, impl="plain").backward()
-    assert float(clamped.grad) == 0.0
+    assert log_tau.grad is not None and float(log_tau.grad) != 0.0  # the temperature learns
+
+
+def test_own_negative_stats_pick_each_rows_own_block():
+    d = 4
+    pos = torch.eye(d)[:3]  # three global rows
+    neg = torch.zeros(3, 2, d)
+    neg[1, 0] = torch.tensor([0.0, 0.5, 0.0, 0.0])  # row 1's own negatives score 0.5 and 0.0
+    neg[2, 1] = torch.tensor([0.0, 0.0, 2.0, 0.0])  # row 2's own negative beats its positive
+    neg[0, 0] = torch.tensor([0.0, 9.0, 9.0, 0.0])  # row 0's: must not count for rows 1 and 2
+    q = pos[1:]  # this rank holds rows 1 and 2
+    margin, beats = own_negative_stats(q, pos, neg, torch.tensor([1, 2]), offset=1)
+    torch.testing.assert_close(margin, torch.tensor([0.5, -1.0]))
+    assert beats.tolist() == [1.0, 0.0]
 
 
 def test_candidate_layout_and_bad_shapes():
@@ -90,5 +100,5 @@ def test_candidate_layout_and_bad_shapes():
     with pytest.raises(UmarvelError, match="one width"):
         hard_negative_candidates(pos, torch.zeros(2, 3, 5))
     with pytest.raises(UmarvelError, match="cand_keys"):
-        hard_negative_loss(torch.ones(1, 4), pos + 1, neg, torch.tensor([0]), 0.0, cand_keys=torch.zeros(3, dtype=torch.int64),
+        hard_negative_loss(torch.ones(1, 4), pos + 1, neg, torch.tensor([0]), 0.05, cand_keys=torch.zeros(3, dtype=torch.int64),
                            query_pos_keys=torch.zeros(1, 1, dtype=torch.int64))  # fmt: skip
