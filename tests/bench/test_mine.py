@@ -24,6 +24,7 @@ def test_tiny_mine_bench_reports_both_paths(tmp_path):
     assert extra["positive in top-100"] == 1.0
     assert extra["same-content drops"] > 0 and extra["ratio drops"] > 0  # the filters had work to do
     assert extra["ratio"] == result["rows"][0]["seconds"] / result["rows"][1]["seconds"]
+    assert extra["cpu_ratio"] == result["rows"][0]["cpu seconds"] / result["rows"][1]["cpu seconds"]
     assert all(r["peak RSS MiB"] > 0 for r in result["rows"])
     assert "mine/search time" in result["summary"]
 
