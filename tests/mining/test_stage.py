@@ -320,3 +320,31 @@ def test_a_finished_train_output_stands_for_its_model(model, tmp_path):
     write_manifest(out, Manifest(stage="train-mbeir", params={}))
     assert resolve_model(out) == out / "model"
     assert resolve_model(model) == model
+
+
+def test_cli_mines_and_reports(model, demo_tables, emb_dir, tmp_path):
+    out = tmp_path / "cli"
+    args = [
+        "--model",
+        str(model),
+        "--data",
+        str(demo_tables),
+        "--out",
+        str(out),
+        "--embeddings",
+        str(emb_dir),
+    ]
+    args += ["--pool", "global", "--topk", "20", "--range", "2-20", "--num-negatives", "3", "--margin", "off"]
+    res = CliRunner().invoke(
+        app, ["mine-negatives", *args, "--max-score-ratio", "0.95", "--sample", "random"]
+    )
+    assert res.exit_code == 0, res.output
+    manifest = read_manifest(out)
+    assert res.stdout.strip().endswith(f"short of 3 -> {out}/report.md")
+    assert manifest.params["filters"] == {
+        "num_negatives": 3, "rank_range": [2, 20], "margin": None, "max_score_ratio": 0.95, "max_score": 1.0,
+        "same_modality": False, "sample": "random",
+    }  # fmt: skip
+    assert manifest.params["pool"] == "global" and manifest.extra["pool_name"] == "union_train"
+    again = CliRunner().invoke(app, ["mine", *args, "--max-score-ratio", "0.95", "--sample", "random"])
+    assert again.exit_code == 0 and read_manifest(out).created == manifest.created  # up to date
