@@ -8,7 +8,11 @@ import typer
 
 
 def command(
-    model: Path = typer.Option(..., "--model", help="The model to mine with (the mbeir stage's model/)."),
+    model: Path = typer.Option(
+        ...,
+        "--model",
+        help="The model to mine with: a model folder or a finished `umarvel train` output (the mbeir stage).",
+    ),
     data: Path = typer.Option(..., "--data", help="Tables from `umarvel prepare mbeir`."),
     out: Path = typer.Option(
         ..., "--out", help="Folder for the mined table, report.md/json, charts, manifest."
