@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from umarvel_cli.artifacts import read_table
+from umarvel_cli.artifacts import iter_batches
 from umarvel_cli.data.mbeir_tasks import TaskSpec
 
 # Datasets whose local train pools are built from each other's candidates too (spec 9.2).
@@ -69,33 +69,50 @@ class PoolIndex:
         return pc.sort_indices(self.ids).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _codes(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    encoded = pc.dictionary_encode(values)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+_KEY_MASK = (1 << 63) - 1
+CANDIDATE_BATCH = 262_144
+
+
+def _keys(values: pa.Array) -> np.ndarray:
+    """A non-negative int64 per string (-1 for null). Python's string hash: stable within one
+    process, which is all the keys need (they are compared only inside one mining run)."""
+    return np.fromiter(
+        (-1 if v is None else hash(v) & _KEY_MASK for v in values.to_pylist()),
+        dtype=np.int64,
+        count=len(values),
+    )
 
 
 def pool_index(data: Path, pool_ids: pa.Array) -> PoolIndex:
-    """Per-candidate facts of `pool_ids` (the union pool's ids, in embedding order)."""
-    cands = read_table(data, "candidates", columns=["did", "modality", "text", "image", "src_content"])
-    rows = pc.index_in(pool_ids, value_set=cands.column("did").combine_chunks())
-    cands = cands.take(pc.fill_null(rows, 0))
-    missing = pc.is_null(rows)
-    text = pc.fill_null(cands.column("text"), "")
-    image = pc.fill_null(cands.column("image"), "")
-    both = pc.binary_join_element_wise(text, image, "\x00")
-    has_content = pc.or_(pc.is_valid(cands.column("text")), pc.is_valid(cands.column("image")))
-    content = pc.if_else(pc.and_(has_content, pc.invert(missing)), both, pa.scalar(None, pa.string()))
-    src = pc.if_else(missing, pa.scalar(None, pa.string()), cands.column("src_content"))
+    """Per-candidate facts of `pool_ids` (the union pool's ids, in embedding order).
+
+    The candidates table is streamed in batches and only hashed keys are kept, so memory is the
+    pool's few arrays, not every candidate text (M-BEIR's table holds 5.6M of them).
+    """
+    n = len(pool_ids)
+    modality = np.full(n, -1, dtype=np.int8)
+    src_key = np.full(n, -1, dtype=np.int64)
+    content_key = np.full(n, -1, dtype=np.int64)
     names = pa.array(list(MODALITY_CODES), type=pa.string())
-    modality = pc.fill_null(pc.index_in(cands.column("modality"), value_set=names), -1)
-    modality = modality.to_numpy(zero_copy_only=False).astype(np.int8)
-    modality[missing.to_numpy(zero_copy_only=False)] = -1
+    columns = ["did", "modality", "text", "image", "src_content"]
+    for batch in iter_batches(data, "candidates", columns=columns, batch_size=CANDIDATE_BATCH):
+        rows = pc.index_in(batch.column(0), value_set=pool_ids)
+        hit = pc.is_valid(rows)
+        if not pc.any(hit).as_py():
+            continue
+        sub = batch.filter(hit)
+        at = rows.filter(hit).to_numpy(zero_copy_only=False)
+        mods = pc.fill_null(pc.index_in(sub.column(1), value_set=names), -1)
+        modality[at] = mods.to_numpy(zero_copy_only=False)
+        text, image = sub.column(2), sub.column(3)
+        both = pc.binary_join_element_wise(pc.fill_null(text, ""), pc.fill_null(image, ""), "\x00")
+        has = pc.or_(pc.is_valid(text), pc.is_valid(image))
+        content_key[at] = _keys(pc.if_else(has, both, pa.scalar(None, pa.string())))
+        src_key[at] = _keys(sub.column(4))
     return PoolIndex(
         ids=pool_ids,
         dataset=dataset_ids(pool_ids),
         modality=modality,
-        src_key=_codes(src),
-        content_key=_codes(content),
+        src_key=src_key,
+        content_key=content_key,
     )
