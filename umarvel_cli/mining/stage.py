@@ -520,6 +520,9 @@ def run_mine(
     spec = load_mbeir_spec()
     union = check_inputs(model, data, settings.split)
     queries = load_queries(data, settings.split, spec)
+    if settings.pool == "local" or settings.filters.same_modality:
+        for stem in dict.fromkeys(queries.tasks):
+            _task(spec, stem)  # a task outside the spec has no local pool or modality: refuse now
     for t in settings.random_tasks:
         if t not in queries.tasks:
             info(f"[yellow]mine: --random-tasks {t} has no {settings.split} queries[/]")
