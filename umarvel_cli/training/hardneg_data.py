@@ -22,8 +22,8 @@ from umarvel_cli.artifacts.paths import resolve_image
 from umarvel_cli.artifacts.shards import table_dir
 from umarvel_cli.data.formatter import Record
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.mining.stage import resolve_model  # the rule `umarvel mine` applied to --model
 from umarvel_cli.training.data import MbeirSet, TrainExample
-from umarvel_cli.training.stages import resolve_model_dir
 
 MINE_STAGE = "mine"
 NEGATIVE_COLUMNS = ("neg_ids", "top_neg_ids")  # filtered (default) or the unfiltered ablation
@@ -43,7 +43,7 @@ def check_mined(negatives: str | Path, data: str | Path, model: str | Path) -> N
             "negatives were mined from other tables", file=negatives, field="--data",
             expected=f"the --data given to `umarvel mine` ({manifest.extra.get('data')})",
         )  # fmt: skip
-    if manifest.inputs.get("model") != fingerprint(resolve_model_dir(Path(model))):
+    if manifest.inputs.get("model") != fingerprint(resolve_model(Path(model))):
         raise UmarvelError(
             "negatives were mined with another model", file=negatives, field="--model",
             expected=f"the --model given to `umarvel mine` ({manifest.extra.get('model')})",
