@@ -43,4 +43,3 @@ def test_marks_name_existing_candidates_in_groups_of_two_or_more(demo_root):
                 json.loads(cands[d]["src_content"])["wikidata_id"] for d in dids if cands[d]["src_content"]
             }
             assert titles == {g.split(":", 1)[1]}
-
