@@ -16,6 +16,7 @@ from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.mining import make_settings, run_mine
 from umarvel_cli.mining import stage as mine_stage
+from umarvel_cli.mining.filters import FILTERS
 from umarvel_cli.mining.pools import SHARED_POOL_DATASETS
 from umarvel_cli.retrieval.embeddings import open_embeddings
 
@@ -82,7 +83,7 @@ def test_local_rows_obey_every_rule(local_run, demo_tables, emb_dir):
         for d in negs + r["top_neg_ids"]:  # the rebuilt local pool: the task's dataset(s), its modality
             assert int(d.split(":")[0]) in groups and cands[d]["modality"] == task.cand_modality
         assert (r["drop_positive"] >= 1) == (r["first_pos_rank"] is not None)
-        assert sum(r[f"drop_{f}"] for f in mine_stage.FILTERS) + len(negs) <= 20
+        assert sum(r[f"drop_{f}"] for f in FILTERS) + len(negs) <= 20
     assert manifest.counts["queries"] == len(mined)
     assert manifest.params["filters"]["rank_range"] == [1, 20]
 

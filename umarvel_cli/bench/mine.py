@@ -68,7 +68,7 @@ def _inputs(root: Path):
     import pyarrow as pa
 
     from umarvel_cli.mining.pools import PoolIndex
-    from umarvel_cli.mining.stage import Queries
+    from umarvel_cli.mining.unit import Queries
     from umarvel_cli.retrieval.embeddings import open_embeddings
 
     pool = open_embeddings(root / "cands")
@@ -115,7 +115,9 @@ def _search(root: str, repeats: int) -> tuple[float, float, float, float]:
 def _mine(root: str, repeats: int) -> tuple[float, float, float, float, dict]:
     from umarvel_cli.artifacts import read_table
     from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
-    from umarvel_cli.mining.stage import Unit, make_settings, write_units
+    from umarvel_cli.mining.settings import make_settings
+    from umarvel_cli.mining.stage import write_units
+    from umarvel_cli.mining.unit import Unit
 
     pool, q, index, queries = _inputs(Path(root))
     spec = load_mbeir_spec()

@@ -19,7 +19,7 @@ from umarvel_cli.mining.filters import FILTERS
 from umarvel_cli.mining.near_duplicates import count_marked
 
 if TYPE_CHECKING:
-    from umarvel_cli.mining.stage import MineSettings
+    from umarvel_cli.mining.settings import MineSettings
 
 REPORT_MD, REPORT_JSON = "report.md", "report.json"
 RANK_PNG, DROPS_PNG, SCORES_PNG = "first_pos_rank.png", "filter_drops.png", "scores.png"
