@@ -132,6 +132,7 @@ app.command("train", short_help="Contrastive training: --stage progressive|nli|c
     train.command
 )
 app.command("mine", short_help="Mine hard negatives with false-negative filters.")(mine.command)
+app.command("mine-negatives", hidden=True)(mine.command)  # the same command under its long name
 app.add_typer(rerank.app, name="rerank", help="Pointwise MLLM reranker: train it, score candidates.")
 app.command("distill", short_help="Distil the reranker's scores into the embedder (KL).")(distill.command)
 app.command("embed", short_help="Encode queries or candidates into embedding shards.")(embed.command)

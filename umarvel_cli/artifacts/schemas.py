@@ -102,13 +102,28 @@ TABLES: dict[str, pa.Schema] = {
             pa.field("score", pa.float32(), nullable=False),
         ],
     ),
-    # Mined negatives per training query (ids and cosine scores, best first).
+    # `umarvel mine`: one row per query. Negatives best first with their cosine scores and 1-based
+    # ranks in the search (0 = drawn at random, not ranked); `first_pos_rank` is null when no labelled
+    # positive is in the top-k; `top_neg_ids` is the unfiltered choice (the first k non-positives, the
+    # released code's rule) kept for comparison; `drop_*` count what each filter removed, in order.
     "mined": _with_meta(
         "mined",
         [
             pa.field("qid", _str, nullable=False),
-            pa.field("neg", _ids, nullable=False),
+            pa.field("task", _str, nullable=False),
+            pa.field("source", _str, nullable=False),
+            pa.field("pos_ids", _ids, nullable=False),
+            pa.field("pos_score", pa.float32()),
+            pa.field("first_pos_rank", pa.int32()),
+            pa.field("candidates", pa.int32(), nullable=False),
+            pa.field("neg_ids", _ids, nullable=False),
             pa.field("neg_scores", pa.list_(pa.float32()), nullable=False),
+            pa.field("neg_ranks", pa.list_(pa.int32()), nullable=False),
+            pa.field("top_neg_ids", _ids, nullable=False),
+            *[
+                pa.field(f"drop_{name}", pa.int32(), nullable=False)
+                for name in ("positive", "same_content", "range", "modality", "max_score", "margin", "ratio")
+            ],
         ],
     ),
     # The id of each row of a faiss index, in index order.

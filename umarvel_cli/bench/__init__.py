@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "search": "umarvel_cli.bench.search",
     "train": "umarvel_cli.bench.train",
     "loss": "umarvel_cli.bench.loss",
+    "mine": "umarvel_cli.bench.mine",
 }
 
 

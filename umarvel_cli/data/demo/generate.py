@@ -11,6 +11,7 @@ from umarvel_cli.console import info
 from umarvel_cli.data.demo.build import DEMO_SIZES, build_demo, demo_size
 from umarvel_cli.data.demo.corpora import CAPTIONS_FILE, NLI_FILE, PAIRS_DIR, write_corpora
 from umarvel_cli.data.demo.layout import write_layout
+from umarvel_cli.data.demo.marks import MARKS_FILE, write_marks
 from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
 
@@ -38,6 +39,8 @@ All 16 M-BEIR tasks are present with their real file stems, dataset ids and task
                               positives and negatives only), union_test (all local test pools)
   qrels/                      5 columns: qid 0 did 1 task_id
   instructions/query_instructions.tsv   4 prompts per task
+{marks}: near-duplicate marks (did, group) for counting mined false negatives:
+candidates in one group show the same object, entity or product (not M-BEIR data).
 OVEN and InfoSeek queries sometimes list the other dataset's candidate of the same
 entity as a positive; it is in the global pools, not in the local pool (as in M-BEIR).
 
@@ -58,6 +61,7 @@ def generate_demo(out: Path, seed: int = 0, size: str = "tiny") -> dict[str, Any
     out.mkdir(parents=True, exist_ok=True)
     counts = write_layout(data, out)
     counts["pairs"] = write_corpora(out, seed, preset.nli, preset.captions)
+    counts["near_duplicate_marks"] = write_marks(data, out)
     n_queries = sum(n for split in counts["queries"].values() for n in split.values())
     (out / "README.txt").write_text(
         README.format(
@@ -69,6 +73,7 @@ def generate_demo(out: Path, seed: int = 0, size: str = "tiny") -> dict[str, Any
             captions=CAPTIONS_FILE,
             queries=n_queries,
             candidates=counts["candidates"],
+            marks=MARKS_FILE,
         ),
         encoding="utf-8",
     )
