@@ -1,5 +1,4 @@
-"""The hardneg objective against the trainer's Objective interface (skipped until that interface,
-from the `training` branch, is merged)."""
+"""The hardneg objective against the trainer's Objective interface."""
 
 from __future__ import annotations
 
@@ -7,15 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-pytest.importorskip("umarvel_cli.training.objectives.base")
-
-from umarvel_cli.data.records import Record  # noqa: E402
-from umarvel_cli.errors import UmarvelError  # noqa: E402
-from umarvel_cli.losses.hard_negative import hard_negative_loss  # noqa: E402
-from umarvel_cli.training.data import TrainExample  # noqa: E402
-from umarvel_cli.training.objectives.base import RankView  # noqa: E402
-from umarvel_cli.training.objectives.hardneg import HardNegativeInfoNCE  # noqa: E402
-from umarvel_cli.training.objectives.infonce import InBatchInfoNCE  # noqa: E402
+from umarvel_cli.data.records import Record
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.losses.hard_negative import hard_negative_loss
+from umarvel_cli.training.data import TrainExample
+from umarvel_cli.training.objectives.base import RankView
+from umarvel_cli.training.objectives.hardneg import HardNegativeInfoNCE
+from umarvel_cli.training.objectives.infonce import InBatchInfoNCE
 
 K, B, D = 2, 3, 8
 
