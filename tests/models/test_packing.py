@@ -19,7 +19,9 @@ def _records() -> list[Record]:
         Record("q1", "a red dog on the grass", random_image(1), "Find an image that matches the caption"),
         Record("q2", "hello world"),
         Record("q3", None, random_image(2, 90, 60)),
-        Record("q4", "a much longer text that goes on and on to force some padding in the batch", None, "Find"),
+        Record(
+            "q4", "a much longer text that goes on and on to force some padding in the batch", None, "Find"
+        ),
         Record("q5", "two images worth of words", random_image(3, 44, 120), "Retrieve the passage"),
     ]
 

@@ -37,7 +37,9 @@ def lm_params_per_layer(text: Any) -> int:
 def lm_flops(text: Any, lengths: Iterable[int]) -> float:
     """Forward FLOPs of the language model over sequences of these real lengths (bidirectional)."""
     lengths = [int(n) for n in lengths]
-    width = text.num_attention_heads * _get(text, "head_dim", default=text.hidden_size // text.num_attention_heads)
+    width = text.num_attention_heads * _get(
+        text, "head_dim", default=text.hidden_size // text.num_attention_heads
+    )
     per_token = 2.0 * lm_params_per_layer(text)
     pairs = sum(n * n for n in lengths)
     return text.num_hidden_layers * (per_token * sum(lengths) + 4.0 * width * pairs)

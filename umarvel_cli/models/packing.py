@@ -102,7 +102,11 @@ def packed_model_inputs(
         cu = to_device(cumulative_lengths(lengths), device)
         longest = int(lengths.max())
         inputs.update(
-            attention_mask=None, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=longest, max_length_k=longest
+            attention_mask=None,
+            cu_seq_lens_q=cu,
+            cu_seq_lens_k=cu,
+            max_length_q=longest,
+            max_length_k=longest,
         )
     else:
         inputs["attention_mask"] = to_device(block_diagonal_mask(lengths, causal), device)
