@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,12 @@ from tests.models.tiny_models import TINY_BACKBONES, random_image
 from umarvel_cli.data.records import Record
 from umarvel_cli.models.batching import plan_batches
 from umarvel_cli.models.embedder import Embedder
-from umarvel_cli.models.packing import block_diagonal_mask, pack_batch, sequence_positions
+from umarvel_cli.models.packing import (
+    block_diagonal_mask,
+    pack_batch,
+    packed_model_inputs,
+    sequence_positions,
+)
 
 
 def _records() -> list[Record]:
@@ -36,6 +43,7 @@ SETTINGS = [
     {"pooling": "mean", "pool_tokens": "content"},
     {"pooling": "last", "pool_tokens": "all"},
     {"pooling": "mean", "pool_tokens": "all", "attention": "causal"},
+    {"pooling": "last", "pool_tokens": "all", "position_ids": "sequential"},
 ]
 
 
@@ -110,3 +118,54 @@ def test_packed_batches_are_sized_by_real_tokens():
     assert all(sum(items[i].length for i in b) <= 160 for b in batches[1:])
     # the padded plan counts longest x count, so the same budget holds fewer items per batch
     assert plan_batches(items, batch_size=32, max_tokens=160) == [[6], [0], [1, 2], [3, 4, 5]]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    os.environ.get("UMARVEL_TEST_ON_GPU") != "1", reason="UMARVEL_TEST_ON_GPU=1 on a CUDA machine"
+)
+@pytest.mark.parametrize("backbone", TINY_BACKBONES)
+def test_packed_equals_padded_on_the_gpu_in_bf16(backbone, tiny_models):
+    """On CUDA in bf16 (flash-attention's varlen kernels when installed, else SDPA with the mask)."""
+    emb = Embedder.from_pretrained(tiny_models[backbone], device="cuda", dtype=torch.bfloat16)
+    batch = emb.prepare(_records(), "query")
+    padded_vecs, packed_vecs = _vectors(emb, batch).float(), _vectors(emb, pack_batch(batch)).float()
+    torch.testing.assert_close(packed_vecs, padded_vecs, rtol=0, atol=3e-2)
+    assert float((packed_vecs * padded_vecs).sum(1).min()) > 0.999  # unit vectors: cosine
+
+
+def test_flash_attention_inputs_follow_transformers_packed_convention(tiny_embedders):
+    """With flash-attention: no mask, position_ids [4, 1, T] whose text row restarts at every
+    sequence, so transformers' own boundary finder returns exactly the sequences' cumulative lengths."""
+    from transformers.modeling_flash_attention_utils import prepare_fa_kwargs_from_position_ids
+
+    emb = tiny_embedders["tiny-qwen2-vl"]
+    packed = pack_batch(emb.prepare(_records(), "query"))
+    inputs = packed_model_inputs(
+        packed,
+        torch.device("cpu"),
+        "flash_attention_2",
+        causal=False,
+        sequential_positions=False,
+        to_device=lambda t, d: t,
+    )
+    total = int(packed["seq_lengths"].sum())
+    assert inputs["attention_mask"] is None and inputs["position_ids"].shape == (4, 1, total)
+    assert torch.equal(inputs["position_ids"][1:], packed["position_ids"])
+    (cu_q, cu_k), (max_q, _) = prepare_fa_kwargs_from_position_ids(inputs["position_ids"][0])
+    expected = torch.cat([torch.zeros(1, dtype=torch.long), packed["seq_lengths"].cumsum(0)])
+    assert cu_q.tolist() == cu_k.tolist() == expected.tolist()
+    assert int(max_q) == int(packed["seq_lengths"].max())
+    sdpa = packed_model_inputs(
+        packed,
+        torch.device("cpu"),
+        "sdpa",
+        causal=False,
+        sequential_positions=False,
+        to_device=lambda t, d: t,
+    )
+    assert sdpa["attention_mask"].shape == (1, 1, total, total) and sdpa["position_ids"].shape == (
+        3,
+        1,
+        total,
+    )

@@ -7,9 +7,11 @@ each sequence; `unpack_hidden` puts the row's hidden states back into the padded
 (`models/pooling.py`) is the padded path's own code, per sequence, with the same numbers.
 
 Attention stays inside each sequence: with flash-attention (installed on a GPU) its variable-length
-kernels get the sequence boundaries (`cu_seq_lens_*`); otherwise SDPA gets a block-diagonal boolean
-[1, 1, T, T] mask, which transformers uses as given (lower-triangular within each block when
-umarvel.json says causal). Positions are each sequence's own (the collator's M-RoPE positions, or
+kernels find the boundaries where the text positions restart at 0 (transformers' packed-input
+convention for Qwen-VL: position_ids [4, 1, T], the text positions first, then the three M-RoPE
+axes, and no mask; `cu_seq_lens_*` keywords would also reach the vision tower, which sets its own);
+otherwise SDPA gets a block-diagonal boolean [1, 1, T, T] mask, which transformers uses as given
+(lower-triangular within each block when umarvel.json says causal). Positions are each sequence's own (the collator's M-RoPE positions, or
 0.. per sequence when `position_ids` is "sequential"). The vision tower already takes all images
 of a batch in one call; the packed row keeps the collator's image order.
 """
@@ -70,11 +72,6 @@ def block_diagonal_mask(seq_lengths: torch.Tensor, causal: bool) -> torch.Tensor
     return allowed[None, None]
 
 
-def cumulative_lengths(seq_lengths: torch.Tensor) -> torch.Tensor:
-    """[B + 1] int32 sequence boundaries, flash-attention's `cu_seqlens`."""
-    return torch.nn.functional.pad(torch.cumsum(seq_lengths, 0, dtype=torch.int32), (1, 0))
-
-
 def packed_model_inputs(
     batch: dict[str, torch.Tensor],
     device: torch.device,
@@ -86,7 +83,8 @@ def packed_model_inputs(
     """Backbone keyword arguments for a packed batch (see the module docstring).
 
     Sequential positions are 0.. per sequence on all three M-RoPE axes; flash-attention gets the
-    boundaries instead of a mask (the attention modules' own `is_causal` decides causality there).
+    text positions ahead of them instead of a mask (the attention modules' own `is_causal`, set by
+    `models/attention.py`, decides causality there).
     """
     inputs: dict[str, Any] = {
         k: to_device(batch[k], device)
@@ -94,21 +92,15 @@ def packed_model_inputs(
         if k in batch
     }
     lengths = batch["seq_lengths"]
-    if sequential_positions:
-        inputs["position_ids"] = to_device(sequence_positions(lengths)[None], device)
-    elif "position_ids" in batch:
-        inputs["position_ids"] = to_device(batch["position_ids"], device)
+    text = sequence_positions(lengths)[None]  # [1, T]
+    rope = batch.get("position_ids")  # the collator's M-RoPE positions, per sequence
+    if sequential_positions or rope is None:
+        rope = text[None].expand(3, 1, -1)
     if attn_implementation.startswith("flash_attention"):
-        cu = to_device(cumulative_lengths(lengths), device)
-        longest = int(lengths.max())
-        inputs.update(
-            attention_mask=None,
-            cu_seq_lens_q=cu,
-            cu_seq_lens_k=cu,
-            max_length_q=longest,
-            max_length_k=longest,
-        )
+        inputs["position_ids"] = to_device(torch.cat([text[None], rope]), device)
+        inputs["attention_mask"] = None
     else:
+        inputs["position_ids"] = to_device(rope.contiguous(), device)
         inputs["attention_mask"] = to_device(block_diagonal_mask(lengths, causal), device)
     inputs["use_cache"] = False
     return inputs
