@@ -169,3 +169,18 @@ def test_flash_attention_inputs_follow_transformers_packed_convention(tiny_embed
         1,
         total,
     )
+
+
+def test_packed_forward_gives_the_padded_gradients(tiny_models):
+    """Training can differentiate through `forward(pack_batch(batch))`: same gradients as padded."""
+    emb = Embedder.from_pretrained(tiny_models["tiny-qwen2-vl"], device="cpu")
+    batch = emb.prepare(_records(), "query")
+    weight = torch.randn(5, emb.dim, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for b in (batch, pack_batch(batch)):
+        emb.zero_grad(set_to_none=True)
+        (emb(b) * weight).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in emb.backbone.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-4, atol=1e-5, msg=name)
