@@ -63,11 +63,14 @@ def test_packed_forward_equals_padded(backbone, settings, tiny_models):
 
 
 @pytest.mark.parametrize("backbone", TINY_BACKBONES)
-def test_encode_with_packing_equals_encode(backbone, tiny_embedders):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_encode_with_packing_equals_encode(backbone, workers, tiny_embedders):
     emb = tiny_embedders[backbone]
     records = _records() * 2
     padded = emb.encode(records, batch_size=4, workers=1)
-    packed = emb.encode(records, batch_size=4, workers=1, pack=True, max_tokens=200)
+    plan = plan_batches(emb.formatter.encode_many(records, "query"), 4, 200, packed=True)
+    assert len(plan) > 1 and max(len(b) for b in plan) > 1  # several rows, several sequences per row
+    packed = emb.encode(records, batch_size=4, workers=workers, pack=True, max_tokens=200)
     np.testing.assert_allclose(packed, padded, rtol=0, atol=1e-5)
 
 
