@@ -38,11 +38,16 @@ step vision_tests 90 env UMARVEL_TEST_ON_GPU=1 "$PY" -m pytest -p no:cacheprovid
   tests/models/test_vision_attention.py tests/models/test_patch_embed.py
 step loss 180 "$PY" -m umarvel_cli bench loss --size "$SIZE" --json "$OUT/loss.json"
 step train 180 "$PY" -m umarvel_cli bench train --size "$SIZE" --json "$OUT/train.json"
-step embed_gpu 100 "$PY" -c "
+# naive loop vs our padded path vs the packed path (Embedder.encode(pack=True), rows of
+# PACK_TOKENS real tokens), Qwen2-VL-2B-sized in bf16; MFU per path from the real lengths (bench/flops.py)
+step embed_gpu 180 "$PY" -c "
 import json, sys
 from umarvel_cli.bench.embed import run_gpu
 r = run_gpu(sys.argv[1])
 print('embed-gpu:', r.summary)
+for row in r.rows:
+    mfu = 'n/a' if row['MFU'] is None else f\"{row['MFU']:.1%}\"
+    print(f\"embed-gpu: {row['method']}: {row['items/s']:,.1f} items/s, {row['GFLOP/s'] / 1e3:,.1f} TFLOP/s, MFU {mfu}\")
 json.dump([{'name': r.name, 'summary': r.summary, 'rows': r.rows, 'extra': r.extra}], open(sys.argv[2], 'w'), indent=2, default=str)
 " "$SIZE" "$OUT/embed.json"
 step search 70 env UMARVEL_BENCH_REPEATS=1 "$PY" -m umarvel_cli bench search --size "$SIZE" --json "$OUT/search.json"

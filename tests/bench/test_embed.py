@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from umarvel_cli.bench.embed import (
@@ -53,3 +54,26 @@ def test_core_scaling_runs_the_same_model_work_on_one_and_several_threads(tiny_e
     scaling = core_scaling(embedder, records, 2, workers=2, reps=1)
     assert isinstance(scaling, float) and math.isfinite(scaling) and scaling > 0
     assert torch.get_num_threads() == threads  # the one-thread setting is undone
+
+
+def test_compare_times_the_packed_path_and_reports_flop_rates(tiny_embedders, tmp_path):
+    from umarvel_cli.bench.embed import _compare, _rows
+    from umarvel_cli.bench.flops import model_flops
+
+    embedder = tiny_embedders["tiny-qwen2-vl"]
+    records = bench_records(10, tmp_path / "images", seed=6)
+    r = _compare(embedder, records, 4, reps=1, sync=lambda: None)
+    assert r["max_abs_diff"] < 1e-5 and r["packed_max_abs_diff"] < 1e-5
+    encoded = embedder.formatter.encode_many(records, "candidate")
+    lengths, grids = [e.length for e in encoded], [g for e in encoded for g in e.grids]
+    assert grids and r["flops"] == model_flops(embedder.backbone.config, lengths, grids)
+    rows = _rows(10, r, "cpu")
+    assert [row["method"] for row in rows] == [
+        "naive loop",
+        "umarvel embed path",
+        "umarvel embed path, packed",
+    ]
+    assert rows[2]["LLM tokens (padded)"] == sum(lengths) <= rows[1]["LLM tokens (padded)"]
+    for row in rows:
+        assert row["MFU"] is None  # no bf16 peak for a CPU: the FLOP rate only
+        assert row["GFLOP/s"] == pytest.approx(r["flops"] / row["seconds"] / 1e9)

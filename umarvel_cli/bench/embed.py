@@ -24,9 +24,15 @@ more than single-threaded ones (threads wait for each other), so read the defaul
 only from a quiet box. Beside them, the work any exact path must do (decode, resize, the model on
 our batches) is timed on one thread: naive over it is the ceiling of the ratio.
 
+Beside them, the packed path: `Embedder.encode(pack=True)`, every batch one row of real tokens
+with block-diagonal attention (`models/packing.py`), batches of PACK_TOKENS real tokens.
+
+Every row reports its model FLOP rate: the FLOPs of the real (non-pad) tokens and images
+(`bench/flops.py`, the same for every path: padding is not useful work) over its time; on CUDA
+also MFU against the card's bf16 peak.
+
 GPU (only when CUDA is available): a random-initialised model with the real Qwen2-VL-2B config in
-bf16; reports items/s and MFU (model FLOPs on real, non-pad tokens / time / peak bf16 FLOP/s of
-the card).
+bf16; reports items/s and MFU for all three paths.
 """
 
 from __future__ import annotations
@@ -42,10 +48,14 @@ from typing import Any
 import numpy as np
 
 from umarvel_cli.bench import BenchResult
+from umarvel_cli.bench.flops import flop_rate_text, model_flops
 
 SIZES = {"quick": 96, "default": 320}
 GPU_SIZES = {"quick": 256, "default": 1024}
 BATCH_SIZE = 32
+# real tokens per packed row: with SDPA's block-diagonal mask the attention still computes every
+# pair of the row, so rows stay a few thousand tokens (flash-attention's varlen kernels do not care)
+PACK_TOKENS = 4096
 # naive CPU time with N threads over its one-thread CPU time above which the box was contended
 CONTENTION_LIMIT = 1.5
 WORDS = [
@@ -95,8 +105,6 @@ WORDS = [
     "black",
     "yellow",
 ]
-# Dense bf16 peak FLOP/s used for MFU, by device name substring (vendor datasheets, no sparsity).
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
 
 
 def _sentence(rng: random.Random, lo: int, hi: int) -> str:
@@ -190,13 +198,21 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
+def _packed_encode(embedder: Any, records: list[Any], batch_size: int) -> np.ndarray:
+    """The packed path: rows of PACK_TOKENS real tokens (the item cap raised to match)."""
+    return embedder.encode(
+        records, batch_size=max(batch_size, PACK_TOKENS), role="candidate", pack=True, max_tokens=PACK_TOKENS
+    )
+
+
 def _compare(embedder: Any, records: list[Any], batch_size: int, reps: int, sync: Callable[[], None]) -> dict:
-    """Time both paths (alternating, best of `reps`), check they agree, count tokens."""
+    """Time the three paths (alternating, best of `reps`), check they agree, count tokens and FLOPs."""
     processor = stock_processor(embedder)
     naive_encode(embedder, records[:8], batch_size, processor)  # warm-up
     embedder.encode(records[:8], batch_size=batch_size, role="candidate")
-    t_naive = t_ours = c_naive = c_ours = float("inf")
-    naive_out = ours_out = None
+    _packed_encode(embedder, records[:8], batch_size)
+    t_naive = t_ours = t_packed = c_naive = c_ours = c_packed = float("inf")
+    naive_out = ours_out = packed_out = None
     for _ in range(reps):
         t, c, naive_out = _timed(lambda: (naive_encode(embedder, records, batch_size, processor), sync()))
         t_naive, c_naive = min(t_naive, t), min(c_naive, c)
@@ -204,22 +220,32 @@ def _compare(embedder: Any, records: list[Any], batch_size: int, reps: int, sync
             lambda: (embedder.encode(records, batch_size=batch_size, role="candidate"), sync())
         )
         t_ours, c_ours = min(t_ours, t), min(c_ours, c)
+        t, c, packed_out = _timed(lambda: (_packed_encode(embedder, records, batch_size), sync()))
+        t_packed, c_packed = min(t_packed, t), min(c_packed, c)
     (naive_vecs, naive_padded), _ = naive_out
     ours_vecs, _ = ours_out
+    packed_vecs, _ = packed_out
     encoded = embedder.formatter.encode_many(records, "candidate")
     from umarvel_cli.models.batching import plan_batches
 
     ours_padded = sum(max(encoded[i].length for i in b) * len(b) for b in plan_batches(encoded, batch_size))
+    flops = model_flops(
+        embedder.backbone.config, [e.length for e in encoded], [g for e in encoded for g in e.grids]
+    )
     return {
         "t_naive": t_naive,
         "t_ours": t_ours,
+        "t_packed": t_packed,
         "cpu_naive": c_naive,
         "cpu_ours": c_ours,
+        "cpu_packed": c_packed,
         "max_abs_diff": float(np.abs(naive_vecs - ours_vecs).max()),
+        "packed_max_abs_diff": float(np.abs(packed_vecs - ours_vecs).max()),
         "real_tokens": sum(e.length for e in encoded),
         "naive_padded": naive_padded,
         "ours_padded": ours_padded,
         "patches": sum(e.num_patches for e in encoded),
+        "flops": flops,
     }
 
 
@@ -291,27 +317,30 @@ def core_scaling(embedder: Any, records: list[Any], batch_size: int, workers: in
     return one / many
 
 
+PATHS = (("naive", "naive loop"), ("ours", "umarvel embed path"), ("packed", "umarvel embed path, packed"))
+
+
 def _rows(n: int, r: dict, device: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "device": device,
-            "method": "naive loop",
-            "items": n,
-            "seconds": r["t_naive"],
-            "items/s": n / r["t_naive"],
-            "CPU s": r["cpu_naive"],
-            "LLM tokens (padded)": r["naive_padded"],
-        },
-        {
-            "device": device,
-            "method": "umarvel embed path",
-            "items": n,
-            "seconds": r["t_ours"],
-            "items/s": n / r["t_ours"],
-            "CPU s": r["cpu_ours"],
-            "LLM tokens (padded)": r["ours_padded"],
-        },
-    ]
+    """One row per path; model FLOP rate always, MFU where the card's peak is known."""
+    padded = {"naive": r["naive_padded"], "ours": r["ours_padded"], "packed": r["real_tokens"]}
+    rows = []
+    for key, method in PATHS:
+        seconds = r[f"t_{key}"]
+        mfu, _ = flop_rate_text(r["flops"], seconds, device)
+        rows.append(
+            {
+                "device": device,
+                "method": method,
+                "items": n,
+                "seconds": seconds,
+                "items/s": n / seconds,
+                "CPU s": r[f"cpu_{key}"],
+                "LLM tokens (padded)": padded[key],
+                "GFLOP/s": r["flops"] / seconds / 1e9,
+                "MFU": mfu,
+            }
+        )
+    return rows
 
 
 def _with_threads(threads: int, fn: Callable[[], Any]) -> Any:
@@ -364,7 +393,9 @@ def run_cpu(size: str) -> BenchResult:
         rows += _rows(n, r, f"cpu, {t} torch thread{'s' if t > 1 else ''}")
         parts.append(
             f"{t} torch thread{'s' if t > 1 else ''} (both paths): ours {n / r['t_ours']:,.1f} vs naive "
-            f"{n / r['t_naive']:,.1f} items/s = {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU time"
+            f"{n / r['t_naive']:,.1f} items/s = {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU time; packed "
+            f"{n / r['t_packed']:,.1f} items/s; model {flop_rate_text(r['flops'], r['t_ours'], 'cpu')[1]} "
+            f"(packed {flop_rate_text(r['flops'], r['t_packed'], 'cpu')[1]})"
         )
         extra[t] = {**r, "ratio": ratio, "cpu_ratio": cpu_ratio, "threads": t}
     r = results[threads]
@@ -373,7 +404,8 @@ def run_cpu(size: str) -> BenchResult:
         f"{os.cpu_count()} cores at the start: "
         + "; ".join(parts)
         + f" (max |diff| {max(x['max_abs_diff'] for x in results.values()):.1e}; "
-        f"LLM tokens real {r['real_tokens']:,}, padded naive {r['naive_padded']:,} / ours {r['ours_padded']:,})"
+        f"LLM tokens real {r['real_tokens']:,}, padded naive {r['naive_padded']:,} / ours {r['ours_padded']:,}; "
+        f"packed vs ours max |diff| {max(x['packed_max_abs_diff'] for x in results.values()):.1e})"
     )
     one = results[1]
     floor_s = sum(floor.values())
@@ -414,18 +446,8 @@ def run_cpu(size: str) -> BenchResult:
     )
 
 
-def _model_flops(backbone: Any, real_tokens: int, patches: int, seq_sq: int) -> float:
-    """2 x params x tokens for the LLM and the vision tower, plus attention score/value products."""
-    lm = backbone.language_model
-    lm_params = sum(p.numel() for n, p in lm.named_parameters() if "embed_tokens" not in n)
-    vis_params = sum(p.numel() for p in backbone.visual.parameters())
-    cfg = lm.config
-    attn = 4 * cfg.num_hidden_layers * cfg.hidden_size * seq_sq
-    return 2.0 * lm_params * real_tokens + 2.0 * vis_params * patches + attn
-
-
 def real_size_compare(device: Any, mcfg: Any, n: int, sync: Callable[[], None], reps: int = 2) -> BenchResult:
-    """Naive vs ours on a random-initialised model of config `mcfg` in bf16 on `device`."""
+    """Naive vs ours vs packed on a random-initialised model of config `mcfg` in bf16 on `device`."""
     import torch
 
     from umarvel_cli.bench.real_size import build_real_size_backbone, real_size_parts
@@ -446,24 +468,23 @@ def real_size_compare(device: Any, mcfg: Any, n: int, sync: Callable[[], None], 
     with tempfile.TemporaryDirectory() as tmp:
         records = bench_records(n, Path(tmp) / "images")
         r = _compare(embedder, records, BATCH_SIZE, reps=reps, sync=sync)
-        encoded = embedder.formatter.encode_many(records, "candidate")
-    flops = _model_flops(backbone, r["real_tokens"], r["patches"], sum(e.length**2 for e in encoded))
     name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
-    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-    mfu = {k: (flops / r[k] / peak if peak else None) for k in ("t_naive", "t_ours")}
+    rates = {key: flop_rate_text(r["flops"], r[f"t_{key}"], name) for key, _ in PATHS}
     ratio = r["t_naive"] / r["t_ours"]
-    rows = _rows(n, r, name)
-    rows[0]["MFU"], rows[1]["MFU"] = mfu["t_naive"], mfu["t_ours"]
-    mfu_text = f"{mfu['t_ours']:.1%}" if peak else "n/a"
     summary = (
         f"{name}, Qwen2-VL-2B-sized random model (bf16, {attn}), {n} mixed items: ours "
-        f"{n / r['t_ours']:,.1f} items/s (MFU {mfu_text}) vs naive {n / r['t_naive']:,.1f} items/s = {ratio:.2f}x"
+        f"{n / r['t_ours']:,.1f} items/s ({rates['ours'][1]}), packed {n / r['t_packed']:,.1f} items/s "
+        f"({rates['packed'][1]}, max |diff| {r['packed_max_abs_diff']:.1e}) vs naive "
+        f"{n / r['t_naive']:,.1f} items/s ({rates['naive'][1]}) = {ratio:.2f}x, packed "
+        f"{r['t_naive'] / r['t_packed']:.2f}x"
     )
-    return BenchResult("embed-gpu", summary, rows, {**r, "ratio": ratio, "flops": flops, "peak_flops": peak})
+    extra = {**r, "ratio": ratio, "packed_ratio": r["t_naive"] / r["t_packed"]}
+    extra["mfu"] = {key: rate[0] for key, rate in rates.items()}
+    return BenchResult("embed-gpu", summary, _rows(n, r, name), extra)
 
 
 def run_gpu(size: str) -> BenchResult:
-    """Real-sized random Qwen2-VL-2B in bf16 on CUDA: naive vs ours, items/s and MFU."""
+    """Real-sized random Qwen2-VL-2B in bf16 on CUDA: naive vs ours vs packed, items/s and MFU."""
     import torch
 
     if not torch.cuda.is_available():

@@ -12,6 +12,12 @@ The tiny model is compute-light, so CPU numbers mostly measure the per-step over
 and collation; the GPU rows are the meaningful ones. On CUDA the same trainer also runs a random
 model of the real Qwen2-VL-2B size with the paper's stage settings (LoRA, bf16, gradient
 checkpointing): text pairs (nli), text pairs with GradCache, and image-caption pairs (caption).
+
+Every row also reports its model FLOP rate: the forward FLOPs of the real lengths of a step's
+sequences (query, positive, negatives; `bench/flops.py`) times TRAIN_FACTOR (forward + backward,
+the usual 6 x params x tokens whatever a run skips or repeats: LoRA's frozen weights get no weight
+gradient, checkpointing and GradCache run forwards again), times samples/s; on CUDA also MFU
+against the card's bf16 peak.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from umarvel_cli.bench import BenchResult
+from umarvel_cli.bench.flops import TRAIN_FACTOR, flop_rate_text, model_flops
 
 SIZES = {
     "quick": {"steps": 3, "batch": 16, "repeats": 1},
@@ -34,6 +41,7 @@ REAL_SIZE_ROWS = [
     ("caption image-text pairs", "caption", 32, []),
 ]
 REAL_SIZE_STEPS = 5
+FLOP_EXAMPLES = 256  # examples whose formatted lengths give the FLOPs per sample
 WORDS = [
     "red",
     "green",
@@ -98,6 +106,21 @@ def _caption_pairs(root: Path, n: int) -> Path:
     return root
 
 
+def sample_flops(model: Any, data: Any, limit: int = FLOP_EXAMPLES) -> float:
+    """Mean forward FLOPs of one training example (its query, positive and negatives, formatted
+    as the trainer formats them) over the first `limit` examples."""
+    backbone = (
+        model.backbone.get_base_model() if hasattr(model.backbone, "get_base_model") else model.backbone
+    )
+    total, n = 0.0, min(limit, len(data))
+    for i in range(n):
+        ex = data.example(i, 0)
+        items = model.formatter.encode_many([ex.query], "query", defer_decode=True)
+        items += model.formatter.encode_many([ex.positive, *ex.negatives], "candidate", defer_decode=True)
+        total += model_flops(backbone.config, [e.length for e in items], [g for e in items for g in e.grids])
+    return total / max(n, 1)
+
+
 def _measure(
     model_dir: Path, pairs: Path, out: Path, device: Any, sets: list[str], stage: str = "nli",
     profile: str = "demo",
@@ -114,7 +137,9 @@ def _measure(
     model = load_trainable_model(model_dir, cfg, device)
     rows: list[float] = []
     objective = build_objective(STAGE_OBJECTIVES[stage], cfg)
-    trainer = Trainer(model, PairsSet(pairs, stage, cfg.hard_negatives), cfg, objective, out, device,
+    data = PairsSet(pairs, stage, cfg.hard_negatives)
+    flops = sample_flops(model, data)
+    trainer = Trainer(model, data, cfg, objective, out, device,
                       on_step=lambda step, row: rows.append(row["samples_per_s"]))  # fmt: skip
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -123,7 +148,15 @@ def _measure(
     del trainer, model
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return {"samples_per_s": statistics.median(rows[1:] or rows), "peak_mib": peak}
+    rate = statistics.median(rows[1:] or rows)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    mfu, _ = flop_rate_text(TRAIN_FACTOR * flops * rate, 1.0, name)
+    return {
+        "samples_per_s": rate,
+        "peak_mib": peak,
+        "GFLOP/s": TRAIN_FACTOR * flops * rate / 1e9,
+        "MFU": mfu,
+    }
 
 
 def real_size_rows(root: Path, device: Any) -> list[dict[str, Any]]:
@@ -149,6 +182,8 @@ def real_size_rows(root: Path, device: Any) -> list[dict[str, Any]]:
                 "samples_per_s": got["samples_per_s"],
                 "vs_plain_fp32": float("nan"),
                 "peak_mib": got["peak_mib"],
+                "GFLOP/s": got["GFLOP/s"],
+                "MFU": got["MFU"],
             }
         )
     return rows
@@ -198,18 +233,24 @@ def run(size: str = "default") -> BenchResult:
                         "samples_per_s": got["samples_per_s"],
                         "vs_plain_fp32": got["samples_per_s"] / base["samples_per_s"],
                         "peak_mib": got["peak_mib"],
+                        "GFLOP/s": got["GFLOP/s"],
+                        "MFU": got["MFU"],
                     }
                 )
         if torch.cuda.is_available():
             rows += real_size_rows(root, torch.device("cuda"))
     by = {(r["device"], r["variant"]): r for r in rows}
     cpu = by[("cpu", "plain fp32")]
-    summary = f"cpu {cpu['samples_per_s']:.1f} samples/s (tiny, batch {batch}); gradcache x{by[('cpu', 'gradcache fp32')]['vs_plain_fp32']:.2f}"
+    summary = (
+        f"cpu {cpu['samples_per_s']:.1f} samples/s (tiny, batch {batch}, model {cpu['GFLOP/s']:,.2f} GFLOP/s); "
+        f"gradcache x{by[('cpu', 'gradcache fp32')]['vs_plain_fp32']:.2f}"
+    )
     if ("cuda", "plain fp32") in by:
         g = by[("cuda", "plain bf16")]
         summary += f"; cuda bf16 {g['samples_per_s']:.1f} samples/s (x{g['vs_plain_fp32']:.2f} vs fp32)"
         summary += "; " + "; ".join(
-            f"{r['variant']}: {r['samples_per_s']:.1f} samples/s, peak {r['peak_mib']:,.0f} MiB"
+            f"{r['variant']}: {r['samples_per_s']:.1f} samples/s, peak {r['peak_mib']:,.0f} MiB, "
+            f"{r['GFLOP/s'] / 1e3:,.1f} TFLOP/s" + (f", MFU {r['MFU']:.1%}" if r["MFU"] is not None else "")
             for r in rows
             if r["variant"].startswith("Qwen2-VL-2B")
         )

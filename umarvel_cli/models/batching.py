@@ -51,25 +51,30 @@ def bucket_order(items: Sequence[Batchable]) -> list[int]:
 
 
 def plan_batches(
-    items: Sequence[Batchable], batch_size: int, max_tokens: int | None = None
+    items: Sequence[Batchable], batch_size: int, max_tokens: int | None = None, packed: bool = False
 ) -> list[list[int]]:
-    """Length-bucketed batches: at most `batch_size` items and `max_tokens` padded tokens each.
+    """Length-bucketed batches: at most `batch_size` items and `max_tokens` tokens each.
 
-    Items are taken longest first, so a batch's padded size is its first item's length times its
+    Items are taken longest first, so a padded batch's size is its first item's length times its
     count; the token cap makes long items travel in small batches (little padding, bounded memory)
-    and short ones in full batches.
+    and short ones in full batches. `packed` (sequences concatenated in one row, `models/packing.py`):
+    the cap is on the row's real tokens, the sum of the lengths (an item longer than the cap goes alone).
     """
     max_tokens = max_tokens if max_tokens is not None else batch_size * DEFAULT_TOKENS_PER_ITEM
     batches: list[list[int]] = []
     current: list[int] = []
-    longest = 0
+    longest = tokens = 0
     for i in bucket_order(items):
-        if current and (len(current) >= batch_size or (len(current) + 1) * longest > max_tokens):
+        n = items[i].length
+        size = tokens + n if packed else (len(current) + 1) * longest
+        if current and (len(current) >= batch_size or size > max_tokens):
             batches.append(current)
             current = []
+            tokens = 0
         if not current:
-            longest = items[i].length
+            longest = n
         current.append(i)
+        tokens += n
     if current:
         batches.append(current)
     return batches

@@ -25,6 +25,7 @@ from umarvel_cli.models.inputs.encoded import EncodedInput
 from umarvel_cli.models.inputs.formatter import InputFormatter
 from umarvel_cli.models.inputs.image_processor import build_image_processor
 from umarvel_cli.models.inputs.tokenizer import ensure_tokens
+from umarvel_cli.models.packing import is_packed, pack_batch, packed_model_inputs, unpack_hidden
 from umarvel_cli.models.patch_embed import (
     accepts_raw_patches,
     as_raw_patches,
@@ -213,12 +214,29 @@ class Embedder(nn.Module):
         inputs["use_cache"] = False
         return inputs
 
+    def _packed_model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        inputs = packed_model_inputs(
+            batch,
+            self.device,
+            language_model(self.backbone).config._attn_implementation,
+            causal=self.config.attention == "causal",
+            sequential_positions=self.config.position_ids == "sequential",
+            to_device=to_device,
+        )
+        if "pixel_values" in inputs and accepts_raw_patches(self.backbone):
+            inputs["pixel_values"] = as_raw_patches(inputs["pixel_values"])
+        return inputs
+
     def hidden_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Last-layer hidden states [B, L, H]."""
+        """Last-layer hidden states [B, L, H]; a packed batch (`models/packing.py`) runs as one
+        row and comes back in the padded layout."""
+        if is_packed(batch):
+            hidden = self.backbone(**self._packed_model_inputs(batch)).last_hidden_state
+            return unpack_hidden(hidden, batch)
         return self.backbone(**self._model_inputs(batch)).last_hidden_state
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """L2-normalised embeddings [B, d] (fp32), differentiable."""
+        """L2-normalised embeddings [B, d] (fp32), differentiable; `batch` padded or `pack_batch(batch)`."""
         hidden = self.hidden_states(batch)
         dev = hidden.device
         return pool(
@@ -236,8 +254,13 @@ class Embedder(nn.Module):
         role: Role = "query",
         chunk_size: int = 1024,
         workers: int | None = None,
+        pack: bool = False,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
         """Embeddings [N, d] float32 in input order. Records are formatted once, in chunks.
+
+        `pack`: each batch runs as one packed row (`models/packing.py`; same vectors, no padding
+        compute), batches sized by `max_tokens` real tokens (see `encode_inputs`).
 
         Formatting reads only image headers; images are decoded and resized per batch by the
         collator, beside the model (see `encode_inputs`). With several CPU workers, the first
@@ -251,7 +274,9 @@ class Embedder(nn.Module):
         for start in range(0, len(records), chunk_size):
             chunk = records[start : start + chunk_size]
             encoded = self.formatter.encode_many(chunk, role, defer_decode=True, decode_ahead=ahead)
-            out[start : start + len(encoded)] = self.encode_inputs(encoded, batch_size, workers=workers)
+            out[start : start + len(encoded)] = self.encode_inputs(
+                encoded, batch_size, max_tokens=max_tokens, workers=workers, pack=pack
+            )
         return out
 
     def _workers(self, workers: int | None) -> int:
@@ -268,6 +293,7 @@ class Embedder(nn.Module):
         max_tokens: int | None = None,
         overlap: bool | None = None,
         workers: int | None = None,
+        pack: bool = False,
     ) -> np.ndarray:
         """Embed formatted items in length-bucketed batches under inference_mode, in input order.
 
@@ -280,9 +306,12 @@ class Embedder(nn.Module):
         with `collate_ahead()` threads: one collating thread could not keep a 2B model on an H200
         busy, docs/benchmarks.md), and on CUDA out-of-memory the failing batch is split in two and
         retried.
+        `pack`: every batch is one packed row of at most `max_tokens` real tokens (default
+        batch_size * DEFAULT_TOKENS_PER_ITEM; a longer item goes alone), packed while collating.
         """
-        batches = plan_batches(items, max(1, batch_size), max_tokens)
-        collator = self.raw_collator if accepts_raw_patches(self.backbone) else self.collator
+        batches = plan_batches(items, max(1, batch_size), max_tokens, packed=pack)
+        padded = self.raw_collator if accepts_raw_patches(self.backbone) else self.collator
+        collator = (lambda batch_items: pack_batch(padded(batch_items))) if pack else padded
         workers = self._workers(workers)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         was_training = self.training
