@@ -28,6 +28,7 @@ DemoSize = Literal["tiny", "small"]
 Pooling = Literal["content", "all"]
 ReportTo = Literal["none", "tensorboard"]
 ZeroshotSuite = Literal["paper"]
+NegativeSample = Literal["top", "random"]
 
 DEVICE_METAVAR = "<auto|cpu|cuda[:N]>"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")

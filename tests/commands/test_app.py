@@ -15,7 +15,9 @@ def test_help_lists_every_command_once_in_pipeline_order():
     assert result.exit_code == 0
     commands = result.output.split("Commands", 1)[1]
     listed = re.findall(r"^│ ([a-z][a-z-]*) ", commands, flags=re.M)
-    registered = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    registered = {c.name for c in app.registered_commands if not c.hidden} | {
+        g.name for g in app.registered_groups
+    }
     assert sorted(listed) == sorted(registered)  # every command, each once
     assert listed == sorted(listed, key=PIPELINE_ORDER.index)  # in the order the pipeline runs them
     assert listed[:3] == ["prepare", "train", "mine"] and "eval" in listed

@@ -190,7 +190,7 @@ def test_bad_inputs_write_nothing(model, demo_tables, tmp_path):
         (model, unfinished, settings, "no manifest.json"),
         (interrupted / "model", demo_tables, settings, "the stage that writes this model was interrupted"),
         (no_config, demo_tables, settings, "unknown pooling"),
-        (tmp_path / "nope", demo_tables, settings, "model folder does not exist"),
+        (tmp_path / "nope", demo_tables, settings, "model folder not found"),
         (model, demo_tables, make_settings(split="dev"), "pool 'union_dev' does not exist"),
     ]
     for i, (m, d, s, message) in enumerate(cases):

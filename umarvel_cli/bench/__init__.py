@@ -37,3 +37,10 @@ def load(name: str):
         if e.name == REGISTRY[name]:
             return None
         raise
+
+
+def finish_generated_embeddings(folder: Any, rows: int) -> None:
+    """Mark generated candidate vectors as a finished `embed` output: stages read only complete ones."""
+    from umarvel_cli.artifacts import Manifest, write_manifest
+
+    write_manifest(folder, Manifest(stage="embed", params={"generated": True}, counts={"embedded": rows}))

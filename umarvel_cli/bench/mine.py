@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from umarvel_cli.bench import BenchResult
+from umarvel_cli.bench import BenchResult, finish_generated_embeddings
 
 SIZES = {"tiny": (20_000, 2_000, 64), "quick": (100_000, 10_000, 256), "default": (1_000_000, 100_000, 256)}
 REPEATS = {"tiny": 3, "quick": 2, "default": 1}  # best of N: the shared box is noisy
@@ -59,6 +59,7 @@ def _write_data(root: Path, n: int, q: int, dim: int) -> None:
                     [ids, pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), dim)], schema=schema
                 )
             )
+    finish_generated_embeddings(root / "cands", n)
     queries = normalize_rows(anchors + 1.2 * normalize_rows(rng.standard_normal((q, dim), dtype=np.float32)))
     np.save(root / "queries.npy", queries)
     np.save(root / "positives.npy", positives)

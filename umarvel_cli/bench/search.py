@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from umarvel_cli.bench import BenchResult
+from umarvel_cli.bench import BenchResult, finish_generated_embeddings
 
 SIZES = {"quick": (100_000, 500), "default": (1_000_000, 2_000)}
 REPEATS = {"quick": 3, "default": 2}  # best of N: the shared 2-core box is noisy
@@ -54,6 +54,7 @@ def _write_data(root: Path, n: int, q: int) -> None:
             ids = pa.array([f"c{i}" for i in range(start, start + rows)])
             vec = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), DIM)
             w.write_batch(pa.RecordBatch.from_arrays([ids, vec], schema=schema))
+    finish_generated_embeddings(root / "cands", n)
     np.save(root / "queries.npy", normalize_rows(rng.standard_normal((q, DIM), dtype=np.float32)))
 
 

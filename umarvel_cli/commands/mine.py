@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from umarvel_cli.cli_options import NegativeSample, PoolScope, Split
+
 
 def command(
     model: Path = typer.Option(
@@ -17,8 +19,8 @@ def command(
     out: Path = typer.Option(
         ..., "--out", help="Folder for the mined table, report.md/json, charts, manifest."
     ),
-    split: str = typer.Option("train", "--split", help="Queries to mine for; the pool is union_SPLIT."),
-    pool: str = typer.Option(
+    split: Split = typer.Option("train", "--split", help="Queries to mine for; the pool is union_SPLIT."),
+    pool: PoolScope = typer.Option(
         "local",
         "--pool",
         help="local: each task's rebuilt train pool (its datasets, its candidate modality); "
@@ -27,30 +29,36 @@ def command(
     topk: int = typer.Option(100, "--topk", help="Candidates retrieved per query."),
     num_negatives: int = typer.Option(5, "--num-negatives", help="Negatives kept per query (k)."),
     rank_range: str = typer.Option(
-        "1-100", "--range", help="Only ranks A-B are eligible (1-based, inclusive)."
+        "1-100", "--range", metavar="<A-B>", help="Only ranks A-B are eligible (1-based, inclusive)."
     ),
     margin: str = typer.Option(
         "0.0",
         "--margin",
+        metavar="<float|off>",
         help="Drop candidates scoring above pos_score - M (ST's absolute margin; off disables).",
     ),
     max_score_ratio: str = typer.Option(
         "1.0",
         "--max-score-ratio",
+        metavar="<ratio|off>",
         help="Drop candidates scoring above R x pos_score, 0 < R <= 1 (NV-Retriever: 0.95; off disables).",
     ),  # fmt: skip
     max_score: str = typer.Option(
-        "1.0", "--max-score", help="Drop candidates above this cosine (the paper: 0.7; off disables)."
+        "1.0",
+        "--max-score",
+        metavar="<cosine|off>",
+        help="Drop candidates above this cosine (the paper: 0.7; off disables).",
     ),
     same_modality: bool = typer.Option(
         False, "--same-modality", help="Keep only candidates of the task's candidate modality."
     ),
-    sample: str = typer.Option(
+    sample: NegativeSample = typer.Option(
         "top", "--sample", help="top: the first k survivors; random: k drawn from them."
     ),
     random_tasks: str = typer.Option(
         "",
         "--random-tasks",
+        metavar="<stems>",
         help="Comma-separated task stems (e.g. mscoco_task0) that take random negatives "
         "from the whole pool instead.",
     ),  # fmt: skip
