@@ -80,6 +80,29 @@ def answer_token_ids(tokenizer: Any, folder: Path | None = None) -> tuple[int, i
     return ids[0], ids[1]
 
 
+def check_reranker_folder(path: Path) -> tuple[UmarvelConfig, Any]:
+    """A reranker folder's settings and tokenizer, refusing an embedding model or a tokenizer without
+    single-token answers; cheap (no weights), so stages call it before they write anything."""
+    import transformers
+
+    quiet_transformers()
+    if not (path / "config.json").is_file():
+        raise UmarvelError("not a model folder (no config.json)", file=path, expected="a reranker folder")
+    if model_kind(path) != RERANKER_KIND:
+        raise UmarvelError(
+            "this is an embedding model, not a reranker",
+            file=path,
+            expected="a generative (...ForConditionalGeneration) folder, e.g. `init-model --kind reranker`",
+        )
+    config = UmarvelConfig.load(path) if UmarvelConfig.exists(path) else None
+    if config is None:
+        config = UmarvelConfig(family=detect_family(path).name, attention="causal")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "right"
+    answer_token_ids(tokenizer, path)
+    return config, tokenizer
+
+
 class Reranker(nn.Module):
     """Generative Qwen-VL scoring (query, candidate) pairs by P(Yes)."""
 
@@ -120,25 +143,9 @@ class Reranker(nn.Module):
         prompt: str | None = None,
     ) -> Reranker:
         """Load a local generative model folder; refuses an embedding model and a bad tokenizer."""
-        import transformers
-
-        quiet_transformers()
         path = Path(path)
-        if not (path / "config.json").is_file():
-            raise UmarvelError("not a model folder (no config.json)", file=path, expected="a reranker folder")
-        if model_kind(path) != RERANKER_KIND:
-            raise UmarvelError(
-                "this is an embedding model, not a reranker",
-                file=path,
-                expected="a generative (...ForConditionalGeneration) folder, e.g. `init-model --kind reranker`",
-            )
-        config = UmarvelConfig.load(path) if UmarvelConfig.exists(path) else None
-        if config is None:
-            config = UmarvelConfig(family=detect_family(path).name, attention="causal")
+        config, tokenizer = check_reranker_folder(path)
         family = get_family(config.family)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        tokenizer.padding_side = "right"
-        answer_token_ids(tokenizer, path)  # before the weights load: a cheap, early refusal
         dev = (
             torch.device(device)
             if device is not None
