@@ -25,6 +25,7 @@ from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_js
 from umarvel_cli.evaluation.pool_check import rows_outside_pool
 from umarvel_cli.evaluation.prepared import PreparedSplit, candidate_ids, load_split
 from umarvel_cli.evaluation.published import load_published
+from umarvel_cli.evaluation.rerank_fusion import RerankOptions, rerank_run
 from umarvel_cli.evaluation.run_input import read_run, to_rankings, validate_run
 from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
 from umarvel_cli.metrics.ranking import DEFAULT_CUTOFFS, METRIC_DEFINITIONS
@@ -98,20 +99,27 @@ def evaluate_mbeir(
     modality_filter: bool = False,
     topk: int = 100,
     force: bool = False,
+    rerank: RerankOptions | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write metrics.json, report.md, per_task.csv, run.trec and scores.png in `out`.
 
     Returns the metrics.json record. `out` keeps embeddings between runs (per their manifests); the
-    evaluation itself is redone when inputs or options change, or with `force`.
+    evaluation itself is redone when inputs or options change, or with `force`. `rerank` (U-MARVEL+)
+    reranks the run's top-k and fuses; the report then shows retrieval-only beside it.
     """
     data, out = Path(data), Path(out)
     _check_options(split, pool, model, run, modality_filter, topk)
+    rerank = rerank or RerankOptions()
+    rerank.check()
     spec = load_mbeir_spec()
     prepared = load_split(data, split, spec)
     source = Path(model if model is not None else run)
     params = {"split": split, "pool": pool, "modality_filter": modality_filter, "topk": topk}
     params["mode"] = "model" if model is not None else "run"
     inputs = {"data": fingerprint(data), params["mode"]: fingerprint(source)}
+    if rerank.active:
+        params.update(rerank.params())
+        inputs.update(rerank.inputs())
     if not force and (record := _up_to_date(out, params, inputs)) is not None:
         info(f"eval: {out} is up to date")
         return record
@@ -129,11 +137,19 @@ def evaluate_mbeir(
     table = read_run(run_source)
     validate_run(table, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run_source)
     outside = rows_outside_pool(table, prepared, spec, pool)
-    rankings = to_rankings(table)
-    outcomes = evaluate_queries(prepared.qids, rankings.by_qid, rankings.relevance(prepared.qrels))
-    summary = summarize_tasks(
-        outcomes, prepared.task_of, {t.stem: t.metric_k for t in spec.tasks}, spec.order
-    )
+
+    def summarize(run_table: pa.Table):
+        rankings = to_rankings(run_table)
+        outcomes = evaluate_queries(prepared.qids, rankings.by_qid, rankings.relevance(prepared.qrels))
+        return summarize_tasks(
+            outcomes, prepared.task_of, {t.stem: t.metric_k for t in spec.tasks}, spec.order
+        )
+
+    summary = summarize(table)
+    retrieval_only, rerank_info = None, None
+    if rerank.active:
+        table, rerank_info = rerank_run(table, run_source, prepared, spec, rerank, out, model, pool, topk)
+        retrieval_only, summary = summary, summarize(table)
     ordered = table.sort_by(
         [("qid", "ascending"), ("score", "descending"), ("rank", "ascending"), ("did", "ascending")]
     )
@@ -145,6 +161,14 @@ def evaluate_mbeir(
     published = _published(prepared, pool) if prepared.is_mbeir and split == "test" else []
     record = _record(prepared, params, inputs, source, summary, labels, modality_filter, search_info)
     record["retrieved_outside_pool"] = outside
+    if retrieval_only is not None:
+        record["rerank"] = {**rerank_info, "retrieval_only": summary_to_json(retrieval_only, labels)}
+        before = ComparisonRow(
+            "retrieval only (before rerank)",
+            {t.task: 100 * t.score for t in retrieval_only.tasks},
+            100 * (retrieval_only.mean or 0.0),
+        )
+        published = [*published, before]
     notes = [
         f"data: `{data}` ({prepared.manifest.stage}), split `{split}`, {len(prepared.qids):,} queries",
         f"setting: {setting_name(pool, modality_filter)}",
@@ -163,6 +187,11 @@ def evaluate_mbeir(
         notes.append("published numbers are not shown: these tables are not M-BEIR (demo or other data)")
     elif split != "test":
         notes.append("published numbers are not shown: they are on the M-BEIR test split, this is val")
+    if rerank_info is not None:
+        notes.append(
+            f"U-MARVEL+: top-{rerank.topk} reranked, fused = cosine + {rerank_info['weight']} x P(Yes) "
+            f"(weight {rerank_info['weight_source']}); the 'retrieval only' row is the same run before reranking"
+        )
     reference = next((r for r in published if r.method == REFERENCE_METHOD), None)
     files = write_report_files(
         out,
