@@ -94,3 +94,24 @@ def test_wrong_folders_are_refused_in_one_line(tmp_path, reranker_dir):
 
     with pytest.raises(UmarvelError, match="encodes 'Yes' as 2 tokens"):
         answer_token_ids(Splits(), tmp_path)
+
+
+def test_answer_loss_is_cross_entropy_on_the_answer_token_only(reranker_dir):
+    rr = Reranker.from_pretrained(reranker_dir, device="cpu")
+    pairs = [(QUERIES[0], CANDIDATES[0]), (QUERIES[1], CANDIDATES[2]), (QUERIES[0], CANDIDATES[1])]
+    batch = rr.collator(rr.encode_pairs(pairs))
+    positive = torch.tensor([True, False, True])
+    loss = rr.answer_loss(batch, positive)
+    expected = []
+    for (q, c), pos in zip(pairs, positive.tolist(), strict=True):
+        (item,) = rr.encode_pairs([(q, c)])
+        with torch.no_grad():
+            logits = rr.model(**rr._inputs(rr.collator([item]))).logits[0, -1]
+        expected.append(-torch.log_softmax(logits, -1)[rr.yes_id if pos else rr.no_id])
+    assert float(loss.detach()) == pytest.approx(float(torch.stack(expected).mean()), rel=1e-4)
+    rr.model.zero_grad()
+    loss.backward()
+    head = rr.model.get_output_embeddings().weight.grad
+    assert head is not None and head[rr.yes_id].abs().sum() > 0
+    untouched = [i for i in range(head.shape[0]) if i not in (rr.yes_id, rr.no_id)][:5]
+    assert head[untouched].abs().sum() > 0  # the full-vocabulary softmax, not a 2-way one

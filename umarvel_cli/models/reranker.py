@@ -196,6 +196,17 @@ class Reranker(nn.Module):
         bias = head.bias[rows] if getattr(head, "bias", None) is not None else None
         return nn.functional.linear(at, weight, bias).float()
 
+    def answer_loss(self, batch: dict[str, torch.Tensor], positive: torch.Tensor) -> torch.Tensor:
+        """Training: next-token cross-entropy on the answer token only (target "Yes" where `positive`,
+        else "No"), over the whole vocabulary as the released recipe trains; prompts end with the
+        generation prompt, so the answer is predicted at each row's last real token. Mean over rows."""
+        hidden = self.model.model(**self._inputs(batch)).last_hidden_state
+        last = to_device(batch["attention_mask"], hidden.device).sum(dim=1) - 1
+        at = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        logits = self.model.get_output_embeddings()(at).float()
+        target = torch.where(positive.to(hidden.device).bool(), self.yes_id, self.no_id)
+        return nn.functional.cross_entropy(logits, target)
+
     def _run_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode():
             return torch.softmax(self.answer_logits(batch), dim=-1)[:, 0]
