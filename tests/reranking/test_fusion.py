@@ -173,3 +173,13 @@ def test_eval_refuses_teacher_scores_of_other_queries(world, tmp_path):
         res.output.split()
     )
     assert not (tmp_path / "ev" / "metrics.json").exists()
+
+
+def test_eval_refuses_an_interrupted_teacher_table(world, tmp_path):
+    data, run, _, root = world
+    scores = write_teacher(tmp_path / "teacher", _positive_teacher("test"))
+    (scores / "manifest.json").unlink()
+    (scores / "_progress.json").write_text('{"key": "x", "stage": "rerank-score"}\n')
+    res = _eval("--data", data, "--run", run, "--out", tmp_path / "ev", "--rerank-scores", scores)
+    assert res.exit_code == 2 and "interrupted teacher table" in " ".join(res.output.split())
+    assert not (tmp_path / "ev" / "metrics.json").exists()

@@ -147,3 +147,28 @@ def test_non_finite_teacher_scores_are_refused(world, tmp_path):
         w.write_batch(table.set_column(4, "rerank_score", pa.array(scores, pa.float32())))
     with pytest.raises(UmarvelError, match=r"1 non-finite rerank_score value\(s\) \(e.g. nan for "):
         read_teacher(out)
+
+
+def test_retriever_searches_here_with_the_eval_search(world, tmp_path):
+    data, _, model = world
+    retriever = init_tiny_model("tiny-qwen2-vl", tmp_path / "emb", seed=4)
+    out = tmp_path / "t"
+    m = score_stage.rerank_score(model, data, out, retriever=retriever, split="test", topk=2, device="cpu")
+    assert m.counts == {"queries": 7, "pairs": 14, "shards": 1} and m.params["pool"] == "local"
+    run = read_table(out / "retrieval", "run").to_pylist()
+    top2 = {(r["qid"], r["did"]): (r["rank"], round(r["score"], 5)) for r in run if r["rank"] <= 2}
+    teacher = read_teacher(out).to_pylist()
+    assert {(r["qid"], r["did"]): (r["rank"], round(r["retrieval_score"], 5)) for r in teacher} == top2
+    assert all(r["did"].split(":")[0] == r["qid"].split(":")[0] for r in teacher)  # each task's own pool
+
+
+def test_a_tokenizer_without_single_token_answers_is_refused(world, tmp_path):
+    from umarvel_cli.models.inputs.tokenizer import build_byte_tokenizer
+
+    data, run, model = world
+    folder = init_tiny_model("tiny-qwen2-vl", tmp_path / "bytes", kind="reranker")
+    build_byte_tokenizer(("<instruction_start>", "<instruction_end>", "<emb>")).save_pretrained(folder)
+    out = tmp_path / "out"
+    res = _cli("--model", folder, "--data", data, "--run", run, "--out", out)
+    assert res.exit_code == 2 and not out.exists()
+    assert "the tokenizer encodes 'Yes' as 3 tokens" in " ".join(res.output.split())
