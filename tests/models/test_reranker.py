@@ -68,6 +68,9 @@ def test_p_yes_equals_the_full_forward_at_the_answer_position_in_any_batch(reran
     for batch_size in (1, 4, 16):  # bucketed batches with right padding give the same numbers, in order
         np.testing.assert_allclose(rr.score(pairs, batch_size=batch_size), expected, rtol=1e-4, atol=1e-5)
     assert ((expected > 0) & (expected < 1)).all()
+    lazy = rr.encode_pairs(pairs, defer_decode=True)  # images decoded per batch by the collator
+    assert any(im.lazy is not None and im.resized is None for it in lazy for im in it.images)
+    np.testing.assert_allclose(rr.score_inputs(lazy, batch_size=4), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_prompt_is_one_user_turn_with_the_generation_prompt(reranker_dir):

@@ -166,14 +166,26 @@ class Reranker(nn.Module):
         return next(self.model.parameters()).device
 
     def encode_pairs(
-        self, pairs: Sequence[tuple[Record, Record]], answer: str | None = None
+        self, pairs: Sequence[tuple[Record, Record]], answer: str | None = None, defer_decode: bool = False
     ) -> list[EncodedInput]:
-        """Pairs formatted by the one pipeline: scoring ends with the generation prompt, training with `answer`."""
-        if answer is None:
-            return self.formatter.encode_pairs(pairs, defer_pixels=True, preamble=self.preamble)
-        return self.formatter.encode_pairs(
-            pairs, defer_pixels=True, preamble=self.preamble, answer=answer, generation_prompt=False
+        """Pairs formatted by the one pipeline: scoring ends with the generation prompt, training with `answer`.
+
+        `defer_decode` reads only image headers here and leaves decoding to the collator, per batch
+        (a chunk of thousands of pairs then holds no pixels).
+        """
+        if not defer_decode:
+            ending = {} if answer is None else {"answer": answer, "generation_prompt": False}
+            return self.formatter.encode_pairs(pairs, defer_pixels=True, preamble=self.preamble, **ending)
+        f = self.formatter
+        prompts = f.pair_prompts(
+            pairs, preamble=self.preamble, answer=answer, generation_prompt=answer is None
         )
+
+        def check(i: int) -> None:
+            f.validate(pairs[i][0])
+            f.validate(pairs[i][1])
+
+        return f.encode_prompts(prompts, defer_decode=True, check=check)
 
     def _inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         dev = self.device

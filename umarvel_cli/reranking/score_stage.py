@@ -31,7 +31,7 @@ from umarvel_cli.errors import UmarvelError
 from umarvel_cli.reranking.sampling import check_share, sample_per_task
 from umarvel_cli.reranking.teacher import STAGE, TABLE
 
-QUERIES_PER_SHARD = 256
+QUERIES_PER_SHARD = 64  # 64 x top-50 = 3,200 pairs per shard
 
 
 def top_k(run: pa.Table, k: int) -> dict[str, list[tuple[str, float]]]:
@@ -68,7 +68,7 @@ def _records(data: Path, qids: Sequence[str], split_of: dict[str, str], dids: se
     queries: dict[str, Record] = {}
     for split in sorted({split_of[q] for q in qids}):
         queries.update({r.id: r for r in query_records(data, split)})
-    candidates = {r.id: r for r in candidate_records(data) if r.id in dids}
+    candidates = {r.id: r for r in candidate_records(data, ids=dids)}
     return queries, candidates
 
 
@@ -170,7 +170,8 @@ def rerank_score(
         for chunk in chunks[writer.next_shard :]:
             rows = [(q, d, r, s) for q in chunk for r, (d, s) in enumerate(lists[q], start=1)]
             pairs = [(queries[q], candidates[d]) for q, d, _, _ in rows]
-            scores = reranker.score_inputs(reranker.encode_pairs(pairs), batch_size, on_batch=advance)
+            items = reranker.encode_pairs(pairs, defer_decode=True)
+            scores = reranker.score_inputs(items, batch_size, on_batch=advance)
             writer.write_columns(
                 {
                     "qid": [r[0] for r in rows],
