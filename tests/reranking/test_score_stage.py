@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 from tests.reranking.fixtures import QUERIES, local_rows, write_prepared, write_run
 from umarvel_cli.app import app
 from umarvel_cli.artifacts import TABLES, ShardWriter, read_table
+from umarvel_cli.data.subsample import sample_per_task
 from umarvel_cli.embedding.sources import candidate_records, query_records
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.reranker import Reranker
 from umarvel_cli.models.tiny import init_tiny_model
 from umarvel_cli.reranking import score_stage
-from umarvel_cli.reranking.sampling import sample_per_task
 from umarvel_cli.reranking.teacher import read_teacher
 
 
@@ -85,20 +85,6 @@ def test_an_interrupted_table_is_refused_then_resumed_by_shard(world, tmp_path, 
     fresh = score_stage.rerank_score(model, data, tmp_path / "fresh", **kwargs)
     assert fresh.counts == manifest.counts
     assert read_teacher(out).equals(read_teacher(tmp_path / "fresh"))
-
-
-def test_one_seeded_sampler_takes_the_same_share_of_every_task():
-    ids = [f"a{i}" for i in range(40)] + [f"b{i}" for i in range(10)] + ["c0"]
-    task_of = {q: q[0] for q in ids}
-    picked = sample_per_task(ids, task_of, 0.1, seed=42)
-    assert [sum(q[0] == t for q in picked) for t in "abc"] == [4, 1, 1]  # floor, at least one per task
-    assert picked == [q for q in ids if q in set(picked)]  # input order kept
-    assert picked == sample_per_task(ids, task_of, 0.1, seed=42)
-    assert picked != sample_per_task(ids, task_of, 0.1, seed=7)
-    alone = sample_per_task([q for q in ids if q[0] == "a"], task_of, 0.1, seed=42)
-    assert alone == [q for q in picked if q[0] == "a"]  # a task's draw ignores the other tasks
-    with pytest.raises(UmarvelError, match=r"share 0 is not in \(0, 1\]"):
-        sample_per_task(ids, task_of, 0, seed=42)
 
 
 def test_sample_flag_scores_a_share_of_each_task(world, tmp_path):

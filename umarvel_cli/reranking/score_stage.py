@@ -2,7 +2,7 @@
 
 Candidates come from a run (any `search`/`eval` output or TREC file) or from a retriever searched
 here through the same embed and search functions as `eval --model`. Queries can be sampled with
-the one per-task sampler (`reranking.sampling`). Queries are scored in fixed chunks, one shard per
+the one per-task sampler (`data.subsample`). Queries are scored in fixed chunks, one shard per
 chunk, so a killed run resumes at the first unfinished chunk; the manifest is written last.
 """
 
@@ -27,8 +27,8 @@ from umarvel_cli.artifacts.manifest import require_manifest
 from umarvel_cli.console import info, make_progress
 from umarvel_cli.data.mbeir_tasks import load_mbeir_spec
 from umarvel_cli.data.records import Record
+from umarvel_cli.data.subsample import check_share, sample_per_task
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.reranking.sampling import check_share, sample_per_task
 from umarvel_cli.reranking.teacher import STAGE, TABLE
 
 QUERIES_PER_SHARD = 64  # 64 x top-50 = 3,200 pairs per shard

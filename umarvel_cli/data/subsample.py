@@ -1,4 +1,5 @@
-"""The ONE seeded per-task sampler every stage that takes a share of the queries calls.
+"""The ONE seeded per-task sampler every stage that takes a share of the queries calls (rerank score,
+mining, distillation).
 
 The released code had two different 10% samplers writing overlapping files (B16); here a share is a
 pure function of (ids, their tasks, share, seed): each task's queries are drawn with a generator
