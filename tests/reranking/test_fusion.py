@@ -141,6 +141,7 @@ def test_eval_with_rerank_scores_reports_both_side_by_side(world, tmp_path):
     assert mrr == pytest.approx({"mscoco_task0": 0.25, "webqa_task1": 1 / 3})  # positive last before
     assert [t["metrics"]["mrr@10"] for t in record["tasks"]] == [1.0, 1.0]  # and first after
     assert record["rerank"]["weight"] == 1.0 and record["rerank"]["weight_source"] == "given"
+    assert "retrieval only\t1.0000\t(reranked: W = 1.0)" in res.output
     report = (out / "report.md").read_text()
     assert "| retrieval only (before rerank) | " in report and "| **umarvel (this run)** |" in report
     trec = (out / "run.trec").read_text().splitlines()

@@ -72,5 +72,8 @@ def mbeir(
     )
     for task in record["tasks"]:
         typer.echo(f"{task['task']}\tRecall@{task['k']}\t{task['score']:.4f}\t({task['n_queries']} queries)")
+    if record.get("rerank"):
+        before = record["rerank"]["retrieval_only"]["mean"]
+        typer.echo(f"retrieval only\t{before:.4f}\t(reranked: W = {record['rerank']['weight']})")
     mean = record["headline"]["mean"]
     typer.echo(f"mean\t\t{mean:.4f}\t(over {record['headline']['over_tasks']} tasks) -> {out}")
