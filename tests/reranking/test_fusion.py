@@ -144,6 +144,7 @@ def test_eval_with_rerank_scores_reports_both_side_by_side(world, tmp_path):
     assert "retrieval only\t1.0000\t(reranked: W = 1.0)" in res.output
     report = (out / "report.md").read_text()
     assert "| retrieval only (before rerank) | " in report and "| **umarvel (this run)** |" in report
+    assert "U-MARVEL+: 25 candidates of 7 queries reranked, fused = cosine + 1.0 x P(Yes)" in report
     trec = (out / "run.trec").read_text().splitlines()
     assert trec[0].split()[:4] == ["2:q0", "Q0", "2:c0", "1"]
 

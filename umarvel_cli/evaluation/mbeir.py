@@ -189,7 +189,8 @@ def evaluate_mbeir(
         notes.append("published numbers are not shown: they are on the M-BEIR test split, this is val")
     if rerank_info is not None:
         notes.append(
-            f"U-MARVEL+: top-{rerank.topk} reranked, fused = cosine + {rerank_info['weight']} x P(Yes) "
+            f"U-MARVEL+: {rerank_info['reranked_pairs']:,} candidates of {rerank_info['reranked_queries']:,} "
+            f"queries reranked, fused = cosine + {rerank_info['weight']} x P(Yes) "
             f"(weight {rerank_info['weight_source']}); the 'retrieval only' row is the same run before reranking"
         )
     reference = next((r for r in published if r.method == REFERENCE_METHOD), None)

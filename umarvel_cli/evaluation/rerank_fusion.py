@@ -146,6 +146,7 @@ def rerank_run(
     info = {
         "scores": str(source),
         "reranked_pairs": teacher.num_rows,
+        "reranked_queries": len(set(teacher.column("qid").to_pylist())),
         "weight": weight,
         "weight_source": "tuned on val" if tuning else ("given" if opts.weight is not None else "default"),
         "tuning": tuning.to_json() if tuning else None,
