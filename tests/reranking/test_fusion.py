@@ -109,6 +109,10 @@ def test_tune_weight_picks_the_smallest_best_w_of_the_grid():
     assert tuning.weight == 0.8 and tuning.grid[8] == 0.8
     assert tuning.val_scores[:8] == [0.0] * 8 and tuning.val_scores[8:] == [1.0] * 13
     assert tuning.to_json()["split"] == "val"
+    # Recall@5 over pools of 3 and 4 is a hit whatever W: MRR@10 breaks the tie (positive last -> first)
+    flat = tune_weight(run, teacher, qids, task_of, qrels, {"mscoco_task0": 5, "webqa_task1": 5}, [])
+    assert flat.val_scores == [1.0] * 21 and flat.weight == 0.8
+    assert flat.val_mrr10[0] == pytest.approx((1 / 4 + 1 / 3) / 2) and flat.val_mrr10[8] == 1.0
 
 
 @pytest.fixture(scope="module")

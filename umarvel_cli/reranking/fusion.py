@@ -115,12 +115,20 @@ class Tuning:
     """What `tune_weight` tried and chose (recorded in metrics.json)."""
 
     grid: list[float]
-    val_scores: list[float | None]
+    val_scores: list[float | None]  # mean headline (Recall@k) per W
+    val_mrr10: list[float]  # mean over tasks of MRR@10 per W: breaks ties of the headline
     weight: float
     split: str = "val"
 
     def to_json(self) -> dict[str, Any]:
-        return {"split": self.split, "grid": self.grid, "val_scores": self.val_scores, "chosen": self.weight}
+        return {
+            "split": self.split,
+            "grid": self.grid,
+            "val_scores": self.val_scores,
+            "val_mrr@10": self.val_mrr10,
+            "chosen": self.weight,
+            "rule": "best mean Recall@k, then best mean MRR@10, then the smallest W",
+        }
 
 
 def tune_weight(
@@ -133,15 +141,22 @@ def tune_weight(
     order: Sequence[str],
     grid: Sequence[float] = WEIGHT_GRID,
 ) -> Tuning:
-    """The W of `grid` whose fused run has the best mean headline score on these (validation) queries;
-    ties go to the smallest W (the least change to the retriever's order)."""
+    """The W of `grid` whose fused run has the best mean headline score on these (validation) queries.
+
+    Reranking only inside the top k cannot change a Recall@k hit when the reranked top-k is no
+    longer than k, so ties are broken by mean MRR@10, then by the smallest W (the least change to
+    the retriever's order)."""
     from umarvel_cli.evaluation.run_input import to_rankings
     from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
 
     scores: list[float | None] = []
+    mrr: list[float] = []
     for w in grid:
         rankings = to_rankings(fuse_run(run, teacher, float(w), task_of))
         outcomes = evaluate_queries(list(qids), rankings.by_qid, rankings.relevance(dict(qrels)))
-        scores.append(summarize_tasks(outcomes, dict(task_of), dict(metric_k), list(order)).mean)
-    best = max(range(len(grid)), key=lambda i: (scores[i] if scores[i] is not None else -1.0, -i))
-    return Tuning([float(w) for w in grid], scores, float(grid[best]))
+        summary = summarize_tasks(outcomes, dict(task_of), dict(metric_k), list(order))
+        scores.append(summary.mean)
+        per_task = [t.metrics.get("mrr@10", 0.0) for t in summary.tasks]
+        mrr.append(float(np.mean(per_task)) if per_task else 0.0)
+    best = max(range(len(grid)), key=lambda i: (scores[i] if scores[i] is not None else -1.0, mrr[i], -i))
+    return Tuning([float(w) for w in grid], scores, mrr, float(grid[best]))
