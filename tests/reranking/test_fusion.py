@@ -188,4 +188,12 @@ def test_eval_refuses_an_interrupted_teacher_table(world, tmp_path):
     (scores / "_progress.json").write_text('{"key": "x", "stage": "rerank-score"}\n')
     res = _eval("--data", data, "--run", run, "--out", tmp_path / "ev", "--rerank-scores", scores)
     assert res.exit_code == 2 and "interrupted teacher table" in " ".join(res.output.split())
-    assert not (tmp_path / "ev" / "metrics.json").exists()
+    assert not (tmp_path / "ev").exists()
+
+
+def test_eval_refuses_an_embedding_model_as_reranker_before_writing(world, tmp_path):
+    data, run, _, _ = world
+    embedding = init_tiny_model("tiny-qwen2-vl", tmp_path / "emb")
+    res = _eval("--data", data, "--run", run, "--out", tmp_path / "ev", "--rerank", embedding)
+    assert res.exit_code == 2 and "this is an embedding model, not a reranker" in " ".join(res.output.split())
+    assert not (tmp_path / "ev").exists()

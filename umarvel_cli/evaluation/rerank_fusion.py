@@ -19,7 +19,7 @@ from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.prepared import PreparedSplit, candidate_ids, load_split
 from umarvel_cli.evaluation.run_input import read_run
 from umarvel_cli.reranking.fusion import Tuning, fuse_run, tune_weight
-from umarvel_cli.reranking.teacher import check_known, read_teacher
+from umarvel_cli.reranking.teacher import check_known, read_teacher, teacher_folder
 
 DEFAULT_WEIGHT = 0.1  # the released U-MARVEL+ weight on M-BEIR
 
@@ -58,6 +58,14 @@ class RerankOptions:
             )
         if self.topk < 1:
             raise UmarvelError(f"--rerank-topk must be >= 1, not {self.topk}", field="--rerank-topk")
+        # wrong folders are refused before the evaluation writes anything
+        for scores in (self.scores, self.val_scores):
+            if scores is not None:
+                teacher_folder(scores)
+        if self.reranker is not None:
+            from umarvel_cli.models.reranker import check_reranker_folder
+
+            check_reranker_folder(Path(self.reranker))
 
     def params(self) -> dict[str, Any]:
         return {"rerank_topk": self.topk, "rerank_weight": self.weight, "tune_weight_on": self.tune_on}

@@ -22,8 +22,9 @@ TABLE = "teacher"
 SCORE_COLUMNS = ("retrieval_score", "rerank_score")
 
 
-def read_teacher(path: str | Path) -> pa.Table:
-    """The teacher table of a finished `rerank score` output folder, its scores all finite."""
+def teacher_folder(path: str | Path) -> Path:
+    """The finished `rerank score` output folder at `path` (or above its teacher/ table); cheap:
+    reads the manifest only, so commands call it before they write anything."""
     path = Path(path)
     if path.name == TABLE and not (path / TABLE).is_dir():
         path = path.parent
@@ -42,6 +43,12 @@ def read_teacher(path: str | Path) -> pa.Table:
         raise UmarvelError(
             f"written by stage '{manifest.stage}'", file=path, expected=f"the output of '{STAGE}'"
         )
+    return path
+
+
+def read_teacher(path: str | Path) -> pa.Table:
+    """The teacher table of a finished `rerank score` output folder, its scores all finite."""
+    path = teacher_folder(path)
     table = read_table(path, TABLE)
     for column in SCORE_COLUMNS:
         values = table.column(column).to_numpy()
