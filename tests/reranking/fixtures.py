@@ -27,10 +27,14 @@ QUERIES = {
 }
 
 
+IMAGE_QUERY = "9:q3"  # the one query with an image (and text)
+
+
 def write_prepared(root: Path) -> Path:
     (root / "img").mkdir(parents=True, exist_ok=True)
     for i in range(4):
         random_image(10 + i, 40 + 8 * i, 36).save(root / "img" / f"c{i}.png")
+    random_image(20, 50, 50).save(root / "img" / "q3.png")
     with ShardWriter(root, "candidates", TABLES["candidates"]) as w:
         w.write_rows(
             {"did": d, "modality": m, "text": t, "image": img, "src_content": None}
@@ -45,9 +49,9 @@ def write_prepared(root: Path) -> Path:
                 "split": s,
                 "task_id": t,
                 "dataset_id": ds,
-                "modality": "text",
+                "modality": "image,text" if q == IMAGE_QUERY else "text",
                 "text": text,
-                "image": None,
+                "image": "img/q3.png" if q == IMAGE_QUERY else None,
                 "pos": pos,
                 "neg": [],
                 "src_content": None,

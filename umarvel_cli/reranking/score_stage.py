@@ -9,6 +9,7 @@ chunk, so a killed run resumes at the first unfinished chunk; the manifest is wr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,15 @@ def _records(data: Path, qids: Sequence[str], split_of: dict[str, str], dids: se
         queries.update({r.id: r for r in query_records(data, split)})
     candidates = {r.id: r for r in candidate_records(data, ids=dids)}
     return queries, candidates
+
+
+def _decoded(record: Record) -> Record:
+    """The record with its image file decoded (a query's image is in all of its top-k pairs)."""
+    from umarvel_cli.models.inputs.images import load_image
+
+    if record.image is None or not isinstance(record.image, str | Path):
+        return record
+    return replace(record, image=load_image(record.image, record.id))
 
 
 def _candidate_run(
@@ -169,7 +179,8 @@ def rerank_score(
 
         for chunk in chunks[writer.next_shard :]:
             rows = [(q, d, r, s) for q in chunk for r, (d, s) in enumerate(lists[q], start=1)]
-            pairs = [(queries[q], candidates[d]) for q, d, _, _ in rows]
+            decoded = {q: _decoded(queries[q]) for q in chunk}  # one decode per query, not one per pair
+            pairs = [(decoded[q], candidates[d]) for q, d, _, _ in rows]
             items = reranker.encode_pairs(pairs, defer_decode=True)
             scores = reranker.score_inputs(items, batch_size, on_batch=advance)
             writer.write_columns(
