@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.models.tiny_models import random_image
+from tests.models.tiny_models import TINY_BACKBONES, random_image
 from umarvel_cli.app import app
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
@@ -60,8 +60,9 @@ def _reference(rr: Reranker, query: Record, cand: Record) -> float:
     return float(torch.softmax(logits[[rr.yes_id, rr.no_id]], dim=-1)[0])
 
 
-def test_p_yes_equals_the_full_forward_at_the_answer_position_in_any_batch(reranker_dir):
-    rr = Reranker.from_pretrained(reranker_dir, device="cpu")
+@pytest.mark.parametrize("backbone", TINY_BACKBONES)
+def test_p_yes_equals_the_full_forward_at_the_answer_position_in_any_batch(backbone, tmp_path):
+    rr = Reranker.from_pretrained(init_tiny_model(backbone, tmp_path / "m", kind="reranker"), device="cpu")
     pairs = [(q, c) for q in QUERIES for c in CANDIDATES]
     expected = np.array([_reference(rr, q, c) for q, c in pairs], dtype=np.float32)
     assert len(set(np.round(expected, 6))) > 1  # the pairs really differ
