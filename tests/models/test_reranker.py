@@ -119,3 +119,11 @@ def test_answer_loss_is_cross_entropy_on_the_answer_token_only(reranker_dir):
     assert head is not None and head[rr.yes_id].abs().sum() > 0
     untouched = [i for i in range(head.shape[0]) if i not in (rr.yes_id, rr.no_id)][:5]
     assert head[untouched].abs().sum() > 0  # the full-vocabulary softmax, not a 2-way one
+
+
+def test_a_plain_instruct_folder_loads_as_a_causal_reranker_with_256_text_tokens(tmp_path):
+    folder = init_tiny_model("tiny-qwen2-vl", tmp_path / "plain", kind="reranker")
+    (folder / "umarvel.json").unlink()  # as a downloaded Qwen2-VL-Instruct folder: config.json only
+    rr = Reranker.from_pretrained(folder, device="cpu")
+    assert rr.config.attention == "causal" and rr.config.text_token_budget == 256
+    assert rr.score([(QUERIES[0], CANDIDATES[0])]).shape == (1,)

@@ -49,6 +49,7 @@ RELEASED_PROMPT = (
     + "meets the requirements of the query. If it does, respond with 'Yes'; if it doesn't, responed with 'No'."
 )
 PROMPTS = {"clean": PROMPT, "released": RELEASED_PROMPT}
+RERANK_TEXT_TOKENS = 256
 MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
 
 
@@ -96,7 +97,10 @@ def check_reranker_folder(path: Path) -> tuple[UmarvelConfig, Any]:
         )
     config = UmarvelConfig.load(path) if UmarvelConfig.exists(path) else None
     if config is None:
-        config = UmarvelConfig(family=detect_family(path).name, attention="causal")
+        # a plain Instruct folder: causal, and each side's text cut at 256 tokens as released (spec 6.1)
+        config = UmarvelConfig(
+            family=detect_family(path).name, attention="causal", text_token_budget=RERANK_TEXT_TOKENS
+        )
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "right"
     answer_token_ids(tokenizer, path)
