@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -23,3 +24,19 @@ def tiny_model_dir(base: Path, backbone: str) -> Path:
 def random_image(seed: int, width: int = 60, height: int = 44) -> Image.Image:
     rng = np.random.RandomState(seed)
     return Image.fromarray((rng.rand(height, width, 3) * 255).astype("uint8"))
+
+
+def assert_positions_are_transformers(emb: Any, batch: dict) -> None:
+    """The collator's M-RoPE `position_ids` equal transformers' `get_rope_index` on every real token."""
+    import torch
+
+    base = emb.backbone.get_base_model() if hasattr(emb.backbone, "get_base_model") else emb.backbone
+    ref, _ = base.get_rope_index(
+        batch["input_ids"],
+        image_grid_thw=batch["image_grid_thw"],
+        attention_mask=batch["attention_mask"],
+        mm_token_type_ids=batch["mm_token_type_ids"],
+    )
+    mask = batch["attention_mask"].bool()
+    for axis in range(3):
+        assert torch.equal(batch["position_ids"][axis][mask], ref[axis][mask])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.models.tiny_models import TINY_BACKBONES, random_image
+from tests.models.tiny_models import TINY_BACKBONES, assert_positions_are_transformers, random_image
 from umarvel_cli.data.records import Record
 from umarvel_cli.models.inputs.positions import mrope_positions
 
@@ -33,16 +33,7 @@ def test_collator_positions_equal_get_rope_index(backbone, tiny_embedders):
     ]
     batch = emb.prepare(recs)
     assert "position_ids" in batch and batch["position_ids"].shape == (3, 3, batch["input_ids"].shape[1])
-    base = emb.backbone.get_base_model() if hasattr(emb.backbone, "get_base_model") else emb.backbone
-    ref, _ = base.get_rope_index(
-        batch["input_ids"],
-        image_grid_thw=batch["image_grid_thw"],
-        attention_mask=batch["attention_mask"],
-        mm_token_type_ids=batch["mm_token_type_ids"],
-    )
-    mask = batch["attention_mask"].bool()
-    for axis in range(3):
-        assert torch.equal(batch["position_ids"][axis][mask], ref[axis][mask])
+    assert_positions_are_transformers(emb, batch)
     # and the model output is the same as letting transformers compute them
     with torch.inference_mode():
         ours = emb(batch)

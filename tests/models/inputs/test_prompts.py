@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.models.tiny_models import TINY_BACKBONES, random_image
+from tests.models.tiny_models import TINY_BACKBONES, assert_positions_are_transformers, random_image
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.inputs.collator import Collator
@@ -124,6 +124,8 @@ def test_a_placeholder_count_that_does_not_match_the_images_is_an_error():
     prompt = Prompt("p", [ImagePart(QUERY.image), TextPart("see <|image_pad|> here")], answer="<emb>.")
     with pytest.raises(UmarvelError, match=r"2 image placeholders for 1 images \(item p\)"):
         f.encode_prompts([prompt])
+    with pytest.raises(UmarvelError, match=r"an image part has no image \(item n\)"):
+        f.encode_prompts([Prompt("n", [ImagePart(None), TextPart("words")])])
 
 
 def test_qwen3_vl_item_uses_factor_32():
@@ -188,13 +190,4 @@ def test_pair_positions_equal_get_rope_index(backbone, tiny_embedders):
     ]
     batch = emb.collator(encoded)
     assert batch["image_grid_thw"].shape == (2, 3)
-    base = emb.backbone.get_base_model() if hasattr(emb.backbone, "get_base_model") else emb.backbone
-    ref, _ = base.get_rope_index(
-        batch["input_ids"],
-        image_grid_thw=batch["image_grid_thw"],
-        attention_mask=batch["attention_mask"],
-        mm_token_type_ids=batch["mm_token_type_ids"],
-    )
-    mask = batch["attention_mask"].bool()
-    for axis in range(3):
-        assert torch.equal(batch["position_ids"][axis][mask], ref[axis][mask])
+    assert_positions_are_transformers(emb, batch)

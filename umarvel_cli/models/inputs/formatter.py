@@ -277,17 +277,14 @@ class InputFormatter:
         check: Callable[[int], None] | None,
     ) -> list[EncodedInput]:
         opened: list[list[Image.Image | LazyImage]] = []
-        for i, prompt in enumerate(
-            prompts
-        ):  # checks and image loading in order: the first bad item is reported
+        open_image = peek_image if defer_decode else load_image
+        # checks and image loading in prompt order: the first bad item is the one reported
+        for i, prompt in enumerate(prompts):
             if check is not None:
                 check(i)
-            opened.append(
-                [
-                    (peek_image if defer_decode else load_image)(part.image, prompt.id)
-                    for part in prompt.images
-                ]
-            )
+            if any(part.image is None for part in prompt.images):
+                raise UmarvelError(f"an image part has no image (item {prompt.id})", field="image")
+            opened.append([open_image(part.image, prompt.id) for part in prompt.images])
         texts = self.renderer.render_many(list(prompts))
         ids_list = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out = []
