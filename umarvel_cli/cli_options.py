@@ -29,6 +29,7 @@ Pooling = Literal["content", "all"]
 ReportTo = Literal["none", "tensorboard"]
 ZeroshotSuite = Literal["paper"]
 NegativeSample = Literal["top", "random"]
+ModelKind = Literal["embedding", "reranker"]
 
 DEVICE_METAVAR = "<auto|cpu|cuda[:N]>"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")

@@ -128,13 +128,16 @@ TABLES: dict[str, pa.Schema] = {
     ),
     # The id of each row of a faiss index, in index order.
     "ids": _with_meta("ids", [pa.field("id", _str, nullable=False)]),
-    # Teacher scores per query over its candidate list (distillation targets).
+    # Reranker scores of each query's retrieved top-k (`rerank score`): one row per (query, candidate),
+    # the retriever's rank and cosine beside P(Yes); fusion and distillation read it.
     "teacher": _with_meta(
         "teacher",
         [
             pa.field("qid", _str, nullable=False),
-            pa.field("did", _ids, nullable=False),
-            pa.field("score", pa.list_(pa.float32()), nullable=False),
+            pa.field("did", _str, nullable=False),
+            pa.field("rank", pa.int32(), nullable=False),
+            pa.field("retrieval_score", pa.float32(), nullable=False),
+            pa.field("rerank_score", pa.float32(), nullable=False),
         ],
     ),
 }

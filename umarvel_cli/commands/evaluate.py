@@ -39,11 +39,36 @@ def mbeir(
     ),
     device: str | None = device_option(),
     force: bool = typer.Option(False, "--force", help="Evaluate again even when up to date."),
+    rerank_scores: Path | None = typer.Option(
+        None, "--rerank-scores", help="U-MARVEL+: fuse this `rerank score` output (made from this run)."
+    ),
+    rerank: Path | None = typer.Option(
+        None, "--rerank", help="U-MARVEL+: rerank the top-k with this reranker."
+    ),
+    rerank_topk: int = typer.Option(
+        50, "--rerank-topk", help="Candidates reranked per query (with --rerank)."
+    ),
+    rerank_weight: float | None = typer.Option(
+        None, "--rerank-weight", help="W in cosine + W x P(Yes) (default 0.1, the released weight)."
+    ),
+    tune_weight_on: str | None = typer.Option(
+        None, "--tune-weight-on", help="val: choose W on the validation split (never on test)."
+    ),
+    val_run: Path | None = typer.Option(
+        None, "--val-run", help="Validation run for --tune-weight-on (with --run)."
+    ),
+    val_rerank_scores: Path | None = typer.Option(
+        None, "--val-rerank-scores", help="Teacher scores of --val-run (else scored here with --rerank)."
+    ),
 ) -> None:
     """Score a model or a run on M-BEIR exactly as UniIR does (Recall@k = hit rate; k=10 for the
     Fashion200K tasks and FashionIQ, else 5), per task in UniIR's order and averaged."""
     from umarvel_cli.evaluation import evaluate_mbeir
+    from umarvel_cli.evaluation.rerank_fusion import RerankOptions
 
+    reranking = RerankOptions(
+        rerank_scores, rerank, rerank_topk, rerank_weight, tune_weight_on, val_run, val_rerank_scores
+    )
     record = evaluate_mbeir(
         data,
         split,
@@ -55,9 +80,13 @@ def mbeir(
         topk=topk,
         force=force,
         device=device,
+        rerank=reranking,
     )
     for task in record["tasks"]:
         typer.echo(f"{task['task']}\tRecall@{task['k']}\t{task['score']:.4f}\t({task['n_queries']} queries)")
+    if record.get("rerank"):
+        before = record["rerank"]["retrieval_only"]["mean"]
+        typer.echo(f"retrieval only\t{before:.4f}\t(reranked: W = {record['rerank']['weight']})")
     mean = record["headline"]["mean"]
     typer.echo(f"mean\t\t{mean:.4f}\t(over {record['headline']['over_tasks']} tasks) -> {out}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import Backbone, Pooling
+from umarvel_cli.cli_options import Backbone, ModelKind, Pooling
 
 
 def command(
@@ -23,12 +23,15 @@ def command(
         help="Tokens the embedding pools: content (the user turn only, as `umarvel demo`; learns faster in "
         "a tiny model) or all.",
     ),
+    kind: ModelKind = typer.Option(
+        "embedding", "--kind", help="embedding (the backbone) | reranker (generative, with its LM head)."
+    ),
     force: bool = typer.Option(False, "--force", help="Rewrite even when OUT is up to date."),
 ) -> None:
     """Write a tiny Qwen-VL model folder that every other command treats like a real checkpoint."""
     from umarvel_cli.models.init_stage import init_model
 
-    _, written = init_model(backbone, out, seed=seed, pool_tokens=pool_tokens, force=force)
+    _, written = init_model(backbone, out, seed=seed, pool_tokens=pool_tokens, kind=kind, force=force)
     typer.echo(
-        f"{'wrote' if written else 'up to date:'} {out} ({backbone}, pool_tokens={pool_tokens}, seed {seed})"
+        f"{'wrote' if written else 'up to date:'} {out} ({backbone}, {kind}, pool_tokens={pool_tokens}, seed {seed})"
     )

@@ -1,5 +1,5 @@
-"""`umarvel rerank train|score`: the pointwise MLLM reranker (issue 16). The flags are final; the
-stage itself is not built yet, so both say so in one line (exit 2)."""
+"""`umarvel rerank train|score`: the pointwise MLLM reranker (issue 16). `score` writes teacher
+tables; `train` is not built yet and says so in one line (exit 2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import PoolScope, Split
+from umarvel_cli.cli_options import PoolScope, Split, device_option
 from umarvel_cli.errors import NotImplementedStage
 
 app = typer.Typer(no_args_is_help=True)
@@ -33,25 +33,44 @@ def train(
 
 @app.command("score")
 def score(
-    model: Path = typer.Option(..., "--model", help="Reranker folder (an `umarvel rerank train` --out)."),
+    model: Path = typer.Option(
+        ..., "--model", help="Reranker folder (generative Qwen-VL; `init-model --kind reranker`)."
+    ),
     data: Path = typer.Option(..., "--data", help="Prepared tables (`umarvel prepare mbeir`)."),
-    out: Path = typer.Option(..., "--out", help="Output folder for the teacher table."),
+    out: Path = typer.Option(..., "--out", help="Folder for the teacher table and its manifest."),
     run: Path | None = typer.Option(
-        None, "--run", help="Candidates from this run (an `umarvel search` --out)."
+        None, "--run", help="Candidates from this run (search/eval output or TREC)."
     ),
     retriever: Path | None = typer.Option(
         None, "--retriever", help="Or: search the candidates here with this embedding model."
     ),
-    split: Split = typer.Option(
-        "test", "--split", help="With --retriever: the split whose queries are scored."
-    ),
+    split: Split | None = typer.Option(None, "--split", help="Queries of this split (with --retriever)."),
     pool: PoolScope = typer.Option("local", "--pool", help="With --retriever: local or global pool."),
-    topk: int = typer.Option(50, "--topk", help="Candidates scored per query."),
+    topk: int = typer.Option(50, "--topk", help="Candidates reranked per query."),
     sample_fraction: float | None = typer.Option(
         None, "--sample-fraction", help="Score this share of every task's queries (seeded), e.g. 0.1."
     ),
-    seed: int = typer.Option(42, "--seed", help="Seed of the query sample."),
-    force: bool = typer.Option(False, "--force", help="Redo even when OUT is up to date."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the per-task sampler."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Pairs per forward pass (at most)."),
+    device: str | None = device_option(),
+    force: bool = typer.Option(False, "--force", help="Score again even when up to date."),
 ) -> None:
-    """P(Yes) of each (query, candidate) pair of a run's top-k, written as a teacher table. Not built yet."""
-    raise NotImplementedStage("`umarvel rerank score` is not built yet (issue 16)")
+    """P(Yes) of each query's top-k candidates (one forward pass per pair), as a `teacher` table."""
+    from umarvel_cli.reranking.score_stage import rerank_score
+
+    manifest = rerank_score(
+        model,
+        data,
+        out,
+        run=run,
+        retriever=retriever,
+        split=split,
+        pool=pool,
+        topk=topk,
+        sample=sample_fraction,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        force=force,
+    )
+    typer.echo(f"{manifest.counts['pairs']} pairs of {manifest.counts['queries']} queries -> {out}")

@@ -6,8 +6,10 @@ instructions are chosen deterministically from the `instructions` table.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from umarvel_cli.artifacts.manifest import read_manifest
@@ -72,9 +74,11 @@ def query_records(data: Path, split: str, instruction_mode: str = "first") -> li
     return out
 
 
-def candidate_records(data: Path, pool: str | None = None) -> list[Record]:
-    """Candidates of `pool` (from the `pools` table), or all candidates."""
+def candidate_records(data: Path, pool: str | None = None, ids: Iterable[str] | None = None) -> list[Record]:
+    """Candidates of `pool` (from the `pools` table), or all candidates; only `ids` when given."""
     table = read_table(data, "candidates", columns=["did", "modality", "text", "image"])
+    if ids is not None:
+        table = table.filter(pc.is_in(table["did"], value_set=pa.array(sorted(set(ids)), type=pa.string())))
     if pool is not None:
         if not list_shards(data, "pools"):
             raise UmarvelError("no 'pools' table", file=table_dir(data, "pools"), field="--pool-name")

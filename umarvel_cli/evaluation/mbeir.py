@@ -26,6 +26,7 @@ from umarvel_cli.evaluation.outputs import METRICS_JSON, RUN_TREC, summary_to_js
 from umarvel_cli.evaluation.pool_check import rows_outside_pool
 from umarvel_cli.evaluation.prepared import MBEIR_STAGE, PreparedSplit, candidate_ids, load_split
 from umarvel_cli.evaluation.published import load_published
+from umarvel_cli.evaluation.rerank_fusion import RerankOptions, rerank_run
 from umarvel_cli.evaluation.run_input import read_run, run_fingerprint, to_rankings, validate_run
 from umarvel_cli.metrics.aggregate import evaluate_queries, summarize_tasks
 from umarvel_cli.metrics.ranking import DEFAULT_CUTOFFS, METRIC_DEFINITIONS
@@ -92,15 +93,21 @@ def evaluate_mbeir(
     topk: int = 100,
     force: bool = False,
     device: str | None = None,
+    rerank: RerankOptions | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write metrics.json, report.md, per_task.csv, run.trec and scores.png in `out`.
 
     Returns the metrics.json record. `out` keeps embeddings between runs (per their manifests); the
-    evaluation itself is redone when inputs or options change, or with `force`.
+    evaluation itself is redone when inputs or options change, or with `force`. `rerank` (U-MARVEL+)
+    reranks the run's top-k and fuses; the report then shows retrieval-only beside it.
     """
     data, out = Path(data), Path(out)
     _check_options(split, pool, model, run, modality_filter, topk)
     model = resolve_model_dir(model) if model is not None else None  # a train output names its model
+    rerank = rerank or RerankOptions()
+    rerank.check()
+    if rerank.active and run is not None and is_stdio(run):
+        raise UmarvelError("--rerank needs the run as a file or folder, not standard input", field="--run")
     spec = load_mbeir_spec()
     prepared = load_split(data, split, spec)
     source = Path(model if model is not None else run)
@@ -111,6 +118,9 @@ def evaluate_mbeir(
         given = read_run(run)
         validate_run(given, pa.array(prepared.qids, type=pa.string()), candidate_ids(data), split, run)
     inputs = {"data": fingerprint(data), params["mode"]: run_fingerprint(source, given)}
+    if rerank.active:
+        params.update(rerank.params())
+        inputs.update(rerank.inputs())
     input_paths = [data, source] if run is None or not is_stdio(run) else [data]
     plan = plan_stage(out, STAGE, params, inputs, force, keep=(EMBEDDINGS,), input_paths=input_paths)
     if plan.up_to_date:
@@ -127,15 +137,25 @@ def evaluate_mbeir(
     else:
         table = given
     outside = rows_outside_pool(table, prepared, spec, pool)
-    rankings = to_rankings(table)
     # a model run is `topk` deep: hit@50/100 are only computed when it reaches them
     cutoffs = DEFAULT_CUTOFFS if model is None else tuple(c for c in DEFAULT_CUTOFFS if c <= topk)
-    outcomes = evaluate_queries(
-        prepared.qids, rankings.by_qid, rankings.relevance(prepared.qrels), cutoffs=cutoffs
-    )
-    summary = summarize_tasks(
-        outcomes, prepared.task_of, {t.stem: t.metric_k for t in spec.tasks}, spec.order
-    )
+
+    def summarize(rankings):
+        outcomes = evaluate_queries(
+            prepared.qids, rankings.by_qid, rankings.relevance(prepared.qrels), cutoffs=cutoffs
+        )
+        return summarize_tasks(
+            outcomes, prepared.task_of, {t.stem: t.metric_k for t in spec.tasks}, spec.order
+        )
+
+    rankings = to_rankings(table)
+    summary = summarize(rankings)
+    retrieval_only, rerank_info = None, None
+    if rerank.active:
+        run_source = out if model is not None else Path(run)
+        table, rerank_info = rerank_run(table, run_source, prepared, spec, rerank, out, model, pool, topk)
+        rankings = to_rankings(table)
+        retrieval_only, summary = summary, summarize(rankings)
     ordered = table.sort_by(
         [("qid", "ascending"), ("score", "descending"), ("rank", "ascending"), ("did", "ascending")]
     )
@@ -148,6 +168,14 @@ def evaluate_mbeir(
     record = _record(prepared, params, inputs, source, summary, labels, modality_filter, search_info)
     record["retrieved_outside_pool"] = outside
     record["chance"] = chance_levels(prepared, spec, pool, {t.task: t.k for t in summary.tasks})
+    if retrieval_only is not None:
+        record["rerank"] = {**rerank_info, "retrieval_only": summary_to_json(retrieval_only, labels)}
+        before = ComparisonRow(
+            "retrieval only (before rerank)",
+            {t.task: 100 * t.score for t in retrieval_only.tasks},
+            100 * (retrieval_only.mean or 0.0),
+        )
+        published = [*published, before]
     notes = [
         f"data: `{data}` ({prepared.manifest.stage}), split `{split}`, {len(prepared.qids):,} queries",
         f"setting: {setting_name(pool, modality_filter)}",
@@ -171,6 +199,12 @@ def evaluate_mbeir(
         notes.append("published numbers are not shown: these tables are not M-BEIR (demo or other data)")
     elif split != "test":
         notes.append("published numbers are not shown: they are on the M-BEIR test split, this is val")
+    if rerank_info is not None:
+        notes.append(
+            f"U-MARVEL+: {rerank_info['reranked_pairs']:,} candidates of {rerank_info['reranked_queries']:,} "
+            f"queries reranked, fused = cosine + {rerank_info['weight']} x P(Yes) "
+            f"(weight {rerank_info['weight_source']}); the 'retrieval only' row is the same run before reranking"
+        )
     reference = next((r for r in published if r.method == REFERENCE_METHOD), None)
     files = write_report_files(
         out,

@@ -116,6 +116,10 @@ class Embedder(nn.Module):
             config = UmarvelConfig(family=detect_family(path).name)
         if overrides:
             config = UmarvelConfig(**{**config.to_dict(), **overrides})
+        if config.extra.get("kind") == "reranker":
+            raise UmarvelError(
+                "this is a reranker, not an embedding model", file=path, expected="an embedding model folder"
+            )
         family = get_family(config.family)
         check_weights_folder(path, "model")
         dev = resolve_device(device)

@@ -13,19 +13,26 @@ STAGE = "init-model"
 
 
 def init_model(
-    backbone: str, out: str | Path, seed: int = 0, pool_tokens: str = "content", force: bool = False
+    backbone: str,
+    out: str | Path,
+    seed: int = 0,
+    pool_tokens: str = "content",
+    kind: str = "embedding",
+    force: bool = False,
 ) -> tuple[Manifest, bool]:
     """Write the tiny `backbone` at `out` (see `init_tiny_model`); returns (manifest, written)."""
     from umarvel_cli.models.tiny import init_tiny_model
 
     out = Path(out)
     params = {"backbone": backbone, "seed": seed, "pool_tokens": pool_tokens}
+    if kind != "embedding":  # an embedding model's parameters (and so its manifest) stay as they were
+        params["kind"] = kind
     plan = plan_stage(out, STAGE, params, {}, force=force)
     if plan.up_to_date:
         info(f"init-model: {out} is up to date ({plan.reason}); --force redoes it")
         manifest = read_manifest(out)
         assert manifest is not None
         return manifest, False
-    init_tiny_model(backbone, out, seed=seed, pool_tokens=pool_tokens)
+    init_tiny_model(backbone, out, seed=seed, pool_tokens=pool_tokens, kind=kind)
     files = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("_"))
     return finish_stage(plan, {"files": len(files)}, extra={"files": files}), True

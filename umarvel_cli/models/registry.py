@@ -100,6 +100,16 @@ class Family:
 
         return getattr(transformers, self.config_class)
 
+    @property
+    def generation_class(self) -> str:
+        """The family's generative class (backbone + LM head), what a reranker loads."""
+        return self.model_class.removesuffix("Model") + "ForConditionalGeneration"
+
+    def generation_cls(self) -> type:
+        import transformers
+
+        return getattr(transformers, self.generation_class)
+
 
 FAMILIES: dict[str, Family] = {
     "qwen2-vl": Family(

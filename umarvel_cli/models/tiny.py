@@ -92,12 +92,18 @@ def tiny_umarvel_config(family: Family, pool_tokens: str = "all") -> UmarvelConf
     )
 
 
-def init_tiny_model(backbone: str, out: Path, seed: int = 0, pool_tokens: str = "all") -> Path:
+KINDS = ("embedding", "reranker")
+
+
+def init_tiny_model(
+    backbone: str, out: Path, seed: int = 0, pool_tokens: str = "all", kind: str = "embedding"
+) -> Path:
     """Write a tiny random-initialised `backbone` (e.g. "tiny-qwen2-vl") as a model folder at `out`.
 
     `pool_tokens="content"` (what the demo uses) pools the user turn only: in a tiny model the fixed
     system prompt and chat markers otherwise outweigh a picture's few image tokens, which slows
-    contrastive learning down.
+    contrastive learning down. `kind="reranker"` writes the family's generative class (with its LM
+    head) and marks umarvel.json `extra.kind` so an embedder refuses it (and a reranker an embedder).
     """
     import torch
 
@@ -107,9 +113,14 @@ def init_tiny_model(backbone: str, out: Path, seed: int = 0, pool_tokens: str = 
             field="--backbone",
             expected=", ".join(TINY_PREFIX + n for n in ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")),
         )
+    if kind not in KINDS:
+        raise UmarvelError(f"unknown model kind {kind!r}", field="--kind", expected=" | ".join(KINDS))
     quiet_transformers()
     family = get_family(backbone)
     ucfg = tiny_umarvel_config(family, pool_tokens)
+    if kind == "reranker":
+        ucfg.attention = "causal"
+        ucfg.extra["kind"] = "reranker"
     tok = build_word_tokenizer((ucfg.instruction_start, ucfg.instruction_end, ucfg.emb_token))
     cfg = family.config_cls()(
         text_config=_text_config(family, tok),
@@ -117,7 +128,7 @@ def init_tiny_model(backbone: str, out: Path, seed: int = 0, pool_tokens: str = 
         **vision_token_ids(tok, family.tokens),
     )
     torch.manual_seed(seed)
-    model = family.model_cls()(cfg)
+    model = (family.generation_cls() if kind == "reranker" else family.model_cls())(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
