@@ -30,6 +30,7 @@ ReportTo = Literal["none", "tensorboard"]
 ZeroshotSuite = Literal["paper"]
 NegativeSample = Literal["top", "random"]
 ModelKind = Literal["embedding", "reranker"]
+TuneSplit = Literal["val"]  # fusion weights are chosen on validation, never on test
 
 DEVICE_METAVAR = "<auto|cpu|cuda[:N]>"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")

@@ -153,9 +153,6 @@ def test_device_values():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["rerank", "score", "--model", "m", "--data", "d", "--out", "o", "--run", "r", "--topk", "50"],
-        ["rerank", "score", "--model", "m", "--data", "d", "--out", "o", "--retriever", "r", "--split", "test",
-         "--pool", "global", "--sample-fraction", "0.1", "--seed", "42"],
         ["rerank", "train", "--model", "m", "--data", "d", "--negatives", "n", "--out", "o"],
         ["distill", "--model", "m", "--data", "d", "--teacher", "t", "--out", "o"],
     ],

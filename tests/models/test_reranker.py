@@ -48,7 +48,7 @@ def test_init_model_reranker_writes_a_generative_folder(tmp_path):
     bad = CliRunner().invoke(
         app, ["init-model", "--backbone", "tiny-qwen2-vl", "--kind", "x", "--out", str(tmp_path / "x")]
     )
-    assert bad.exit_code == 2 and "unknown model kind 'x'" in bad.output
+    assert bad.exit_code == 2 and "'x' is not one of 'embedding', 'reranker'" in bad.output
 
 
 def _reference(rr: Reranker, query: Record, cand: Record) -> float:

@@ -86,6 +86,8 @@ def local_rows(split: str, score_of=None) -> list[dict]:
 
 
 def write_run(root: Path, rows: list[dict]) -> Path:
+    """A finished `umarvel search` output holding `rows` (stages read only complete outputs)."""
     with ShardWriter(root, "run", TABLES["run"]) as w:
         w.write_rows(rows)
+    write_manifest(root, Manifest(stage="search", params={}, counts={"rows": len(rows)}))
     return root

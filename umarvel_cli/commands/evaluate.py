@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import EvalSplit, PoolScope, device_option
+from umarvel_cli.cli_options import EvalSplit, PoolScope, TuneSplit, device_option
 from umarvel_cli.commands import eval_zeroshot
 from umarvel_cli.models.folder import MODEL_HELP
 
@@ -51,7 +51,7 @@ def mbeir(
     rerank_weight: float | None = typer.Option(
         None, "--rerank-weight", help="W in cosine + W x P(Yes) (default 0.1, the released weight)."
     ),
-    tune_weight_on: str | None = typer.Option(
+    tune_weight_on: TuneSplit | None = typer.Option(
         None, "--tune-weight-on", help="val: choose W on the validation split (never on test)."
     ),
     val_run: Path | None = typer.Option(
