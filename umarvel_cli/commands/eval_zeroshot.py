@@ -36,23 +36,14 @@ def command(
     """Recall@k / median and mean rank (MSR-VTT, MSVD, Flickr30K, ShareGPT4V, Urban-1K, VisDial),
     CIRCO mAP@k (and its test-server submission file), GeneCIS R@k within each query's gallery,
     SugarCrepe and CC-Neg choice accuracy; the paper's number beside ours in report.md."""
-    from umarvel_cli.errors import UmarvelError
+    from umarvel_cli.evaluation.zeroshot_suite import eval_zeroshot
 
-    if suite is not None:
-        if benchmark or data or run or root is None or model is None:
-            raise UmarvelError(
-                "--suite takes --root and --model (not --benchmark, --data or --run)", field="--suite"
-            )
-        from umarvel_cli.evaluation.zeroshot_suite import run_suite
-
-        done = run_suite(suite, root, model, out, topk=topk, force=force)
+    result = eval_zeroshot(out, benchmark, data, run, model, suite, root, topk=topk, force=force)
+    if "suite" in result:
+        done = result["suite"]
         typer.echo(f"evaluated {', '.join(done['evaluated']) or 'nothing'} -> {done['summary']}")
         return
-    if benchmark is None or data is None:
-        raise UmarvelError("give --benchmark and --data (or --suite)", field="--benchmark")
-    from umarvel_cli.evaluation.zeroshot import evaluate_zeroshot
-
-    record = evaluate_zeroshot(benchmark, data, out, run=run, model=model, topk=topk, force=force)
+    record = result["record"]
     for task in record["tasks"]:
         typer.echo(f"{task['task']}\t{task['headline']}\t{task['score']:.4f}\t({task['n_queries']} queries)")
     if record["headline"]:

@@ -68,3 +68,27 @@ def run_suite(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "summary.md", "\n".join(lines))
     return {"evaluated": list(results), "skipped": skipped, "summary": str(out / "summary.md")}
+
+
+def eval_zeroshot(
+    out: Path,
+    benchmark: str | None = None,
+    data: Path | None = None,
+    run: Path | None = None,
+    model: Path | None = None,
+    suite: str | None = None,
+    root: Path | None = None,
+    topk: int = 100,
+    force: bool = False,
+) -> dict[str, Any]:
+    """`umarvel eval zeroshot`: one benchmark (`--benchmark --data`, a run or a model) or a whole suite
+    (`--suite --root --model`); returns `{"suite": run_suite's result}` or `{"record": metrics.json}`."""
+    if suite is not None:
+        if benchmark or data or run or root is None or model is None:
+            raise UmarvelError(
+                "--suite takes --root and --model (not --benchmark, --data or --run)", field="--suite"
+            )
+        return {"suite": run_suite(suite, root, model, out, topk=topk, force=force)}
+    if benchmark is None or data is None:
+        raise UmarvelError("give --benchmark and --data (or --suite)", field="--benchmark")
+    return {"record": evaluate_zeroshot(benchmark, data, out, run=run, model=model, topk=topk, force=force)}
