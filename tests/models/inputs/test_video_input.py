@@ -133,6 +133,20 @@ def test_batch_with_video_positions_and_vectors(tiny_embedders, clip, backbone, 
     assert not np.allclose(x[0], x[1], atol=1e-3)
 
 
+@pytest.mark.parametrize("backbone", TINY_BACKBONES)
+def test_deferred_video_decoding_gives_the_same_batch(tiny_embedders, clip, backbone):
+    """Formatting with deferred decoding reads only headers; the collator decodes the same frames."""
+    emb = tiny_embedders[backbone]
+    eager = emb.formatter.encode_many([_video(clip)], "candidate")
+    lazy = emb.formatter.encode_many([_video(clip)], "candidate", defer_decode=True)
+    assert lazy[0].videos[0].frames is None and eager[0].videos[0].frames is not None
+    assert np.array_equal(lazy[0].input_ids, eager[0].input_ids)
+    a, b = emb.collator(eager), emb.collator(lazy)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_corrupt_video_is_one_line(tiny_embedders, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all")

@@ -18,6 +18,7 @@ import torch
 
 from umarvel_cli.models.inputs.encoded import EncodedInput, ImageInput, VideoInput
 from umarvel_cli.models.inputs.positions import mrope_positions
+from umarvel_cli.models.inputs.video import video_frames_array
 
 
 class Collator:
@@ -46,6 +47,13 @@ class Collator:
         self.video_token_id = video_token_id
         self.video_layout = video_layout  # the family's (models.registry.Family.video_layout)
         self.tokens_per_second = tokens_per_second  # layout "seconds": the vision config's
+
+    def _frames(self, video: VideoInput) -> np.ndarray:
+        """A video's resized frames, decoded now when formatting deferred the decode."""
+        if video.frames is not None:
+            return video.frames
+        p = self.patcher
+        return video_frames_array(video.source, video.size, p.resample, p.temporal_patch_size, video.sampling)
 
     def _vision_runs(self, item: EncodedInput) -> tuple[np.ndarray, list, list]:
         """(vision-token mask, grid and temporal interval of each run of vision tokens in order),
@@ -165,7 +173,7 @@ class Collator:
             if self.patcher is None:
                 raise ValueError("a batch with videos needs the collator's patcher")
             batch["pixel_values_videos"] = torch.from_numpy(
-                np.concatenate([self.patcher.patchify_video(v.frames) for v in clips])
+                np.concatenate([self.patcher.patchify_video(self._frames(v)) for v in clips])
             )
             batch["video_grid_thw"] = torch.tensor([v.grid for v in clips], dtype=torch.long)
             if self.video_layout == "seconds":

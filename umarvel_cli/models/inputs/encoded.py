@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,18 +33,21 @@ class ImageInput:
 
 @dataclass
 class VideoInput:
-    """One video of an item: its patch grid (t temporal patches of h x w) and its resized frames.
+    """One video of an item: its patch grid (t temporal patches of h x w) and its frames.
 
-    `frames` is uint8 [t*T, H, W, C] (an odd count already padded with the last frame); the
-    collator normalises and cuts them into `pixel_values_videos` rows. `seconds_per_patch` is the
-    time one temporal patch spans, `timestamps` the middle time of each (what the family's video
-    positions or timestamp texts use).
+    `frames` is the resized uint8 [t*T, H, W, C] (an odd count already padded with the last
+    frame), or None while decoding is deferred: the collator then decodes `source` at `size`
+    (width, height) with `sampling`. `seconds_per_patch` is the time one temporal patch spans,
+    `timestamps` the middle time of each (what the family's video positions or timestamp texts use).
     """
 
     grid: tuple[int, int, int]
-    frames: np.ndarray
+    frames: np.ndarray | None
     seconds_per_patch: float
     timestamps: tuple[float, ...]
+    source: Any = None
+    size: tuple[int, int] = (0, 0)
+    sampling: Any = None
 
     @property
     def num_patches(self) -> int:

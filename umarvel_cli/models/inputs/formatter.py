@@ -27,7 +27,7 @@ from umarvel_cli.models.inputs.image_processor import ImagePatcher
 from umarvel_cli.models.inputs.images import DecodeAhead, LazyImage, load_image, peek_image
 from umarvel_cli.models.inputs.prompt import ChatRenderer, ImagePart, Part, Prompt, TextPart, VideoPart
 from umarvel_cli.models.inputs.text import format_string
-from umarvel_cli.models.inputs.video import VideoSampling, read_video_frames
+from umarvel_cli.models.inputs.video import VideoSampling, probe_video, video_frames_array
 from umarvel_cli.models.registry import get_family
 
 # The released reranker's labels before each side's parts (spec 6.1).
@@ -302,7 +302,7 @@ class InputFormatter:
             if any(part.video is None for part in prompt.videos):
                 raise UmarvelError(f"a video part has no video (item {prompt.id})", field="image")
             opened.append([open_image(part.image, prompt.id) for part in prompt.images])
-            videos.append([self.video_input(part.video) for part in prompt.videos])
+            videos.append([self.video_input(part.video, decode=not defer_decode) for part in prompt.videos])
         texts = self.renderer.render_many(list(prompts))
         ids_list = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out = []
@@ -318,30 +318,26 @@ class InputFormatter:
             out.append(EncodedInput(ids_arr, span, inputs, content, clips))
         return out
 
-    def video_input(self, source: Any) -> VideoInput:
-        """Sample a video's frames (models/inputs/video.py), resize them to the family's factor
-        within the per-frame budget (the sampling's, capped by umarvel.json's max_pixels) and pad
-        an odd count with the last frame, as Qwen's video processor does."""
-        frames = read_video_frames(source, self.video_sampling)
+    def video_input(self, source: Any, decode: bool = True) -> VideoInput:
+        """A video's grid from its headers (models/inputs/video.py samples the frames): frames
+        resized to the family's factor within the per-frame budget (the sampling's, capped by
+        umarvel.json's max_pixels), an odd count padded with the last frame, as Qwen's video
+        processor does. `decode=False` leaves decoding to the collator (the frames are the same)."""
         patcher, sampling = self.patcher, self.video_sampling
-        budget = min(sampling.frame_pixels(len(frames)), patcher.max_pixels)
-        width, height = patcher.frame_size(frames[0].image.width, frames[0].image.height, budget)
-        stack = np.stack(
-            [
-                np.asarray(f.image.resize((width, height), resample=patcher.resample), dtype=np.uint8)
-                for f in frames
-            ]
-        )
+        probe = probe_video(source, sampling)
+        budget = min(sampling.frame_pixels(len(probe.indices)), patcher.max_pixels)
+        width, height = patcher.frame_size(*probe.size, budget)
         t = patcher.temporal_patch_size
-        times = [f.timestamp for f in frames]
-        if pad := -len(frames) % t:
-            stack = np.concatenate([stack, np.repeat(stack[-1:], pad, axis=0)])
-            times += [times[-1]] * pad
+        times = list(probe.timestamps)
+        times += [times[-1]] * (-len(times) % t)
         p = patcher.patch_size
-        grid = (len(stack) // t, height // p, width // p)
+        grid = (len(times) // t, height // p, width // p)
         middles = tuple((times[i] + times[i + t - 1]) / 2 for i in range(0, len(times), t))
+        frames = (
+            video_frames_array(source, (width, height), patcher.resample, t, sampling) if decode else None
+        )
         # seconds per temporal patch at the sampling rate (Qwen2.5-VL's second_per_grid_ts = T / fps)
-        return VideoInput(grid, stack, t / sampling.fps, middles)
+        return VideoInput(grid, frames, t / sampling.fps, middles, source, (width, height), sampling)
 
     def _expand_videos(self, ids: np.ndarray, videos: list[VideoInput], item_id: str) -> np.ndarray:
         """Each video's one `<|video_pad|>` replaced by its tokens: t*h*w/merge^2 pads in one block,
