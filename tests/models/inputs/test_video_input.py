@@ -160,3 +160,12 @@ def test_video_record_without_path_is_refused(tiny_embedders):
         tiny_embedders["tiny-qwen2-vl"].formatter.encode(
             Record(id="v", modality="video", text="x"), "candidate"
         )
+
+
+def test_a_collator_without_the_video_token_refuses_videos(tiny_embedders, clip):
+    from umarvel_cli.models.inputs.collator import Collator
+
+    f = tiny_embedders["tiny-qwen2-vl"].formatter
+    items = f.encode_many([_video(clip)], "candidate")
+    with pytest.raises(ValueError, match="video_token_id"):
+        Collator(0, f.image_pad_id, patcher=f.patcher)(items)

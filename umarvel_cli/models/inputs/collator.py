@@ -130,6 +130,9 @@ class Collator:
     def __call__(self, items: Sequence[EncodedInput]) -> dict[str, torch.Tensor]:
         if not items:
             raise ValueError("cannot collate an empty batch")
+        clips = [v for it in items for v in it.videos]
+        if clips and self.video_token_id is None:
+            raise ValueError("a batch with videos needs the collator's video_token_id")
         longest = max(it.length for it in items)
         if self.pad_to_multiple_of:
             m = self.pad_to_multiple_of
@@ -154,7 +157,6 @@ class Collator:
                 pool[i, s:e] = False
         input_ids = torch.from_numpy(ids)
         types = ((input_ids == self.image_token_id) & torch.from_numpy(attention).bool()).to(torch.int32)
-        clips = [v for it in items for v in it.videos]
         if clips:
             types[(input_ids == self.video_token_id) & torch.from_numpy(attention).bool()] = 2
         batch: dict[str, torch.Tensor] = {
