@@ -87,6 +87,7 @@ def test_decodes_each_container_at_2_fps(tmp_path, suffix):
         assert abs(_red(f.image) - 8 * f.index) <= 12
     probe = probe_video(path)  # the same frames and size from the headers alone
     assert probe.indices == (0, 6, 12, 17, 23, 29) and probe.size == (64, 48) and probe.fps == 10.0
+    assert probe.total == 30 and probe.sampled_fps == pytest.approx(2.0)
 
 
 def test_frame_and_pixel_budgets_apply_to_files(tmp_path):
@@ -110,7 +111,8 @@ def test_folder_of_frames_in_natural_order(tmp_path):
     assert [f.timestamp for f in frames] == pytest.approx([0.0, 0.5, 1.0, 1.75, 2.25, 2.75])
     assert [_red(f.image) for f in frames] == [0, 16, 32, 56, 72, 88]
     probe = probe_video(folder, VideoSampling(folder_fps=4.0))
-    assert probe.indices == (0, 2, 4, 7, 9, 11) and probe.size == (32, 24)
+    assert probe.indices == (0, 2, 4, 7, 9, 11) and probe.size == (32, 24) and probe.total == 12
+    assert probe.sampled_fps == pytest.approx(2.0)  # 6 of 12 frames taken at 4 fps
     assert probe.timestamps == pytest.approx([0.0, 0.5, 1.0, 1.75, 2.25, 2.75])
 
 

@@ -336,8 +336,8 @@ class InputFormatter:
         frames = (
             video_frames_array(source, (width, height), patcher.resample, t, sampling) if decode else None
         )
-        # seconds per temporal patch at the sampling rate (Qwen2.5-VL's second_per_grid_ts = T / fps)
-        return VideoInput(grid, frames, t / sampling.fps, middles, source, (width, height), sampling)
+        # seconds per temporal patch (Qwen2.5-VL's processor: second_per_grid_ts = T / sampled fps)
+        return VideoInput(grid, frames, t / probe.sampled_fps, middles, source, (width, height), sampling)
 
     def _expand_videos(self, ids: np.ndarray, videos: list[VideoInput], item_id: str) -> np.ndarray:
         """Each video's one `<|video_pad|>` replaced by its tokens: t*h*w/merge^2 pads in one block,

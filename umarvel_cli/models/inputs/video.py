@@ -146,6 +146,12 @@ class VideoProbe:
     indices: tuple[int, ...]
     fps: float
     size: tuple[int, int]  # (width, height)
+    total: int  # frames the source has
+
+    @property
+    def sampled_fps(self) -> float:
+        """The rate the kept frames span the video at (transformers' `VideoMetadata.sampled_fps`)."""
+        return len(self.indices) / self.total * self.fps
 
     @property
     def timestamps(self) -> tuple[float, ...]:
@@ -171,7 +177,8 @@ def probe_video(path: str | Path, sampling: VideoSampling | None = None) -> Vide
         files = sorted((p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
         if not files:
             raise UmarvelError("folder holds no frame images", file=path, expected=", ".join(FRAME_SUFFIXES))
-        indices = sample_indices(len(files), sampling.folder_fps, sampling)
+        n_total = len(files)
+        indices = sample_indices(n_total, sampling.folder_fps, sampling)
         try:
             with Image.open(files[indices[0]]) as im:
                 width, height = im.size
@@ -196,7 +203,7 @@ def probe_video(path: str | Path, sampling: VideoSampling | None = None) -> Vide
             raise UmarvelError("video has no frames, no frame rate or no frame size", file=path)
         indices = sample_indices(n_total, fps, sampling)
     size = fit_size(width, height, sampling.frame_pixels(len(indices)))
-    return VideoProbe(tuple(indices), fps, size)
+    return VideoProbe(tuple(indices), fps, size, n_total)
 
 
 def read_video_frames(path: str | Path, sampling: VideoSampling | None = None) -> list[VideoFrame]:
