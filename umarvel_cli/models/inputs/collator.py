@@ -53,7 +53,14 @@ class Collator:
         if video.frames is not None:
             return video.frames
         p = self.patcher
-        return video_frames_array(video.source, video.size, p.resample, p.temporal_patch_size, video.sampling)
+        frames = video_frames_array(
+            video.source, video.size, p.resample, p.temporal_patch_size, video.sampling
+        )
+        if frames.shape[0] != video.grid[0] * p.temporal_patch_size:
+            raise ValueError(
+                f"{video.source}: decoded {frames.shape[0]} frames, its headers promised {video.grid}"
+            )
+        return frames
 
     def _vision_runs(self, item: EncodedInput) -> tuple[np.ndarray, list, list]:
         """(vision-token mask, grid and temporal interval of each run of vision tokens in order),
