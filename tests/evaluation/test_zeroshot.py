@@ -168,12 +168,64 @@ def test_model_mode_embeds_each_task_pool_and_scores_galleries(tmp_path, tmp_pat
     assert sorted((tmp_path / "ev/embeddings").iterdir())[0].name == "pool-add_att"
 
 
-def test_model_mode_refuses_video_benchmarks_and_both_sources(tmp_path):
+def test_model_mode_needs_exactly_one_source(tmp_path):
     prepare_zeroshot("msrvtt", write_msrvtt(tmp_path / "m"), tmp_path / "tables")
-    with pytest.raises(Exception, match="retrieves videos"):
-        evaluate_zeroshot("msrvtt", tmp_path / "tables", tmp_path / "ev", model=tmp_path / "model")
     with pytest.raises(Exception, match="exactly one of --model or --run"):
         evaluate_zeroshot("msrvtt", tmp_path / "tables", tmp_path / "ev")
+
+
+def test_msrvtt_demo_with_a_model_end_to_end(tmp_path, tmp_path_factory):
+    """`umarvel eval zeroshot --benchmark msrvtt --model M` on the demo-format MSR-VTT set: the
+    videos are embedded (frames through the input pipeline), every caption ranks every clip."""
+    from tests.models.tiny_models import tiny_model_dir
+    from umarvel_cli.data.zeroshot.demo import write_msrvtt_demo
+
+    model = tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "tiny-qwen2.5-vl")
+    counts = write_msrvtt_demo(tmp_path / "msrvtt", seed=0, n_clips=4)
+    res = runner.invoke(
+        app,
+        ["prepare", "zeroshot", "--benchmark", "msrvtt", "--root", str(tmp_path / "msrvtt"), "--out",
+         str(tmp_path / "tables")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app,
+        ["eval", "zeroshot", "--benchmark", "msrvtt", "--data", str(tmp_path / "tables"), "--model", str(model),
+         "--out", str(tmp_path / "ev")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "msrvtt_t2v\tr@1\t" in res.output
+    metrics = json.loads((tmp_path / "ev/metrics.json").read_text())
+    (task,) = metrics["tasks"]
+    assert task["n_queries"] == 4 and task["n_without_results"] == 0
+    assert 0.0 <= task["score"] <= 1.0
+    rows = [line.split() for line in (tmp_path / "ev/run.trec").read_text().splitlines()]
+    assert len(rows) == 4 * 4 and {r[2] for r in rows} == {f"video{9000 + n}" for n in range(4)}
+    assert counts == {"clips": 4}
+    again = runner.invoke(
+        app,
+        ["eval", "zeroshot", "--benchmark", "msrvtt", "--data", str(tmp_path / "tables"), "--model", str(model),
+         "--out", str(tmp_path / "ev")],
+    )  # fmt: skip
+    assert again.exit_code == 0 and "up to date" in again.output.lower()
+
+
+def test_corrupt_video_in_a_benchmark_is_one_line_exit_2(tmp_path, tmp_path_factory):
+    from tests.models.tiny_models import tiny_model_dir
+
+    model = tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "tiny-qwen2-vl")
+    prepare_zeroshot("msrvtt", write_msrvtt(tmp_path / "m", n=2), tmp_path / "tables")
+    for clip in (tmp_path / "m/videos/all").iterdir():
+        clip.write_bytes(b"\x00\x00\x00\x18ftypmp42 broken")
+    res = runner.invoke(
+        app,
+        ["eval", "zeroshot", "--benchmark", "msrvtt", "--data", str(tmp_path / "tables"), "--model", str(model),
+         "--out", str(tmp_path / "ev")],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "cannot decode video" in res.output, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "video7000.mp4" in errors[0]
+    assert not (tmp_path / "ev/metrics.json").exists()
 
 
 def test_suite_paper_runs_every_release_found(tmp_path, tmp_path_factory):
@@ -190,7 +242,8 @@ def test_suite_paper_runs_every_release_found(tmp_path, tmp_path_factory):
     assert res.exit_code == 0, res.output
     summary = (tmp_path / "suite/summary.md").read_text()
     assert "| GeneCIS | mean | mean r@1 over 4 subsets |" in summary and summary.count("| GeneCIS |") == 5
-    assert "| MSR-VTT 1k-A | – | skipped | video items" in summary
+    assert "| MSR-VTT 1k-A | msrvtt_t2v | r@1 |" in summary and "skipped" not in summary
+    assert (tmp_path / "suite/msrvtt/eval/metrics.json").is_file()
     assert (tmp_path / "suite/genecis/eval/metrics.json").is_file()
     bad = runner.invoke(app, ["eval", "zeroshot", "--suite", "paper", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--suite takes --root and --model" in bad.output

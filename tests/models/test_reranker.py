@@ -74,6 +74,27 @@ def test_p_yes_equals_the_full_forward_at_the_answer_position_in_any_batch(backb
     np.testing.assert_allclose(rr.score_inputs(lazy, batch_size=4), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("backbone", TINY_BACKBONES)
+def test_video_candidates_score_as_the_model_computes_them(backbone, tmp_path):
+    """A (caption, video) pair: P(Yes) with the collator's video positions equals the model's own
+    forward, which derives M-RoPE from mm_token_type_ids, video_grid_thw (and second_per_grid_ts)."""
+    from tests.models.inputs.test_video import write_video
+
+    rr = Reranker.from_pretrained(init_tiny_model(backbone, tmp_path / "m", kind="reranker"), device="cpu")
+    clip = write_video(tmp_path / "clip.mp4", n=30)
+    pairs = [(QUERIES[0], Record("v", image=str(clip), modality="video")), (QUERIES[0], CANDIDATES[0])]
+    items = rr.encode_pairs(pairs)
+    batch = rr.collator(items)
+    assert batch["video_grid_thw"].tolist() == [list(items[0].videos[0].grid)]
+    inputs = rr._inputs(batch)
+    del inputs["position_ids"]
+    with torch.no_grad():
+        logits = rr.model(**inputs).logits
+    last = batch["attention_mask"].sum(1) - 1
+    ref = torch.softmax(logits[torch.arange(2), last][:, [rr.yes_id, rr.no_id]], dim=-1)[:, 0].numpy()
+    np.testing.assert_allclose(rr.score(pairs, batch_size=2), ref, rtol=1e-4, atol=1e-5)
+
+
 def test_prompt_is_one_user_turn_with_the_generation_prompt(reranker_dir):
     rr = Reranker.from_pretrained(reranker_dir, device="cpu", prompt="released")
     (item,) = rr.encode_pairs([(QUERIES[0], CANDIDATES[0])])

@@ -31,11 +31,13 @@ def assert_positions_are_transformers(emb: Any, batch: dict) -> None:
     import torch
 
     base = emb.backbone.get_base_model() if hasattr(emb.backbone, "get_base_model") else emb.backbone
+    videos = {k: batch[k] for k in ("video_grid_thw", "second_per_grid_ts") if k in batch}
     ref, _ = base.get_rope_index(
         batch["input_ids"],
-        image_grid_thw=batch["image_grid_thw"],
+        image_grid_thw=batch.get("image_grid_thw"),
         attention_mask=batch["attention_mask"],
         mm_token_type_ids=batch["mm_token_type_ids"],
+        **videos,
     )
     mask = batch["attention_mask"].bool()
     for axis in range(3):

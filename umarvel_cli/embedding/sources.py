@@ -35,9 +35,14 @@ def _image_path(root: Path, rel: str | None) -> Path | None:
 
 
 def _cand_modalities() -> dict[int, str]:
+    """Candidate modality by task type: M-BEIR's, plus the zero-shot suite's own (text -> video)."""
     from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
+    from umarvel_cli.data.zeroshot import load_zeroshot_suite
 
-    return {task: mods[1] for task, mods in load_mbeir_spec().task_modalities.items()}
+    zeroshot = {
+        t.task_id: t.cand_modality for b in load_zeroshot_suite().benchmarks.values() for t in b.tasks
+    }
+    return {**zeroshot, **{task: mods[1] for task, mods in load_mbeir_spec().task_modalities.items()}}
 
 
 def query_records(data: Path, split: str, instruction_mode: str = "first") -> list[Record]:

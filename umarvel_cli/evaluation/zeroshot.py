@@ -136,10 +136,6 @@ def evaluate_zeroshot(
     deepest = max([int(m.split("@")[1]) for t in spec.tasks for m in t.metrics if "@" in m] + [1])
     if topk < max(deepest, SUBMISSION_DEPTH if spec.submission else 1):
         raise UmarvelError(f"--topk {topk} is below the deepest cutoff the benchmark needs", field="--topk")
-    if model is not None:
-        from umarvel_cli.evaluation.zeroshot_model import require_embeddable
-
-        require_embeddable(spec)
     data, out = Path(data), Path(out)
     source = Path(model if model is not None else run)
     prepared = _prepared(data, spec)

@@ -3,7 +3,7 @@
 Ranking tasks search their whole pool (exact inner product, top k); gallery and choice tasks score
 each query against its own gallery only (every member gets a score, so the ranking within the gallery
 is complete). Embeddings go to OUT/embeddings/{queries,pool-TASK} and are reused while up to date.
-Video items are not embedded yet: the model input for videos comes with the input-pipeline refactor.
+Video items (modality `video`, the file in `image`) are embedded through the same input pipeline.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pyarrow as pa
 
 from umarvel_cli.artifacts import TABLES
 from umarvel_cli.data.zeroshot.spec import BenchmarkSpec
-from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.model_search import load_run_embed
 from umarvel_cli.retrieval.embeddings import open_embeddings
 from umarvel_cli.retrieval.run_table import write_run
@@ -40,16 +39,6 @@ def _gallery_rows(
     )
 
 
-def require_embeddable(spec: BenchmarkSpec) -> None:
-    """Refuse benchmarks with video items up front (before anything is written)."""
-    if any("video" in (t.cand_modality, t.query_modality) for t in spec.tasks):
-        raise UmarvelError(
-            f"{spec.display} retrieves videos, which the embedder cannot take yet",
-            field="--model",
-            expected="--run with a run from a system that embeds videos",
-        )
-
-
 def search_zeroshot_with_model(
     model: Path,
     data: Path,
@@ -61,7 +50,6 @@ def search_zeroshot_with_model(
     topk: int,
 ) -> dict[str, Any]:
     """Write OUT/run and return what was embedded and searched."""
-    require_embeddable(spec)
     run_embed = load_run_embed()
     emb_root = out / "embeddings"
     run_embed(model, data, split, "queries", emb_root / "queries")

@@ -48,7 +48,16 @@ MAX_CPU_WORKERS = 4
 # images `encode` decodes while it formats a chunk, with several CPU workers (bounds the memory held)
 DECODE_AHEAD = 64
 
-MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
+MODEL_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "pixel_values",
+    "image_grid_thw",
+    "mm_token_type_ids",
+    "pixel_values_videos",
+    "video_grid_thw",
+    "second_per_grid_ts",
+)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -88,6 +97,11 @@ class Embedder(nn.Module):
             patcher=self.formatter.patcher,
             mrope_merge_size=self.family.merge_size if self.config.position_ids == "mrope" else None,
             raw_pixels=raw_pixels,
+            video_token_id=self.formatter.video_pad_id,
+            video_layout=self.family.video_layout,
+            tokens_per_second=getattr(
+                getattr(self.backbone.config, "vision_config", None), "tokens_per_second", None
+            ),
         )
 
     # -- loading and saving -----------------------------------------------------------------------

@@ -26,6 +26,10 @@ import torch
 PACKED_KEYS = ("seq_lengths", "packed_index")
 
 
+# a batch's video inputs, passed through packing unchanged like its images
+VIDEO_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+
+
 def is_packed(batch: dict[str, torch.Tensor]) -> bool:
     return "seq_lengths" in batch
 
@@ -50,7 +54,7 @@ def pack_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         packed["mm_token_type_ids"] = batch["mm_token_type_ids"][mask][None]
     if "position_ids" in batch:
         packed["position_ids"] = batch["position_ids"][:, mask][:, None]
-    for key in ("pixel_values", "image_grid_thw"):
+    for key in ("pixel_values", "image_grid_thw", *VIDEO_KEYS):
         if key in batch:
             packed[key] = batch[key]
     return packed
@@ -88,7 +92,7 @@ def packed_model_inputs(
     """
     inputs: dict[str, Any] = {
         k: to_device(batch[k], device)
-        for k in ("input_ids", "mm_token_type_ids", "pixel_values", "image_grid_thw")
+        for k in ("input_ids", "mm_token_type_ids", "pixel_values", "image_grid_thw", *VIDEO_KEYS)
         if k in batch
     }
     lengths = batch["seq_lengths"]

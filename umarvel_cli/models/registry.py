@@ -71,6 +71,11 @@ class Family:
     min_image_tokens: int = 4
     max_image_tokens: int = 300
     tokens: ChatTokens = QWEN_TOKENS
+    # How a video's tokens are laid out and timed (what the family's processor and get_rope_index do):
+    # "index" one block, temporal positions 0, 1, ... (Qwen2-VL); "seconds" one block, temporal
+    # positions scaled by tokens_per_second x seconds per temporal patch (Qwen2.5-VL); "timestamps"
+    # one block per temporal patch, each after its "<t seconds>" text (Qwen3-VL).
+    video_layout: str = "index"
 
     @property
     def factor(self) -> int:
@@ -125,10 +130,20 @@ FAMILIES: dict[str, Family] = {
         2,
         OPENAI_CLIP_MEAN,
         OPENAI_CLIP_STD,
+        video_layout="seconds",
     ),
     # Qwen3-VL: patch 16 (factor 32, not the 28 the released port used: B20), mean/std 0.5.
     "qwen3-vl": Family(
-        "qwen3-vl", "qwen3_vl", "Qwen3VLModel", "Qwen3VLConfig", 16, 2, 2, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+        "qwen3-vl",
+        "qwen3_vl",
+        "Qwen3VLModel",
+        "Qwen3VLConfig",
+        16,
+        2,
+        2,
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        video_layout="timestamps",
     ),
 }
 TINY_PREFIX = "tiny-"

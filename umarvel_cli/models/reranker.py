@@ -50,7 +50,16 @@ RELEASED_PROMPT = (
 )
 PROMPTS = {"clean": PROMPT, "released": RELEASED_PROMPT}
 RERANK_TEXT_TOKENS = 256
-MODEL_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
+MODEL_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "pixel_values",
+    "image_grid_thw",
+    "mm_token_type_ids",
+    "pixel_values_videos",
+    "video_grid_thw",
+    "second_per_grid_ts",
+)
 
 
 def model_kind(folder: Path) -> str:
@@ -136,6 +145,11 @@ class Reranker(nn.Module):
             self.formatter.image_pad_id,
             patcher=self.formatter.patcher,
             mrope_merge_size=self.family.merge_size,
+            video_token_id=self.formatter.video_pad_id,
+            video_layout=self.family.video_layout,
+            tokens_per_second=getattr(
+                getattr(model.config, "vision_config", None), "tokens_per_second", None
+            ),
         )
 
     @classmethod
@@ -194,8 +208,9 @@ class Reranker(nn.Module):
     def _inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         dev = self.device
         inputs: dict[str, Any] = {k: to_device(batch[k], dev) for k in MODEL_KEYS if k in batch}
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        for key in ("pixel_values", "pixel_values_videos"):
+            if key in inputs:
+                inputs[key] = inputs[key].to(self.model.dtype)
         if "position_ids" in batch:  # the collator's M-RoPE positions (equal to get_rope_index)
             inputs["position_ids"] = to_device(batch["position_ids"], dev)
         inputs["use_cache"] = False

@@ -107,7 +107,9 @@ def test_bad_inputs_give_one_line_errors(formatter, tmp_path):
         load_image(bad, "y")
     with pytest.raises(UmarvelError, match="empty input: no text and no image"):
         formatter.encode(Record("z", "  "), "query")
-    with pytest.raises(UmarvelError, match="unknown modality"):
+    with pytest.raises(UmarvelError, match="unknown modality 'audio'"):
+        formatter.encode(Record("w", "a", modality="audio"), "query")
+    with pytest.raises(UmarvelError, match="modality video but no video path"):
         formatter.encode(Record("w", "a", modality="video"), "query")
 
 

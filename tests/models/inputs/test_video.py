@@ -14,6 +14,7 @@ from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.inputs.video import (
     VideoSampling,
     fit_pixels,
+    probe_video,
     read_video_frames,
     sample_count,
     sample_indices,
@@ -84,6 +85,9 @@ def test_decodes_each_container_at_2_fps(tmp_path, suffix):
     assert all(f.image.size == (64, 48) and f.image.mode == "RGB" for f in frames)
     for f in frames:  # the right frames came back (red level 8*i, within codec error)
         assert abs(_red(f.image) - 8 * f.index) <= 12
+    probe = probe_video(path)  # the same frames and size from the headers alone
+    assert probe.indices == (0, 6, 12, 17, 23, 29) and probe.size == (64, 48) and probe.fps == 10.0
+    assert probe.total == 30 and probe.sampled_fps == pytest.approx(2.0)
 
 
 def test_frame_and_pixel_budgets_apply_to_files(tmp_path):
@@ -93,6 +97,7 @@ def test_frame_and_pixel_budgets_apply_to_files(tmp_path):
     assert [f.index for f in frames] == [0, 13, 26, 39]
     assert all(f.image.width * f.image.height <= 3000 for f in frames)
     assert frames[0].image.size == (63, 47)
+    assert probe_video(path, s).size == (63, 47) and probe_video(path, s).indices == (0, 13, 26, 39)
 
 
 def test_folder_of_frames_in_natural_order(tmp_path):
@@ -105,6 +110,10 @@ def test_folder_of_frames_in_natural_order(tmp_path):
     assert [f.index for f in frames] == [0, 2, 4, 7, 9, 11]
     assert [f.timestamp for f in frames] == pytest.approx([0.0, 0.5, 1.0, 1.75, 2.25, 2.75])
     assert [_red(f.image) for f in frames] == [0, 16, 32, 56, 72, 88]
+    probe = probe_video(folder, VideoSampling(folder_fps=4.0))
+    assert probe.indices == (0, 2, 4, 7, 9, 11) and probe.size == (32, 24) and probe.total == 12
+    assert probe.sampled_fps == pytest.approx(2.0)  # 6 of 12 frames taken at 4 fps
+    assert probe.timestamps == pytest.approx([0.0, 0.5, 1.0, 1.75, 2.25, 2.75])
 
 
 def test_corrupt_missing_and_wrong_inputs_are_one_line(tmp_path):
@@ -113,6 +122,8 @@ def test_corrupt_missing_and_wrong_inputs_are_one_line(tmp_path):
     with pytest.raises(UmarvelError, match="broken.mp4: cannot decode video") as e:
         read_video_frames(bad)
     assert "\n" not in str(e.value)
+    with pytest.raises(UmarvelError, match="broken.mp4: cannot decode video"):
+        probe_video(bad)
     with pytest.raises(UmarvelError, match="video not found"):
         read_video_frames(tmp_path / "nope.mp4")
     (tmp_path / "clip.gif").write_bytes(b"GIF89a")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,30 @@ class ImageInput:
 
 
 @dataclass
+class VideoInput:
+    """One video of an item: its patch grid (t temporal patches of h x w) and its frames.
+
+    `frames` is the resized uint8 [t*T, H, W, C] (an odd count already padded with the last
+    frame), or None while decoding is deferred: the collator then decodes `source` at `size`
+    (width, height) with `sampling`. `seconds_per_patch` is the time one temporal patch spans,
+    `timestamps` the middle time of each (what the family's video positions or timestamp texts use).
+    """
+
+    grid: tuple[int, int, int]
+    frames: np.ndarray | None
+    seconds_per_patch: float
+    timestamps: tuple[float, ...]
+    source: Any = None
+    size: tuple[int, int] = (0, 0)
+    sampling: Any = None
+
+    @property
+    def num_patches(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+
+@dataclass
 class EncodedInput:
     """Token ids, spans and images of one item; several images appear in prompt order."""
 
@@ -40,6 +65,7 @@ class EncodedInput:
     # With `pool_tokens: "content"`: [start, end) of the user turn's content (image and text, the
     # instruction span inside it); the collator pools only there. None = pool every non-pad token.
     content_span: tuple[int, int] | None = None
+    videos: list[VideoInput] = field(default_factory=list)
 
     @property
     def length(self) -> int:
@@ -47,8 +73,12 @@ class EncodedInput:
 
     @property
     def num_patches(self) -> int:
-        return sum(im.num_patches for im in self.images)
+        return sum(im.num_patches for im in self.images) + sum(v.num_patches for v in self.videos)
 
     @property
     def grids(self) -> list[tuple[int, int, int]]:
         return [im.grid for im in self.images]
+
+    @property
+    def video_grids(self) -> list[tuple[int, int, int]]:
+        return [v.grid for v in self.videos]

@@ -22,15 +22,18 @@ from PIL import Image
 
 from umarvel_cli.data.records import MODALITIES, Record, Role
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.models.inputs.encoded import EncodedInput, ImageInput
+from umarvel_cli.models.inputs.encoded import EncodedInput, ImageInput, VideoInput
 from umarvel_cli.models.inputs.image_processor import ImagePatcher
 from umarvel_cli.models.inputs.images import DecodeAhead, LazyImage, load_image, peek_image
-from umarvel_cli.models.inputs.prompt import ChatRenderer, ImagePart, Part, Prompt, TextPart
+from umarvel_cli.models.inputs.prompt import ChatRenderer, ImagePart, Part, Prompt, TextPart, VideoPart
 from umarvel_cli.models.inputs.text import format_string
+from umarvel_cli.models.inputs.video import VideoSampling, probe_video, video_frames_array
 from umarvel_cli.models.registry import get_family
 
 # The released reranker's labels before each side's parts (spec 6.1).
 PAIR_LABELS = ("Query:", "Candidate:")
+# A record of this modality is a video: its file or frame folder in `image` (zero-shot tables).
+VIDEO_MODALITY = "video"
 
 
 class InputFormatter:
@@ -46,6 +49,10 @@ class InputFormatter:
         self.merge_size = self.patcher.merge_size
         self.renderer = ChatRenderer(tokenizer)
         self.image_pad_id = tokenizer.convert_tokens_to_ids(self.tokens.image_pad)
+        self.video_pad_id = tokenizer.convert_tokens_to_ids(self.tokens.video_pad)
+        self.vision_start_id = tokenizer.convert_tokens_to_ids(self.tokens.vision_start)
+        self.vision_end_id = tokenizer.convert_tokens_to_ids(self.tokens.vision_end)
+        self.video_sampling = VideoSampling()
         self.inst_start_id = tokenizer.convert_tokens_to_ids(config.instruction_start)
         self.inst_end_id = tokenizer.convert_tokens_to_ids(config.instruction_end)
         self.turn_start_id = tokenizer.convert_tokens_to_ids(self.tokens.turn_start)
@@ -112,8 +119,11 @@ class InputFormatter:
     # -- prompts ----------------------------------------------------------------------------------
     @staticmethod
     def _record_parts(record: Record, text: str) -> list[Part]:
-        """An item's parts: its image first (when its modality uses one), then its text."""
-        parts: list[Part] = [ImagePart(record.image)] if "image" in record.resolved_modality() else []
+        """An item's parts: its image or video first (when its modality uses one), then its text."""
+        modality = record.resolved_modality()
+        parts: list[Part] = [ImagePart(record.image)] if "image" in modality else []
+        if modality == VIDEO_MODALITY:
+            parts = [VideoPart(record.image)]
         return [*parts, TextPart(text)]
 
     def item_prompt(self, record: Record, role: Role) -> Prompt:
@@ -172,11 +182,15 @@ class InputFormatter:
     # -- checks and images ------------------------------------------------------------------------
     def validate(self, record: Record) -> None:
         modality = record.resolved_modality()
+        if modality == VIDEO_MODALITY:
+            if record.image is None:
+                raise UmarvelError(f"modality video but no video path (item {record.id})", field="image")
+            return
         if modality not in MODALITIES:
             raise UmarvelError(
                 f"unknown modality {modality!r} (item {record.id})",
                 field="modality",
-                expected=" | ".join(MODALITIES),
+                expected=" | ".join((*MODALITIES, VIDEO_MODALITY)),
             )
         has_text = bool(record.text and record.text.strip())
         if "image" in modality and record.image is None:
@@ -277,26 +291,83 @@ class InputFormatter:
         check: Callable[[int], None] | None,
     ) -> list[EncodedInput]:
         opened: list[list[Image.Image | LazyImage]] = []
+        videos: list[list[VideoInput]] = []
         open_image = peek_image if defer_decode else load_image
-        # checks and image loading in prompt order: the first bad item is the one reported
+        # checks, image and video loading in prompt order: the first bad item is the one reported
         for i, prompt in enumerate(prompts):
             if check is not None:
                 check(i)
             if any(part.image is None for part in prompt.images):
                 raise UmarvelError(f"an image part has no image (item {prompt.id})", field="image")
+            if any(part.video is None for part in prompt.videos):
+                raise UmarvelError(f"a video part has no video (item {prompt.id})", field="image")
             opened.append([open_image(part.image, prompt.id) for part in prompt.images])
+            videos.append([self.video_input(part.video, decode=not defer_decode) for part in prompt.videos])
         texts = self.renderer.render_many(list(prompts))
         ids_list = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         out = []
-        for prompt, images, ids in zip(prompts, opened, ids_list, strict=True):
+        for prompt, images, clips, ids in zip(prompts, opened, videos, ids_list, strict=True):
             ids_arr = np.asarray(ids, dtype=np.int64)
             inputs = [self._image_input(image, defer_pixels) for image in images]
             if inputs:
                 ids_arr = self._expand_images(ids_arr, inputs, prompt.id)
+            if clips:
+                ids_arr = self._expand_videos(ids_arr, clips, prompt.id)
             span = self._instruction_span(ids_arr)
             content = self._content_span(ids_arr, prompt.id) if self.pools_content else None
-            out.append(EncodedInput(ids_arr, span, inputs, content))
+            out.append(EncodedInput(ids_arr, span, inputs, content, clips))
         return out
+
+    def video_input(self, source: Any, decode: bool = True) -> VideoInput:
+        """A video's grid from its headers (models/inputs/video.py samples the frames): frames
+        resized to the family's factor within the per-frame budget (the sampling's, capped by
+        umarvel.json's max_pixels), an odd count padded with the last frame, as Qwen's video
+        processor does. `decode=False` leaves decoding to the collator (the frames are the same)."""
+        patcher, sampling = self.patcher, self.video_sampling
+        probe = probe_video(source, sampling)
+        budget = min(sampling.frame_pixels(len(probe.indices)), patcher.max_pixels)
+        width, height = patcher.frame_size(*probe.size, budget)
+        t = patcher.temporal_patch_size
+        times = list(probe.timestamps)
+        times += [times[-1]] * (-len(times) % t)
+        p = patcher.patch_size
+        grid = (len(times) // t, height // p, width // p)
+        middles = tuple((times[i] + times[i + t - 1]) / 2 for i in range(0, len(times), t))
+        frames = (
+            video_frames_array(source, (width, height), patcher.resample, t, sampling) if decode else None
+        )
+        # seconds per temporal patch (Qwen2.5-VL's processor: second_per_grid_ts = T / sampled fps)
+        return VideoInput(grid, frames, t / probe.sampled_fps, middles, source, (width, height), sampling)
+
+    def _expand_videos(self, ids: np.ndarray, videos: list[VideoInput], item_id: str) -> np.ndarray:
+        """Each video's one `<|video_pad|>` replaced by its tokens: t*h*w/merge^2 pads in one block,
+        or (family layout "timestamps", Qwen3-VL's processor) per temporal patch the text
+        "<t seconds>" then vision_start, h*w/merge^2 pads, vision_end."""
+        pos = np.flatnonzero(ids == self.video_pad_id)
+        if pos.size != len(videos):
+            raise UmarvelError(
+                f"the chat template produced {pos.size} video placeholders for {len(videos)} videos (item {item_id})",
+                expected=f"exactly one {self.tokens.video_pad} per video",
+            )
+        pieces, start = [], 0
+        for at, video in zip(pos.tolist(), videos, strict=True):
+            pieces.append(ids[start:at])
+            t, h, w = video.grid
+            per_frame = h * w // self.merge_size**2
+            if self.family.video_layout == "timestamps":
+                labels = self.tokenizer(
+                    [f"<{s:.1f} seconds>" for s in video.timestamps], add_special_tokens=False
+                )["input_ids"]
+                for label in labels:
+                    pieces.append(np.asarray(label, dtype=np.int64))
+                    pieces.append(np.asarray([self.vision_start_id], dtype=np.int64))
+                    pieces.append(np.full(per_frame, self.video_pad_id, dtype=np.int64))
+                    pieces.append(np.asarray([self.vision_end_id], dtype=np.int64))
+            else:
+                pieces.append(np.full(t * per_frame, self.video_pad_id, dtype=np.int64))
+            start = at + 1
+        pieces.append(ids[start:])
+        return np.concatenate(pieces)
 
     def _image_input(self, image: Image.Image | LazyImage, defer_pixels: bool) -> ImageInput:
         if isinstance(image, LazyImage):
@@ -309,10 +380,7 @@ class InputFormatter:
         return ImageInput(grid, pixels=self.patcher.patchify(resized))
 
     def _expand_images(self, ids: np.ndarray, images: list[ImageInput], item_id: str) -> np.ndarray:
-        """Each image's one placeholder repeated to its merged token count, images in prompt order.
-
-        (A video's `<|video_pad|>` expands the same way, from models/inputs/video.py.)
-        """
+        """Each image's one placeholder repeated to its merged token count, images in prompt order."""
         pos = np.flatnonzero(ids == self.image_pad_id)
         if pos.size != len(images):
             raise UmarvelError(

@@ -87,6 +87,36 @@ class ImagePatcher:
             dst[:, :, :, :, :, k] = src
         return out
 
+    def frame_size(self, width: int, height: int, max_pixels: int) -> tuple[int, int]:
+        """(width, height) a video frame of this size is resized to: multiples of the factor, at most
+        `max_pixels` (the per-frame budget) and at least the image minimum."""
+        factor = self.patch_size * self.merge_size
+        max_pixels = max(max_pixels, self.min_pixels)
+        h, w = self._smart_resize(height, width, factor, self.min_pixels, max_pixels)
+        return w, h
+
+    def patchify_video(self, frames: np.ndarray) -> np.ndarray:
+        """Rescale, normalise and cut resized uint8 frames [t*T, H, W, C] into [t*h*w, C*T*P*P] float32 rows.
+
+        The layout of transformers' Qwen2-VL video processor: rows go temporal patch by temporal
+        patch (each in `patchify`'s merge-block order), and a row holds its T consecutive frames
+        per channel (C, T, P, P), where a still image repeats one frame T times.
+        """
+        p, m, t = self.patch_size, self.merge_size, self.temporal_patch_size
+        n, height, width, c = frames.shape
+        if n % t:
+            raise ValueError(f"{n} frames is not a multiple of the temporal patch {t}")
+        gt, gh, gw = n // t, height // p, width // p
+        out = np.empty((gt * gh * gw, c * t * p * p), dtype=np.float32)
+        dst = out.reshape(gt, gh // m, gw // m, m, m, c, t, p, p)
+        for f in range(n):
+            x = frames[f].astype(np.float32)
+            x *= self._mul
+            x += self._add
+            src = x.reshape(gh // m, m, p, gw // m, m, p, c).transpose(0, 3, 1, 4, 6, 2, 5)
+            dst[f // t, :, :, :, :, :, f % t] = src
+        return out
+
     @property
     def normalization(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel (mul, add) with normalised = uint8 * mul + add (what raw patches fold in)."""

@@ -1,4 +1,4 @@
-"""Prompts built from parts: one user turn of text and images, then an answer or the generation prompt.
+"""Prompts built from parts: one user turn of text, images and videos, then an answer or the generation prompt.
 
 Every role is the same shape: an embedding item is [image?, text] answered by the assistant text
 (`<emb>.`); a reranker pair is [query parts..., candidate parts...] in ONE user turn, ended by the
@@ -14,6 +14,7 @@ whatever its pixels), which is what lets `render_many` render a layout once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from umarvel_cli.models.inputs.images import ImageSource
@@ -39,9 +40,19 @@ class ImagePart:
         return {"type": "image"}
 
 
-# Video joins as a third part kind (`VideoPart` in models/inputs/video.py, kind "video", content
-# {"type": "video"}), its `<|video_pad|>` expanded by the formatter the way an image's is.
-Part = TextPart | ImagePart
+@dataclass(frozen=True)
+class VideoPart:
+    """A video (file or folder of frames); one `<|video_pad|>` in the template, expanded to its tokens
+    by the formatter (frames read by models/inputs/video.py)."""
+
+    video: str | Path | None
+    kind: ClassVar[str] = "video"
+
+    def content(self) -> dict[str, Any]:
+        return {"type": "video"}
+
+
+Part = TextPart | ImagePart | VideoPart
 
 
 @dataclass
@@ -57,6 +68,10 @@ class Prompt:
     @property
     def images(self) -> list[ImagePart]:
         return [p for p in self.parts if isinstance(p, ImagePart)]
+
+    @property
+    def videos(self) -> list[VideoPart]:
+        return [p for p in self.parts if isinstance(p, VideoPart)]
 
 
 class ChatRenderer:

@@ -1,5 +1,5 @@
 """Video items -> sampled frames (PIL images with timestamps), the boundary the model input builder
-consumes (pixel_values_videos / video_grid_thw come after the input-pipeline refactor).
+consumes (the formatter turns them into temporal patches: `pixel_values_videos`, `video_grid_thw`).
 
 A video item is a file (mp4, webm, avi, mkv; decoded with PyAV) or a folder of frame images. Frames
 are sampled at a fixed rate (2 fps by default, as Qwen2-VL's released video path does: spec §2.8),
@@ -70,13 +70,18 @@ def sample_indices(n_total: int, source_fps: float, sampling: VideoSampling) -> 
     return np.linspace(0, n_total - 1, n).round().astype(int).tolist() if n else []
 
 
+def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
+    """(width, height) shrunk, keeping the aspect ratio, so width x height <= max_pixels; never enlarged."""
+    if width * height <= max_pixels:
+        return width, height
+    scale = math.sqrt(max_pixels / (width * height))
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+
+
 def fit_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
     """Shrink (keeping the aspect ratio) so width x height <= max_pixels; never enlarges."""
-    w, h = image.size
-    if w * h <= max_pixels:
-        return image
-    scale = math.sqrt(max_pixels / (w * h))
-    return image.resize((max(1, math.floor(w * scale)), max(1, math.floor(h * scale))), Image.BICUBIC)
+    size = fit_size(image.width, image.height, max_pixels)
+    return image if size == image.size else image.resize(size, Image.BICUBIC)
 
 
 def _natural_key(path: Path) -> list[object]:
@@ -133,17 +138,105 @@ def _frames_from_file(path: Path, sampling: VideoSampling) -> list[VideoFrame]:
     return out
 
 
-def read_video_frames(path: str | Path, sampling: VideoSampling | None = None) -> list[VideoFrame]:
-    """Sampled frames of a video file or frame folder, in time order."""
-    path = Path(path)
-    sampling = sampling or VideoSampling()
+@dataclass(frozen=True)
+class VideoProbe:
+    """What the headers say, no frame decoded: the source frames sampled, the source's rate and the
+    sampled frames' size after the per-frame budget (enough to count a video's tokens)."""
+
+    indices: tuple[int, ...]
+    fps: float
+    size: tuple[int, int]  # (width, height)
+    total: int  # frames the source has
+
+    @property
+    def sampled_fps(self) -> float:
+        """The rate the kept frames span the video at (transformers' `VideoMetadata.sampled_fps`)."""
+        return len(self.indices) / self.total * self.fps
+
+    @property
+    def timestamps(self) -> tuple[float, ...]:
+        """Each sampled frame's time: index / fps (what Qwen3-VL's processor computes)."""
+        return tuple(i / self.fps for i in self.indices)
+
+
+def _check_path(path: Path) -> None:
     if path.is_dir():
-        return _frames_from_folder(path, sampling)
+        return
     if not path.is_file():
         raise UmarvelError("video not found", file=path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise UmarvelError(f"not a video file ({path.suffix})", file=path, expected=", ".join(VIDEO_SUFFIXES))
+
+
+def probe_video(path: str | Path, sampling: VideoSampling | None = None) -> VideoProbe:
+    """The frames `read_video_frames` samples and their size, from the container or folder headers."""
+    path = Path(path)
+    sampling = sampling or VideoSampling()
+    _check_path(path)
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
+        if not files:
+            raise UmarvelError("folder holds no frame images", file=path, expected=", ".join(FRAME_SUFFIXES))
+        n_total = len(files)
+        indices = sample_indices(n_total, sampling.folder_fps, sampling)
+        try:
+            with Image.open(files[indices[0]]) as im:
+                width, height = im.size
+        except OSError as e:
+            raise UmarvelError(f"unreadable frame ({e})", file=files[indices[0]]) from None
+        fps = sampling.folder_fps
+    else:
+        import av
+
+        try:
+            with av.open(str(path)) as container:
+                if not container.streams.video:
+                    raise UmarvelError("no video stream", file=path)
+                stream = container.streams.video[0]
+                n_total = stream.frames or sum(1 for p in container.demux(stream) if p.size)
+                rate = stream.average_rate or stream.guessed_rate
+                fps = float(rate) if rate else 0.0
+                width, height = stream.codec_context.width, stream.codec_context.height
+        except av.FFmpegError as e:
+            raise UmarvelError(f"cannot decode video ({e.strerror or type(e).__name__})", file=path) from None
+        if n_total < 1 or fps <= 0 or width < 1 or height < 1:
+            raise UmarvelError("video has no frames, no frame rate or no frame size", file=path)
+        indices = sample_indices(n_total, fps, sampling)
+    size = fit_size(width, height, sampling.frame_pixels(len(indices)))
+    return VideoProbe(tuple(indices), fps, size, n_total)
+
+
+def read_video_frames(path: str | Path, sampling: VideoSampling | None = None) -> list[VideoFrame]:
+    """Sampled frames of a video file or frame folder, in time order."""
+    path = Path(path)
+    sampling = sampling or VideoSampling()
+    _check_path(path)
+    if path.is_dir():
+        return _frames_from_folder(path, sampling)
     return _frames_from_file(path, sampling)
 
 
-__all__ = ["VideoFrame", "VideoSampling", "fit_pixels", "read_video_frames", "sample_count", "sample_indices"]
+def video_frames_array(
+    path: str | Path, size: tuple[int, int], resample: int, temporal_patch: int, sampling: VideoSampling
+) -> np.ndarray:
+    """The sampled frames resized to `size` (width, height) as uint8 [n, H, W, C], n padded up to a
+    multiple of `temporal_patch` by repeating the last frame (as Qwen's video processor pads)."""
+    frames = read_video_frames(path, sampling)
+    stack = np.stack([np.asarray(f.image.resize(size, resample=resample), dtype=np.uint8) for f in frames])
+    if pad := -len(stack) % temporal_patch:
+        stack = np.concatenate([stack, np.repeat(stack[-1:], pad, axis=0)])
+    return stack
+
+
+__all__ = [
+    "VideoFrame",
+    "VideoProbe",
+    "VideoSampling",
+    "fit_pixels",
+    "fit_size",
+    "probe_video",
+    "read_video_frames",
+    "sample_count",
+    "sample_indices",
+    "video_frames_array",
+]
