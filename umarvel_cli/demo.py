@@ -17,6 +17,9 @@ from umarvel_cli.console import info
 from umarvel_cli.errors import NotImplementedStage
 
 DEMO_STAGES = ("nli", "caption", "mbeir")
+# Small zero-shot sets in the CIRCO and MSR-VTT release formats (`data/zeroshot/demo.py`): the
+# untrained and the final model are scored on them, zero-shot, with each benchmark's own metric.
+ZEROSHOT_SETS = {"circo": "CIRCO", "msrvtt": "msrvtt"}  # benchmark -> release folder
 # The demo's tiny model pools the user turn only (see `init_tiny_model`): it learns several times faster.
 DEMO_POOL_TOKENS = "content"
 
@@ -30,6 +33,9 @@ class DemoResult:
         default_factory=dict
     )  # model label -> {task label: score}
     chance: dict[str, float | None] = field(default_factory=dict)  # task label -> chance Recall@k
+    zeroshot: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # model -> {"bench task metric": score}
     report: Path | None = None
 
 
@@ -126,11 +132,52 @@ def run_demo(
         if stage_dirs and stage in stage_dirs:
             _step(result, f"eval {stage}", lambda s=stage: evaluate(s, stage_dirs[s]))
 
+    zs_root = _step(
+        result, "prepare zeroshot (CIRCO and MSR-VTT formats)", lambda: _zeroshot_sets(out, seed, force)
+    )
+    if zs_root is not None:
+        final = DEMO_STAGES[-1]
+        for label, model in (("init", init_dir), (final, stage_dirs.get(final) if stage_dirs else None)):
+            if model is not None:
+                _step(
+                    result,
+                    f"eval zeroshot {label}",
+                    lambda lb=label, m=model: _eval_zeroshot(result, zs_root, lb, m, force),
+                )
+
     for later in ("mine", "train --stage hardneg", "rerank", "distill"):
         result.steps.append((later, "not in this release"))
 
     result.report = write_demo_report(result)
     return result
+
+
+def _zeroshot_sets(out: Path, seed: int, force: bool) -> Path:
+    """The demo's zero-shot releases under out/zeroshot/ and their tables (each an ordinary stage)."""
+    from umarvel_cli.data.zeroshot import prepare_zeroshot
+    from umarvel_cli.data.zeroshot.demo import DEMO_MARKER, write_zeroshot_demo
+
+    root = out / "zeroshot"
+    if force or not all((root / folder / DEMO_MARKER).is_file() for folder in ZEROSHOT_SETS.values()):
+        write_zeroshot_demo(root, seed=seed)
+    for name, folder in ZEROSHOT_SETS.items():
+        prepare_zeroshot(name, root / folder, root / f"{name}_tables", force=force)
+    return root
+
+
+def _eval_zeroshot(result: DemoResult, root: Path, label: str, model: Path, force: bool) -> None:
+    from umarvel_cli.evaluation.zeroshot import evaluate_zeroshot
+
+    for name in ZEROSHOT_SETS:
+        record = evaluate_zeroshot(
+            name,
+            root / f"{name}_tables",
+            result.out / "eval_zeroshot" / label / name,
+            model=model,
+            force=force,
+        )
+        for t in record["tasks"]:
+            result.zeroshot.setdefault(label, {})[f"{name} {t['task']} {t['headline']}"] = float(t["score"])
 
 
 def write_demo_charts(result: DemoResult) -> None:
@@ -173,6 +220,19 @@ def write_demo_report(result: DemoResult) -> Path:
         lines += ["", "![average recall after each stage, with its spread over tasks](progression.png)"]
         lines += ["", "![every stage per task](per_task.png)"]
         lines += ["", "Per-task tables, CSVs and charts of each model: `eval/<model>/report.md`."]
+    if result.zeroshot:
+        columns = list(dict.fromkeys(c for scores in result.zeroshot.values() for c in scores))
+        lines += [
+            "",
+            "Zero-shot, on small sets in the CIRCO and MSR-VTT release formats (each benchmark's metric):",
+            "",
+        ]
+        lines += ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        lines += [
+            f"| {label} | " + " | ".join(f"{scores[c]:.4f}" if c in scores else "–" for c in columns) + " |"
+            for label, scores in result.zeroshot.items()
+        ]
+        lines += ["", "Reports: `eval_zeroshot/<model>/<benchmark>/report.md`."]
     path = result.out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     (result.out / "demo_scores.json").write_text(json.dumps(result.scores, indent=2) + "\n")
