@@ -119,3 +119,9 @@ def test_examples_without_a_teacher_list_are_refused():
     bare = TrainExample(Record(id="q", text="q"), Record(id="p", text="p"))
     with pytest.raises(UmarvelError, match="has no teacher list"):
         DistillKL().batch([bare], torch.device("cpu"))
+
+
+def test_first_occurrences_keep_each_id_once_in_order():
+    from umarvel_cli.training.objectives.distill import first_occurrences
+
+    assert first_occurrences(torch.tensor([5, 3, 5, 7, 3])).tolist() == [0, 1, 3]

@@ -7,8 +7,9 @@ nothing is gathered over ranks and each rank scores its own rows. Candidates sha
 micro-batch are encoded once (the loss takes rows of c through an index, -1 padding short lists).
 
 `distill_infonce_weight` > 0 adds w × the in-batch InfoNCE of the query against its positive, every
-gathered positive and every gathered list candidate, the query's own positives masked by content key
-(the lists keep positives, so they would otherwise be negatives of their own query).
+gathered positive and every distinct gathered list candidate (once, however many ranks encoded it, so
+torchrun equals one process), the query's own positives masked by content key (the lists keep
+positives, so they would otherwise be negatives of their own query).
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from umarvel_cli.losses.infonce import info_nce_loss
 from umarvel_cli.training.config import TrainConfig
 from umarvel_cli.training.data import TrainExample
 from umarvel_cli.training.objectives.base import Objective, ObjectiveBatch, ObjectiveOutput, RankView, Side
+
+
+def first_occurrences(ids: torch.Tensor) -> torch.Tensor:
+    """Sorted positions of the first row of each distinct id (the global batch's distinct candidates)."""
+    uniq, inverse = torch.unique(ids, return_inverse=True)
+    rows = torch.arange(len(ids), device=ids.device)
+    first = torch.full((len(uniq),), len(ids), dtype=torch.int64, device=ids.device)
+    return first.scatter_reduce(0, inverse, rows, reduce="amin").sort().values
 
 
 class DistillKL(Objective):
@@ -94,13 +103,14 @@ class DistillKL(Objective):
             return ObjectiveOutput(kl_sum / view.total, logs)
         world = view.world
         labels = torch.arange(q.shape[0], device=q.device) + view.offset
+        keep = first_occurrences(world["cand_ids"])  # ranks each encode shared candidates: count each once
         exclude = self.mask_false_negatives
         nce = info_nce_loss(
             q,
-            torch.cat([world["positive"], world["candidates"]]),
+            torch.cat([world["positive"], world["candidates"][keep]]),
             labels,
             temperature,
-            cand_ids=torch.cat([world["pos_ids"], world["cand_ids"]]) if exclude else None,
+            cand_ids=torch.cat([world["pos_ids"], world["cand_ids"][keep]]) if exclude else None,
             query_pos_ids=local["query_pos_ids"] if exclude else None,
             reduction="sum",
             impl=self.nce_impl,
