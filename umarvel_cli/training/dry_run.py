@@ -62,7 +62,7 @@ def describe_request(req: StageRequest, world: int | None = None) -> list[dict[s
             desc.update(_steps(problems, data, cfg, world))
         if cfg is not None and arch_dir is not None:
             gpu = (sreq.device or ("cuda" if _cuda() else "cpu")).startswith("cuda")
-            desc["memory_per_device"] = _try(problems, memory_estimate, arch_dir, cfg, world, gpu)
+            desc["memory_per_device"] = _try(problems, memory_estimate, arch_dir, cfg, world, gpu, sreq.stage)
         desc["problems"] = problems
         out.append(desc)
         previous = sreq
