@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tests.training.distill_fixtures import teacher_rows, write_teacher
 from umarvel_cli.app import app
-from umarvel_cli.artifacts.manifest import read_manifest
+from umarvel_cli.artifacts.manifest import fingerprint, read_manifest
 
 runner = CliRunner()
 FAST = [
@@ -79,3 +79,22 @@ def test_bad_teacher_is_one_line_exit_2_nothing_written(case, tiny_model, demo_t
     }
     assert expected[case] in lines[0]
     assert not out.exists()
+
+
+def test_distill_reads_a_real_rerank_score_output(tiny_model, demo_tables, tmp_path):
+    """The teacher written by `rerank score` (over a run of train queries) is what `distill` reads."""
+    from tests.reranking.fixtures import write_run
+    from umarvel_cli.models.tiny import init_tiny_model
+    from umarvel_cli.reranking.score_stage import rerank_score
+
+    rows = teacher_rows(demo_tables, n_queries=4)
+    run = write_run(tmp_path / "run", [{"qid": r["qid"], "did": r["did"], "rank": r["rank"],
+                                        "score": r["retrieval_score"]} for r in rows])  # fmt: skip
+    reranker = init_tiny_model("tiny-qwen2-vl", tmp_path / "rr", seed=2, kind="reranker")
+    rerank_score(reranker, demo_tables, tmp_path / "teacher", run=run, topk=5, device="cpu")
+    out = tmp_path / "d"
+    result = runner.invoke(app, _argv(tiny_model, demo_tables, tmp_path / "teacher", out))
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out)
+    assert manifest.counts == {"examples": 4, "steps": 2}
+    assert manifest.inputs["teacher"] == fingerprint(tmp_path / "teacher")
