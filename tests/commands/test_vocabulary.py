@@ -154,7 +154,6 @@ def test_device_values():
     "argv",
     [
         ["rerank", "train", "--model", "m", "--data", "d", "--negatives", "n", "--out", "o"],
-        ["distill", "--model", "m", "--data", "d", "--teacher", "t", "--out", "o"],
     ],
 )  # fmt: skip
 def test_unbuilt_stages_take_their_flags_and_say_so(argv, tmp_path):

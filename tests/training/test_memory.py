@@ -44,3 +44,18 @@ def test_activations_grow_with_max_pixels(tiny_models, tmp_path):
         (TEXT_TOKENS + 256) / (TEXT_TOKENS + 64)
     )
     assert a["weights_gib"] == b["weights_gib"] > 0
+
+
+def test_distill_counts_each_query_list_and_the_training_pixel_cap(tiny_models):
+    folder = tiny_models["tiny-qwen2-vl"]
+    own = image_tokens(folder)
+    cfg = toy_config(batch_size=8, gradient_checkpointing=False, hard_negatives=0, distill_topk=9)
+    plain = memory_estimate(folder, cfg, world=1, gpu=False)
+    distill = memory_estimate(folder, cfg, world=1, gpu=False, stage="distill")
+    # a query with its 9 candidates is 10 sequences; a query and its positive are 2
+    assert distill["activations_gib"] / plain["activations_gib"] == pytest.approx(10 / 2)
+    capped = toy_config(batch_size=8, gradient_checkpointing=False, max_image_pixels=4 * 28 * 28)
+    assert image_tokens(folder, 4 * 28 * 28) == 4 < own
+    assert memory_estimate(folder, capped, world=1, gpu=False)["activations_gib"] / memory_estimate(
+        folder, toy_config(batch_size=8, gradient_checkpointing=False), world=1, gpu=False
+    )["activations_gib"] == pytest.approx((TEXT_TOKENS + 4) / (TEXT_TOKENS + own))

@@ -38,8 +38,8 @@ def test_every_stage_names_a_registered_objective():
     assert (objective.bidirectional, objective.mask_false_negatives, objective.impl) == (True, False, "eager")
     assert objective.gathered_sides == ("positive", "negatives", "query")
     assert build_objective("infonce", toy_config()).gathered_sides == ("positive", "negatives")
-    with pytest.raises(UmarvelError, match="unknown objective 'distill'"):
-        build_objective("distill", cfg)
+    with pytest.raises(UmarvelError, match="unknown objective 'listwise'"):
+        build_objective("listwise", cfg)
 
 
 def _examples(pairs_dir) -> list[TrainExample]:

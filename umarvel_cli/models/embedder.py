@@ -166,6 +166,17 @@ class Embedder(nn.Module):
         embedder.eval()
         return embedder
 
+    def set_max_pixels(self, max_pixels: int) -> None:
+        """Resize images to at most `max_pixels` from now on (the distill stage trains at 224 x 224):
+        the config, image processor, formatter and collators all follow; weights are untouched."""
+        self.config = UmarvelConfig(**{**self.config.to_dict(), "max_pixels": int(max_pixels)})
+        self.image_processor = build_image_processor(
+            self.family, self.config.min_pixels, self.config.max_pixels
+        )
+        self.formatter = InputFormatter(self.tokenizer, self.image_processor, self.config)
+        self.collator = self._make_collator(raw_pixels=False)
+        self.raw_collator = self._make_collator(raw_pixels=True)
+
     def sync_config(self) -> UmarvelConfig:
         """Copy the live temperature into the config (what gets saved)."""
         self.config.set_log_temperature(float(self.log_temperature.detach().cpu()))

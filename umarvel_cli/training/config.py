@@ -22,9 +22,11 @@ import yaml
 
 from umarvel_cli.errors import UmarvelError
 
-STAGES = ("nli", "caption", "mbeir")
+# single stages (each has `configs/train_<stage>.yaml`); `progressive` is the chain of the first three
+STAGES = ("nli", "caption", "mbeir", "distill")
+PROGRESSIVE_CHAIN = ("nli", "caption", "mbeir")
 # the training objective (`training.objectives`) each stage runs
-STAGE_OBJECTIVES = {"nli": "infonce", "caption": "infonce", "mbeir": "infonce"}
+STAGE_OBJECTIVES = {"nli": "infonce", "caption": "infonce", "mbeir": "infonce", "distill": "distill"}
 PROFILES = ("paper", "demo")
 CHOICES = {
     "schedule": ("cosine", "constant"),
@@ -73,6 +75,11 @@ class TrainConfig:
     loss_impl: str
     save_every: int
     keep_checkpoints: int
+    # Keys with a default: one stage's own knobs, which the other stages' YAML files need not name.
+    max_image_pixels: int | None = None  # cap on image pixels while training (null = the model's own)
+    distill_topk: int = 50  # distill: candidates per query, best fused score first
+    fusion_weights: dict[str, float] | None = None  # distill: w per task in F = cos + w*P(Yes)
+    distill_infonce_weight: float = 0.0  # distill: > 0 adds w x in-batch InfoNCE to the KL
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -114,6 +121,12 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if t is type(None) and value is None:
             return None
         origin = typing.get_origin(t)
+        numbers = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+            for k, v in value.items()
+        )
+        if origin is dict and numbers:
+            return {k: float(v) for k, v in value.items()}
         if origin is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
         if t is bool and isinstance(value, bool):
@@ -204,7 +217,7 @@ def resolve_config(
     parsed = parse_sets(sets)
     _apply(values, {k: v for s, k, v in parsed if s is None}, "--set")
     _apply(values, {k: v for s, k, v in parsed if s == stage}, "--set")
-    missing = sorted(set(FIELDS) - set(values))
+    missing = sorted(k for k, f in FIELDS.items() if k not in values and f.default is dataclasses.MISSING)
     if missing:
         raise UmarvelError(f"config misses keys {missing}", file=base_path)
     cfg = TrainConfig(**values)
@@ -239,6 +252,13 @@ def _check_values(cfg: TrainConfig) -> None:
         raise UmarvelError("max_grad_norm must be > 0 (or null)", field="max_grad_norm")
     if cfg.temperature_lr is not None and cfg.temperature_lr < 0:
         raise UmarvelError("temperature_lr must be >= 0 (or null)", field="temperature_lr")
+    if cfg.max_image_pixels is not None and cfg.max_image_pixels < 1:
+        raise UmarvelError("max_image_pixels must be >= 1 (or null)", field="max_image_pixels")
+    if cfg.distill_topk < 1 or cfg.distill_infonce_weight < 0:
+        raise UmarvelError("need distill_topk >= 1 and distill_infonce_weight >= 0", field="distill_topk")
+    for task, w in (cfg.fusion_weights or {}).items():
+        if not math.isfinite(w) or w < 0:
+            raise UmarvelError(f"fusion weight {w} of {task!r}", field="fusion_weights", expected=">= 0")
     if cfg.chunk_size < 0 or cfg.hard_negatives < 0:
         raise UmarvelError("chunk_size and hard_negatives must be >= 0", field="chunk_size/hard_negatives")
     if not 0 < cfg.temperature_min <= cfg.temperature_max:

@@ -208,8 +208,18 @@ class MbeirSet:
         }
 
 
-def load_training_set(stage: str, data: str | Path, cfg: TrainConfig) -> TrainingSet:
-    """The examples of `stage` from its table folder (pairs for nli/caption, M-BEIR tables for mbeir)."""
+def load_training_set(
+    stage: str, data: str | Path, cfg: TrainConfig, *, teacher: str | Path | None = None
+) -> TrainingSet:
+    """The examples of `stage` from its table folder (pairs for nli/caption, M-BEIR tables for mbeir;
+    distill: the M-BEIR tables with the `teacher` folder `umarvel rerank score` wrote)."""
     if stage in ("nli", "caption"):
         return PairsSet(data, stage, cfg.hard_negatives)
+    if stage == "distill":
+        from umarvel_cli.training.distill_data import DistillSet  # it builds on MbeirSet, here
+
+        if teacher is None:
+            raise UmarvelError("stage distill needs --teacher", field="--teacher",
+                               expected="the folder `umarvel rerank score` wrote")  # fmt: skip
+        return DistillSet(data, teacher, cfg)
     return MbeirSet(data, cfg.hard_negatives, cfg.instruction, cfg.seed)

@@ -11,10 +11,10 @@ from typing import Any
 from umarvel_cli import distributed as D
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.folder import MODEL_DIR, resolve_model_dir
-from umarvel_cli.training.config import STAGE_OBJECTIVES, STAGES, resolve_config
+from umarvel_cli.training.config import PROGRESSIVE_CHAIN, STAGE_OBJECTIVES, resolve_config
 from umarvel_cli.training.memory import memory_estimate
 from umarvel_cli.training.progressive import stage_request
-from umarvel_cli.training.stages import StageRequest, data_source
+from umarvel_cli.training.stages import StageRequest, data_source, teacher_source
 
 
 def _stage_requests(req: StageRequest) -> list[StageRequest]:
@@ -22,7 +22,7 @@ def _stage_requests(req: StageRequest) -> list[StageRequest]:
     if req.stage != "progressive":
         return [req]
     dry = replace(req, force=False)
-    return [stage_request(dry, stage, Path(req.model)) for stage in STAGES]
+    return [stage_request(dry, stage, Path(req.model)) for stage in PROGRESSIVE_CHAIN]
 
 
 def describe_request(req: StageRequest, world: int | None = None) -> list[dict[str, Any]]:
@@ -62,7 +62,7 @@ def describe_request(req: StageRequest, world: int | None = None) -> list[dict[s
             desc.update(_steps(problems, data, cfg, world))
         if cfg is not None and arch_dir is not None:
             gpu = (sreq.device or ("cuda" if _cuda() else "cpu")).startswith("cuda")
-            desc["memory_per_device"] = _try(problems, memory_estimate, arch_dir, cfg, world, gpu)
+            desc["memory_per_device"] = _try(problems, memory_estimate, arch_dir, cfg, world, gpu, sreq.stage)
         desc["problems"] = problems
         out.append(desc)
         previous = sreq
@@ -72,7 +72,7 @@ def describe_request(req: StageRequest, world: int | None = None) -> list[dict[s
 def _load(sreq: StageRequest, cfg):
     from umarvel_cli.training.data import load_training_set
 
-    return load_training_set(sreq.stage, data_source(sreq), cfg)
+    return load_training_set(sreq.stage, data_source(sreq), cfg, teacher=teacher_source(sreq))
 
 
 def _steps(problems: list[str], data, cfg, world: int) -> dict[str, Any]:

@@ -29,24 +29,28 @@ def safetensors_params(model_dir: Path) -> int:
     return total
 
 
-def image_tokens(model_dir: Path) -> int:
-    """LLM tokens of one image at the folder's max_pixels: one per (factor x factor) merged patch,
-    with the family's factor (28 for Qwen2/2.5-VL, 32 for Qwen3-VL) and umarvel.json's pixel limit."""
+def image_tokens(model_dir: Path, cap: int | None = None) -> int:
+    """LLM tokens of one image at the folder's max_pixels (or `cap`, when lower): one per (factor x
+    factor) merged patch, with the family's factor (28 for Qwen2/2.5-VL, 32 for Qwen3-VL)."""
     if UmarvelConfig.exists(model_dir):
         ucfg = UmarvelConfig.load(model_dir)
         family: Family = get_family(ucfg.family)
     else:
         family = detect_family(model_dir)
         ucfg = UmarvelConfig(family=family.name)
-    return ucfg.max_pixels // (family.factor * family.factor)
+    pixels = min(ucfg.max_pixels, cap) if cap is not None else ucfg.max_pixels  # type: ignore[type-var]
+    return pixels // (family.factor * family.factor)
 
 
-def memory_estimate(model_dir: Path, cfg: TrainConfig, world: int, gpu: bool) -> dict[str, float]:
+def memory_estimate(
+    model_dir: Path, cfg: TrainConfig, world: int, gpu: bool, stage: str = ""
+) -> dict[str, float]:
     """Rough GiB per device: weights, trainable state (grads + AdamW), activations of one forward.
 
     Activations use Korthikanti et al.'s per-layer s·b·h·34 bytes (half precision, no checkpointing)
     or 2·s·b·h per layer plus one layer with checkpointing; sequences assume ~128 text tokens plus a
-    full image at max_pixels. An estimate to size batches, not a promise.
+    full image at max_pixels (capped by the config's max_image_pixels). A query brings a positive and
+    its hard negatives, or (distill) its list of distill_topk candidates. An estimate, not a promise.
     """
     config = json.loads((model_dir / "config.json").read_text())
     text = config.get("text_config", config)
@@ -60,8 +64,9 @@ def memory_estimate(model_dir: Path, cfg: TrainConfig, world: int, gpu: bool) ->
     trainable = cfg.lora_rank * (9 * h + 2 * kv + 3 * inter) * layers if cfg.lora else params
     per_device = cfg.batch_size // world // cfg.grad_accum
     per_forward = min(cfg.chunk_size, per_device) if cfg.chunk_size else per_device
-    seqs = per_forward * (2 + cfg.hard_negatives) if not cfg.chunk_size else per_forward
-    tokens = TEXT_TOKENS + image_tokens(model_dir)
+    per_query = 1 + cfg.distill_topk if stage == "distill" else 2 + cfg.hard_negatives
+    seqs = per_forward * per_query if not cfg.chunk_size else per_forward
+    tokens = TEXT_TOKENS + image_tokens(model_dir, cfg.max_image_pixels)
     act_bytes = 2 if gpu and cfg.bf16 else 4
     per_layer = tokens * seqs * h * act_bytes
     activations = per_layer * (2 * layers + 17) if cfg.gradient_checkpointing else per_layer * 17 * layers

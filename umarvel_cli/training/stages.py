@@ -6,7 +6,8 @@ A stage output folder holds:
   adapter/        the LoRA adapter (+ umarvel.json) when the stage trained LoRA;
   config.yaml     the resolved config;  train_log.jsonl  one row per optimizer step;
   checkpoints/    while running (removed when the stage finishes);
-  manifest.json   written last: params = the config, inputs = fingerprints of the init model and data.
+  manifest.json   written last: params = the config, inputs = fingerprints of the init model and data
+                  (and, for distill, of the teacher folder; extra names it).
 Run again: up to date → nothing; killed → resumes from the last checkpoint; changed → redone.
 """
 
@@ -25,6 +26,7 @@ from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.checks import check_model_folder
 from umarvel_cli.models.folder import MODEL_DIR, model_fingerprint, resolve_model_dir
+from umarvel_cli.models.umarvel_config import UmarvelConfig
 from umarvel_cli.training.config import STAGE_OBJECTIVES, STAGES, TrainConfig, resolve_config
 from umarvel_cli.training.data import TrainingSet, load_training_set
 
@@ -47,6 +49,7 @@ class StageRequest:
     device: str | None = None
     nli_pairs: Path | None = None  # progressive: the nli stage's pairs table (default: pairs)
     caption_pairs: Path | None = None  # progressive: the caption stage's pairs table (default: pairs)
+    teacher: Path | None = None  # distill: the folder `umarvel rerank score` wrote
 
 
 @dataclass
@@ -68,6 +71,21 @@ def data_source(req: StageRequest) -> Path:
         raise UmarvelError("table folder not found", file=src, field=flag)
     require_complete(src, None, flag)
     return Path(src)
+
+
+def teacher_source(req: StageRequest) -> Path | None:
+    """The finished teacher folder of a distill request (None for the other stages, which refuse one)."""
+    if req.stage != "distill":
+        if req.teacher is not None:
+            raise UmarvelError(f"stage {req.stage} takes no --teacher", field="--teacher", expected="distill")
+        return None
+    if req.teacher is None:
+        raise UmarvelError(
+            "stage distill needs --teacher", field="--teacher", expected="the --out of `umarvel rerank score`"
+        )
+    from umarvel_cli.training.distill_data import check_teacher
+
+    return check_teacher(req.teacher, data_source(req))
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -101,7 +119,7 @@ def _prepare(req: StageRequest) -> tuple[TrainConfig, Path, TrainingSet]:
         raise UmarvelError(f"unknown stage {req.stage!r}", field="--stage", expected=" | ".join(STAGES))
     cfg = resolve_config(req.stage, req.profile, req.config_file, req.sets)
     model_dir = resolve_model_dir(req.model)
-    data = load_training_set(req.stage, data_source(req), cfg)
+    data = load_training_set(req.stage, data_source(req), cfg, teacher=teacher_source(req))
     return cfg, model_dir, data
 
 
@@ -117,6 +135,8 @@ def load_trainable_model(model_dir: Path, cfg: TrainConfig, device):
     seed_everything(cfg.seed)  # LoRA's random init is part of the run's identity
     dtype = torch.bfloat16 if device.type == "cuda" and cfg.lora and cfg.bf16 else torch.float32
     embedder = Embedder.from_pretrained(model_dir, device=device, dtype=dtype)
+    if cfg.max_image_pixels is not None and cfg.max_image_pixels < embedder.config.max_pixels:  # type: ignore[operator]
+        embedder.set_max_pixels(cfg.max_image_pixels)  # training only: run_stage saves the model's own
     if cfg.gradient_checkpointing:
         enable_activation_checkpointing(embedder.backbone)
     if cfg.lora:
@@ -145,6 +165,10 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
     params = {"config": cfg.to_dict(), "world_size": D.world_size()}
     inputs = {"model": model_fingerprint(model_dir), "data": fingerprint(data_source(req))}
     sources = [model_dir, data_source(req)]
+    teacher = teacher_source(req)
+    if teacher is not None:  # the teacher table is an input like the data: new scores redo the stage
+        inputs["teacher"] = fingerprint(teacher)
+        sources.append(teacher)
     plan = (
         plan_stage(req.out, f"train-{req.stage}", params, inputs, req.force, input_paths=sources)
         if D.is_main()
@@ -177,6 +201,13 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
         "samples_per_s": summary.samples_per_s,
         "resumed_from_step": summary.resumed_from,
     }
+    if teacher is not None:
+        extra["teacher"] = str(teacher.resolve())
+    init = UmarvelConfig.load(model_dir) if UmarvelConfig.exists(model_dir) else None
+    max_pixels = (init or UmarvelConfig(family=embedder.config.family)).max_pixels
+    if embedder.config.max_pixels != max_pixels:
+        extra["train_max_pixels"] = embedder.config.max_pixels
+        embedder.set_max_pixels(max_pixels)  # the saved model embeds at its init's resolution
     if D.is_main():
         for sub in (MODEL_DIR, ADAPTER_DIR):
             shutil.rmtree(out / sub, ignore_errors=True)
