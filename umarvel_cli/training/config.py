@@ -22,9 +22,11 @@ import yaml
 
 from umarvel_cli.errors import UmarvelError
 
-STAGES = ("nli", "caption", "mbeir")
+# single stages (each has `configs/train_<stage>.yaml`); `progressive` is the chain of the first three
+STAGES = ("nli", "caption", "mbeir", "hardneg")
+PROGRESSIVE_CHAIN = ("nli", "caption", "mbeir")
 # the training objective (`training.objectives`) each stage runs
-STAGE_OBJECTIVES = {"nli": "infonce", "caption": "infonce", "mbeir": "infonce"}
+STAGE_OBJECTIVES = {"nli": "infonce", "caption": "infonce", "mbeir": "infonce", "hardneg": "hardneg"}
 PROFILES = ("paper", "demo")
 CHOICES = {
     "schedule": ("cosine", "constant"),

@@ -208,8 +208,23 @@ class MbeirSet:
         }
 
 
-def load_training_set(stage: str, data: str | Path, cfg: TrainConfig) -> TrainingSet:
-    """The examples of `stage` from its table folder (pairs for nli/caption, M-BEIR tables for mbeir)."""
+def load_training_set(
+    stage: str,
+    data: str | Path,
+    cfg: TrainConfig,
+    negatives: str | Path | None = None,
+    model: str | Path | None = None,
+) -> TrainingSet:
+    """The examples of `stage` from its table folder (pairs for nli/caption, M-BEIR tables for mbeir
+    and hardneg); hardneg adds `cfg.hard_negatives` rows of the mined folder `negatives`, which must
+    have been mined with `model` (the stage's init) on these tables."""
     if stage in ("nli", "caption"):
         return PairsSet(data, stage, cfg.hard_negatives)
+    if stage == "hardneg":
+        from umarvel_cli.training.hardneg_data import HardNegativeSet  # it builds on MbeirSet, here
+
+        if negatives is None or model is None:
+            raise UmarvelError("stage hardneg needs --negatives", field="--negatives",
+                               expected="the folder `umarvel mine` wrote")  # fmt: skip
+        return HardNegativeSet(data, negatives, model, cfg.hard_negatives, cfg.instruction, cfg.seed)
     return MbeirSet(data, cfg.hard_negatives, cfg.instruction, cfg.seed)

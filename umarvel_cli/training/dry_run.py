@@ -11,10 +11,10 @@ from typing import Any
 from umarvel_cli import distributed as D
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.folder import MODEL_DIR, resolve_model_dir
-from umarvel_cli.training.config import STAGE_OBJECTIVES, STAGES, resolve_config
+from umarvel_cli.training.config import PROGRESSIVE_CHAIN, STAGE_OBJECTIVES, resolve_config
 from umarvel_cli.training.memory import memory_estimate
 from umarvel_cli.training.progressive import stage_request
-from umarvel_cli.training.stages import StageRequest, data_source
+from umarvel_cli.training.stages import StageRequest, data_source, negatives_source
 
 
 def _stage_requests(req: StageRequest) -> list[StageRequest]:
@@ -22,7 +22,7 @@ def _stage_requests(req: StageRequest) -> list[StageRequest]:
     if req.stage != "progressive":
         return [req]
     dry = replace(req, force=False)
-    return [stage_request(dry, stage, Path(req.model)) for stage in STAGES]
+    return [stage_request(dry, stage, Path(req.model)) for stage in PROGRESSIVE_CHAIN]
 
 
 def describe_request(req: StageRequest, world: int | None = None) -> list[dict[str, Any]]:
@@ -58,6 +58,8 @@ def describe_request(req: StageRequest, world: int | None = None) -> list[dict[s
             data = _try(problems, _load, sreq, cfg)
             if data is not None:
                 desc["data"] = {"source": str(data_source(sreq)), **data.describe()}
+                if sreq.negatives is not None:
+                    desc["data"]["negatives"] = str(sreq.negatives)
         if cfg is not None and data is not None:
             desc.update(_steps(problems, data, cfg, world))
         if cfg is not None and arch_dir is not None:
@@ -72,7 +74,9 @@ def describe_request(req: StageRequest, world: int | None = None) -> list[dict[s
 def _load(sreq: StageRequest, cfg):
     from umarvel_cli.training.data import load_training_set
 
-    return load_training_set(sreq.stage, data_source(sreq), cfg)
+    negatives = negatives_source(sreq)
+    model = resolve_model_dir(sreq.model) if negatives is not None else None
+    return load_training_set(sreq.stage, data_source(sreq), cfg, negatives, model)
 
 
 def _steps(problems: list[str], data, cfg, world: int) -> dict[str, Any]:

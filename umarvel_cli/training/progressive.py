@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from umarvel_cli.models.folder import MODEL_DIR
-from umarvel_cli.training.config import STAGES
+from umarvel_cli.training.config import PROGRESSIVE_CHAIN
 from umarvel_cli.training.stages import StageRequest, StageResult, run_stage
 
 
@@ -25,7 +25,7 @@ def run_progressive(req: StageRequest, on_step=None) -> list[StageResult]:
     """nli → caption → mbeir under `req.out/<stage>`, each from the previous stage's merged model."""
     results = []
     init = Path(req.model)
-    for stage in STAGES:
+    for stage in PROGRESSIVE_CHAIN:
         result = run_stage(stage_request(req, stage, init), on_step=on_step)
         results.append(result)
         init = result.out

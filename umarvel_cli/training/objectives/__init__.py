@@ -15,9 +15,10 @@ from umarvel_cli.training.objectives.base import (
     Side,
     rank_view,
 )
+from umarvel_cli.training.objectives.hardneg import HardNegativeInfoNCE
 from umarvel_cli.training.objectives.infonce import InBatchInfoNCE
 
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (InBatchInfoNCE,)}
+OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (InBatchInfoNCE, HardNegativeInfoNCE)}
 
 
 def build_objective(name: str, cfg: TrainConfig) -> Objective:
@@ -29,6 +30,7 @@ def build_objective(name: str, cfg: TrainConfig) -> Objective:
 
 __all__ = [
     "OBJECTIVES",
+    "HardNegativeInfoNCE",
     "InBatchInfoNCE",
     "Objective",
     "ObjectiveBatch",
