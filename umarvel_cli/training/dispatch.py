@@ -1,8 +1,8 @@
 """`umarvel train`: one entry point that runs (or, dry, describes) what a stage name stands for.
 
-A stage name maps to how it runs: nli, caption and mbeir are single stages (`stages.py`),
-progressive the chain of the three (`progressive.py`). The next stages (hard negatives,
-distillation, the reranker) are one entry each here.
+A stage name maps to how it runs: nli, caption, mbeir and hardneg are single stages (`stages.py`),
+progressive the chain nli → caption → mbeir (`progressive.py`). The next stages (distillation,
+the reranker) are one entry each here.
 """
 
 from __future__ import annotations
