@@ -262,5 +262,8 @@ def test_hardneg_bad_inputs_are_one_line(demo_mined, demo_tables, tmp_path, tmp_
     _one_line_error(_hardneg(model, demo_tables, unfinished, out), "no manifest.json", "--negatives")
     result = _train("--stage", "mbeir", "--model", model, "--data", demo_tables, "--negatives", mined,
                     "--out", out)  # fmt: skip
-    _one_line_error(result, "stage mbeir takes no --negatives")
+    _one_line_error(result, "--negatives is for --stage hardneg, not mbeir")
+    result = _train("--stage", "progressive", "--model", model, "--data", demo_tables, "--negatives", mined,
+                    "--out", out, "--dry-run")  # fmt: skip
+    _one_line_error(result, "--negatives is for --stage hardneg, not progressive")
     assert not out.exists()
