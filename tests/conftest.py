@@ -63,3 +63,16 @@ def tiny_embedders(tiny_models):
     from umarvel_cli.models.embedder import Embedder
 
     return {b: Embedder.from_pretrained(p, device="cpu") for b, p in tiny_models.items()}
+
+
+@pytest.fixture(scope="session")
+def demo_mined(demo_tables, tmp_path_factory) -> tuple[Path, Path]:
+    """(model, mined folder): 3 negatives per tiny-demo train query, mined with the tiny Qwen2-VL."""
+    from tests.models.tiny_models import tiny_model_dir
+    from umarvel_cli.mining import make_settings, run_mine
+
+    model = tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "tiny-qwen2-vl")
+    out = tmp_path_factory.mktemp("demo_mined") / "mined"
+    settings = make_settings(topk=20, rank_range="1-20", num_negatives=3)
+    run_mine(model, demo_tables, out, settings, embeddings=out.parent / "emb")
+    return model, out

@@ -205,16 +205,65 @@ def test_unknown_stage(tiny_model, tmp_path):
     _one_line_error(result, "'pretrain' is not one of", "'progressive'", "'hardneg'")
 
 
-def test_hardneg_stage_accepts_its_flags_and_says_not_built(tiny_model, tmp_path):
-    result = _train(
-        "--stage",
-        "hardneg",
-        "--model",
-        tiny_model,
-        "--negatives",
-        tmp_path / "mined",
-        "--out",
-        tmp_path / "o",
+def _hardneg(model, data, negatives, out, *extra):
+    flags = ["--negatives", negatives] if negatives is not None else []
+    return _train("--stage", "hardneg", "--model", model, "--data", data, *flags, "--out", out,
+                  "--profile", "demo", "--set", "hard_negatives=3", "--set", "batch_size=4", *extra)  # fmt: skip
+
+
+def test_hardneg_trains_through_the_cli(demo_mined, demo_tables, tmp_path):
+    model, mined = demo_mined
+    out = tmp_path / "hn"
+    result = _hardneg(model, demo_tables, mined, out, "--set", "hardneg.max_steps=2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\t")[:2] == ["hardneg", "fresh"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["extra"]["negatives"] == str(mined.resolve()) and manifest["counts"]["steps"] == 2
+
+
+def test_hardneg_dry_run_prints_the_plan(demo_mined, demo_tables, tmp_path):
+    model, mined = demo_mined
+    out = tmp_path / "hn"
+    result = _hardneg(model, demo_tables, mined, out, "--set", "hardneg.epochs=2", "--dry-run")
+    assert result.exit_code == 0, result.output
+    (desc,) = json.loads(result.stdout)
+    train = [q for q in read_table(demo_tables, "queries", ["split"]).to_pylist() if q["split"] == "train"]
+    assert desc["stage"] == "hardneg" and desc["objective"] == "hardneg" and desc["problems"] == []
+    assert desc["init_model"] == str(model) and desc["data"]["negatives"] == str(mined)
+    assert desc["data"]["examples"] == len(train) and desc["data"]["hard_negatives"] == 3
+    assert desc["steps_per_epoch"] == len(train) // 4 and desc["total_steps"] == 2 * (len(train) // 4)
+    assert desc["config"]["lr"] == 5e-4 and desc["memory_per_device"]["total_gib"] > 0
+    assert not out.exists()
+    # without --negatives the dry run still describes the stage and flags what is missing
+    result = _hardneg(model, demo_tables, None, out, "--dry-run")
+    assert result.exit_code == 0, result.output
+    (desc,) = json.loads(result.stdout)
+    (problem,) = desc["problems"]
+    assert "stage hardneg needs --negatives" in problem and "`umarvel mine`" in problem
+    assert desc["config"]["hard_negatives"] == 3 and "data" not in desc
+    assert "dry run: problem in stage hardneg" in result.stderr and not out.exists()
+
+
+def test_hardneg_bad_inputs_are_one_line(demo_mined, demo_tables, tmp_path, tmp_path_factory):
+    from tests.models.tiny_models import tiny_model_dir
+
+    model, mined = demo_mined
+    out = tmp_path / "o"
+    _one_line_error(_hardneg(model, demo_tables, None, out), "stage hardneg needs --negatives")
+    other = tiny_model_dir(tmp_path_factory.getbasetemp() / "tiny-models", "tiny-qwen2.5-vl")
+    _one_line_error(_hardneg(other, demo_tables, mined, out), "negatives were mined with another model")
+    _one_line_error(
+        _hardneg(model, demo_tables, tmp_path / "nothing", out), "folder not found", "--negatives"
     )
-    _one_line_error(result, "not built yet")
-    assert not (tmp_path / "o").exists()
+    _one_line_error(_hardneg(model, demo_tables, demo_tables, out), "--negatives", "`mine`")
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(mined, unfinished)
+    (unfinished / "manifest.json").unlink()
+    _one_line_error(_hardneg(model, demo_tables, unfinished, out), "no manifest.json", "--negatives")
+    result = _train("--stage", "mbeir", "--model", model, "--data", demo_tables, "--negatives", mined,
+                    "--out", out)  # fmt: skip
+    _one_line_error(result, "--negatives is for --stage hardneg, not mbeir")
+    result = _train("--stage", "progressive", "--model", model, "--data", demo_tables, "--negatives", mined,
+                    "--out", out, "--dry-run")  # fmt: skip
+    _one_line_error(result, "--negatives is for --stage hardneg, not progressive")
+    assert not out.exists()

@@ -52,7 +52,7 @@ def test_set_values_are_yaml_and_typed():
         (["lora=yes please"], "wrong type"),
         (["batching=random"], "not a choice"),
         (["lr"], "not key=value"),
-        (["hardneg.lr=1"], "unknown stage prefix"),
+        (["distill.lr=1"], "unknown stage prefix"),
         (["temperature=5"], "outside"),
         (["batch_size=10", "grad_accum=3"], "not divisible"),
     ],
@@ -60,6 +60,15 @@ def test_set_values_are_yaml_and_typed():
 def test_bad_overrides(sets, message):
     with pytest.raises(UmarvelError, match=message):
         resolve_config("nli", sets=sets)
+
+
+def test_hardneg_stage_defaults_are_the_papers_and_the_demo_profile_small():
+    paper = resolve_config("hardneg")
+    assert (paper.batch_size, paper.hard_negatives, paper.lr, paper.epochs) == (1088, 5, 1.5e-5, 1)
+    assert paper.lora and paper.lora_rank == 128 and paper.learn_temperature and paper.save_every == 600
+    demo = resolve_config("hardneg", "demo", sets=["hardneg.lr=1e-4", "mbeir.lr=9"])
+    assert demo.batch_size == 16 and demo.hard_negatives == 5 and not demo.lora and demo.lr == 1e-4
+    assert resolve_config("mbeir", "demo", sets=["hardneg.lr=1e-4"]).lr == 2e-3
 
 
 def test_bad_config_file(tmp_path):

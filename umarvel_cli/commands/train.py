@@ -15,7 +15,8 @@ STAGE_HELP = (
     "mbeir (M-BEIR train queries with instructions, learnable temperature) | "
     "progressive (nli -> caption -> mbeir under OUT/nli, OUT/caption, OUT/mbeir, each from the "
     "previous stage's merged model; finished stages are skipped, so the chain resumes) | "
-    "hardneg (from the mbeir model with --negatives; not built yet)."
+    "hardneg (from the mbeir model with --negatives, the rows `umarvel mine` kept with that model: "
+    "k mined negatives per query shared across the batch with the in-batch ones)."
 )
 
 
@@ -30,7 +31,7 @@ def command(
         ..., "--out", help="Output folder (model/, adapter/, config.yaml, train_log.jsonl, manifest.json)."
     ),
     data: Path | None = typer.Option(
-        None, "--data", help="Tables from `prepare mbeir` (mbeir and progressive stages)."
+        None, "--data", help="Tables from `prepare mbeir` (mbeir, hardneg and progressive stages)."
     ),
     pairs: Path | None = typer.Option(
         None, "--pairs", help="Pairs table from `prepare pairs` (nli / caption rows by kind)."
@@ -50,7 +51,7 @@ def command(
     config: Path | None = typer.Option(
         None,
         "--config",
-        help="YAML overrides: top-level keys for every stage, `nli:`/`caption:`/`mbeir:` sections.",
+        help="YAML overrides: top-level keys for every stage, `nli:`/`caption:`/`mbeir:`/`hardneg:` sections.",
     ),
     sets: list[str] = typer.Option(
         [],
@@ -77,16 +78,13 @@ def command(
     Runs unchanged under `torchrun --nproc-per-node N --no-python umarvel train ...`. Killed runs resume from the
     last checkpoint when the same command is run again.
     """
-    if stage == "hardneg":
-        from umarvel_cli.errors import NotImplementedStage
-
-        raise NotImplementedStage("`umarvel train --stage hardneg` is not built yet (issue 15)")
     from umarvel_cli.training.dispatch import train
     from umarvel_cli.training.stages import StageRequest
 
     req = StageRequest(
-        stage, model, out, data, pairs, profile, config, list(sets), force, device, nli_pairs, caption_pairs
-    )
+        stage, model, out, data, pairs, profile, config, list(sets), force, device, nli_pairs, caption_pairs,
+        negatives=negatives,
+    )  # fmt: skip
     result = train(req, dry_run, report_to=report_to)
     if dry_run:
         typer.echo(json.dumps(result["stages"], indent=2))

@@ -23,10 +23,16 @@ import yaml
 from umarvel_cli.errors import UmarvelError
 
 # single stages (each has `configs/train_<stage>.yaml`); `progressive` is the chain of the first three
-STAGES = ("nli", "caption", "mbeir", "distill")
+STAGES = ("nli", "caption", "mbeir", "hardneg", "distill")
 PROGRESSIVE_CHAIN = ("nli", "caption", "mbeir")
 # the training objective (`training.objectives`) each stage runs
-STAGE_OBJECTIVES = {"nli": "infonce", "caption": "infonce", "mbeir": "infonce", "distill": "distill"}
+STAGE_OBJECTIVES = {
+    "nli": "infonce",
+    "caption": "infonce",
+    "mbeir": "infonce",
+    "hardneg": "hardneg",
+    "distill": "distill",
+}
 PROFILES = ("paper", "demo")
 CHOICES = {
     "schedule": ("cosine", "constant"),

@@ -209,12 +209,27 @@ class MbeirSet:
 
 
 def load_training_set(
-    stage: str, data: str | Path, cfg: TrainConfig, *, teacher: str | Path | None = None
+    stage: str,
+    data: str | Path,
+    cfg: TrainConfig,
+    negatives: str | Path | None = None,
+    model: str | Path | None = None,
+    *,
+    teacher: str | Path | None = None,
 ) -> TrainingSet:
-    """The examples of `stage` from its table folder (pairs for nli/caption, M-BEIR tables for mbeir;
-    distill: the M-BEIR tables with the `teacher` folder `umarvel rerank score` wrote)."""
+    """The examples of `stage` from its table folder (pairs for nli/caption, M-BEIR tables for mbeir,
+    hardneg and distill); hardneg adds `cfg.hard_negatives` rows of the mined folder `negatives`, which
+    must have been mined with `model` (the stage's init) on these tables; distill reads the `teacher`
+    folder `umarvel rerank score` wrote."""
     if stage in ("nli", "caption"):
         return PairsSet(data, stage, cfg.hard_negatives)
+    if stage == "hardneg":
+        from umarvel_cli.training.hardneg_data import HardNegativeSet  # it builds on MbeirSet, here
+
+        if negatives is None or model is None:
+            raise UmarvelError("stage hardneg needs --negatives", field="--negatives",
+                               expected="the folder `umarvel mine` wrote")  # fmt: skip
+        return HardNegativeSet(data, negatives, model, cfg.hard_negatives, cfg.instruction, cfg.seed)
     if stage == "distill":
         from umarvel_cli.training.distill_data import DistillSet  # it builds on MbeirSet, here
 

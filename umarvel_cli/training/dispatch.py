@@ -1,8 +1,8 @@
 """`umarvel train`: one entry point that runs (or, dry, describes) what a stage name stands for.
 
-A stage name maps to how it runs: nli, caption and mbeir are single stages (`stages.py`),
-progressive the chain of the three (`progressive.py`). The next stages (hard negatives,
-distillation, the reranker) are one entry each here.
+A stage name maps to how it runs: nli, caption, mbeir and hardneg are single stages (`stages.py`),
+progressive the chain nli → caption → mbeir (`progressive.py`). The next stages (distillation,
+the reranker) are one entry each here.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def train(req: StageRequest, dry_run: bool = False, report_to: str = "none") -> 
     run = STAGE_KINDS.get(req.stage)
     if run is None:
         raise UmarvelError(f"unknown stage {req.stage!r}", field="--stage", expected=" | ".join(STAGE_KINDS))
+    if req.negatives is not None and req.stage != "hardneg":
+        raise UmarvelError(
+            f"--negatives is for --stage hardneg, not {req.stage}",
+            field="--negatives",
+            expected="--stage hardneg",
+        )
     D.init_from_env()
     if dry_run:
         from umarvel_cli.training.dry_run import describe_request

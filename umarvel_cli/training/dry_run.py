@@ -14,7 +14,7 @@ from umarvel_cli.models.folder import MODEL_DIR, resolve_model_dir
 from umarvel_cli.training.config import PROGRESSIVE_CHAIN, STAGE_OBJECTIVES, resolve_config
 from umarvel_cli.training.memory import memory_estimate
 from umarvel_cli.training.progressive import stage_request
-from umarvel_cli.training.stages import StageRequest, data_source, teacher_source
+from umarvel_cli.training.stages import StageRequest, data_source, negatives_source, teacher_source
 
 
 def _stage_requests(req: StageRequest) -> list[StageRequest]:
@@ -58,6 +58,8 @@ def describe_request(req: StageRequest, world: int | None = None) -> list[dict[s
             data = _try(problems, _load, sreq, cfg)
             if data is not None:
                 desc["data"] = {"source": str(data_source(sreq)), **data.describe()}
+                if sreq.negatives is not None:
+                    desc["data"]["negatives"] = str(sreq.negatives)
         if cfg is not None and data is not None:
             desc.update(_steps(problems, data, cfg, world))
         if cfg is not None and arch_dir is not None:
@@ -72,7 +74,11 @@ def describe_request(req: StageRequest, world: int | None = None) -> list[dict[s
 def _load(sreq: StageRequest, cfg):
     from umarvel_cli.training.data import load_training_set
 
-    return load_training_set(sreq.stage, data_source(sreq), cfg, teacher=teacher_source(sreq))
+    negatives = negatives_source(sreq)
+    model = resolve_model_dir(sreq.model) if negatives is not None else None
+    return load_training_set(
+        sreq.stage, data_source(sreq), cfg, negatives, model, teacher=teacher_source(sreq)
+    )
 
 
 def _steps(problems: list[str], data, cfg, world: int) -> dict[str, Any]:

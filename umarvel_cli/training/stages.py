@@ -1,4 +1,4 @@
-"""One training stage (nli, caption, mbeir): validate, describe (dry run), train into its folder.
+"""One training stage (nli, caption, mbeir, hardneg): validate, describe (dry run), train into its folder.
 
 A stage output folder holds:
   model/          the merged model (LoRA folded in, temperature kept in umarvel.json): the next
@@ -7,7 +7,8 @@ A stage output folder holds:
   config.yaml     the resolved config;  train_log.jsonl  one row per optimizer step;
   checkpoints/    while running (removed when the stage finishes);
   manifest.json   written last: params = the config, inputs = fingerprints of the init model and data
-                  (and, for distill, of the teacher folder; extra names it).
+                  (for hardneg, of the mined folder; extra names it and the model it was mined with;
+                  for distill, of the teacher folder; extra names it).
 Run again: up to date → nothing; killed → resumes from the last checkpoint; changed → redone.
 """
 
@@ -29,6 +30,7 @@ from umarvel_cli.models.folder import MODEL_DIR, model_fingerprint, resolve_mode
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 from umarvel_cli.training.config import STAGE_OBJECTIVES, STAGES, TrainConfig, resolve_config
 from umarvel_cli.training.data import TrainingSet, load_training_set
+from umarvel_cli.training.hardneg_data import MINE_STAGE
 
 ADAPTER_DIR = "adapter"
 
@@ -49,6 +51,7 @@ class StageRequest:
     device: str | None = None
     nli_pairs: Path | None = None  # progressive: the nli stage's pairs table (default: pairs)
     caption_pairs: Path | None = None  # progressive: the caption stage's pairs table (default: pairs)
+    negatives: Path | None = None  # hardneg: the folder `umarvel mine` wrote
     teacher: Path | None = None  # distill: the folder `umarvel rerank score` wrote
 
 
@@ -71,6 +74,24 @@ def data_source(req: StageRequest) -> Path:
         raise UmarvelError("table folder not found", file=src, field=flag)
     require_complete(src, None, flag)
     return Path(src)
+
+
+def negatives_source(req: StageRequest) -> Path | None:
+    """The finished mined folder of a hardneg request (None for the other stages, which refuse one)."""
+    if req.stage != "hardneg":
+        if req.negatives is not None:
+            raise UmarvelError(
+                f"stage {req.stage} takes no --negatives", field="--negatives", expected="--stage hardneg"
+            )
+        return None
+    if req.negatives is None:
+        raise UmarvelError(
+            "stage hardneg needs --negatives",
+            field="--negatives",
+            expected="the --out folder of `umarvel mine`",
+        )
+    require_complete(req.negatives, [MINE_STAGE], "--negatives")
+    return Path(req.negatives)
 
 
 def teacher_source(req: StageRequest) -> Path | None:
@@ -119,7 +140,9 @@ def _prepare(req: StageRequest) -> tuple[TrainConfig, Path, TrainingSet]:
         raise UmarvelError(f"unknown stage {req.stage!r}", field="--stage", expected=" | ".join(STAGES))
     cfg = resolve_config(req.stage, req.profile, req.config_file, req.sets)
     model_dir = resolve_model_dir(req.model)
-    data = load_training_set(req.stage, data_source(req), cfg, teacher=teacher_source(req))
+    data = load_training_set(
+        req.stage, data_source(req), cfg, negatives_source(req), model_dir, teacher=teacher_source(req)
+    )
     return cfg, model_dir, data
 
 
@@ -165,6 +188,10 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
     params = {"config": cfg.to_dict(), "world_size": D.world_size()}
     inputs = {"model": model_fingerprint(model_dir), "data": fingerprint(data_source(req))}
     sources = [model_dir, data_source(req)]
+    negatives = negatives_source(req)
+    if negatives is not None:  # the mined table is an input like the data: a new mining redoes the stage
+        inputs["negatives"] = fingerprint(negatives)
+        sources.append(negatives)
     teacher = teacher_source(req)
     if teacher is not None:  # the teacher table is an input like the data: new scores redo the stage
         inputs["teacher"] = fingerprint(teacher)
@@ -201,6 +228,10 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
         "samples_per_s": summary.samples_per_s,
         "resumed_from_step": summary.resumed_from,
     }
+    if negatives is not None:
+        mined = read_manifest(negatives)
+        extra["negatives"] = str(negatives.resolve())
+        extra["negatives_model"] = mined.extra.get("model") if mined is not None else None
     if teacher is not None:
         extra["teacher"] = str(teacher.resolve())
     init = UmarvelConfig.load(model_dir) if UmarvelConfig.exists(model_dir) else None

@@ -16,9 +16,12 @@ from umarvel_cli.training.objectives.base import (
     rank_view,
 )
 from umarvel_cli.training.objectives.distill import DistillKL
+from umarvel_cli.training.objectives.hardneg import HardNegativeInfoNCE
 from umarvel_cli.training.objectives.infonce import InBatchInfoNCE
 
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (InBatchInfoNCE, DistillKL)}
+OBJECTIVES: dict[str, type[Objective]] = {
+    cls.name: cls for cls in (InBatchInfoNCE, HardNegativeInfoNCE, DistillKL)
+}
 
 
 def build_objective(name: str, cfg: TrainConfig) -> Objective:
@@ -31,6 +34,7 @@ def build_objective(name: str, cfg: TrainConfig) -> Objective:
 __all__ = [
     "OBJECTIVES",
     "DistillKL",
+    "HardNegativeInfoNCE",
     "InBatchInfoNCE",
     "Objective",
     "ObjectiveBatch",
