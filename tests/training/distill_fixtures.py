@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,10 @@ def write_teacher(root: Path, data: Path, rows: list[dict], finished: bool = Tru
     with ShardWriter(root, "teacher", TABLES["teacher"]) as w:
         w.write_rows(rows)
     if finished:
-        write_manifest(root, Manifest(stage="rerank-score", params={}, inputs={"data": fingerprint(data)},
+        # a real manifest pins what made the table; here the rows themselves (two tables written in
+        # the same second must not share a fingerprint)
+        pinned = {"rows_sha256": hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()}
+        write_manifest(root, Manifest(stage="rerank-score", params=pinned, inputs={"data": fingerprint(data)},
                                       counts={"pairs": len(rows)}))  # fmt: skip
     else:
         (root / PROGRESS).write_text("{}")
