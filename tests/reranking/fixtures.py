@@ -6,6 +6,8 @@ text, pool 2:c0..2:c2). Test queries 9:q0..9:q3 and 2:q0..2:q2, val queries 9:v0
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from tests.models.tiny_models import random_image
@@ -89,5 +91,6 @@ def write_run(root: Path, rows: list[dict]) -> Path:
     """A finished `umarvel search` output holding `rows` (stages read only complete outputs)."""
     with ShardWriter(root, "run", TABLES["run"]) as w:
         w.write_rows(rows)
-    write_manifest(root, Manifest(stage="search", params={}, counts={"rows": len(rows)}))
+    pinned = {"rows_sha256": hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()}
+    write_manifest(root, Manifest(stage="search", params=pinned, counts={"rows": len(rows)}))
     return root
