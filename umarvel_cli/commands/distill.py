@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from umarvel_cli.cli_options import Profile, device_option
+from umarvel_cli.commands.train import echo_result
 
 
 def command(
@@ -44,12 +44,4 @@ def command(
         "distill", model, out, data, profile=profile, config_file=config, sets=list(set_), force=force,
         device=device, teacher=teacher,
     )  # fmt: skip
-    result = train(req, dry_run)
-    if dry_run:
-        typer.echo(json.dumps(result["stages"], indent=2))
-        for s in result["stages"]:
-            for problem in s["problems"]:
-                typer.echo(f"dry run: problem in stage {s['stage']}: {problem}", err=True)
-    else:
-        for s in result["stages"]:
-            typer.echo(f"{s['stage']}\t{s['status']}\t{s['model']}")
+    echo_result(train(req, dry_run), dry_run)

@@ -85,7 +85,12 @@ def command(
         stage, model, out, data, pairs, profile, config, list(sets), force, device, nli_pairs, caption_pairs,
         negatives=negatives,
     )  # fmt: skip
-    result = train(req, dry_run, report_to=report_to)
+    echo_result(train(req, dry_run, report_to=report_to), dry_run)
+
+
+def echo_result(result: dict, dry_run: bool) -> None:
+    """What `train` (and `distill`) print: the plan as JSON with its problems on stderr, or one line
+    per stage run (stage, status, model folder)."""
     if dry_run:
         typer.echo(json.dumps(result["stages"], indent=2))
         for s in result["stages"]:

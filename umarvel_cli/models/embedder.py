@@ -20,7 +20,7 @@ from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import language_model, set_attention, speed_up_vision_attention
 from umarvel_cli.models.batching import collate_ahead, plan_batches, run_batches, to_device
 from umarvel_cli.models.checks import check_model_folder, check_weights_folder
-from umarvel_cli.models.inputs.collator import Collator
+from umarvel_cli.models.inputs.collator import MODEL_INPUT_KEYS, Collator, collator_for
 from umarvel_cli.models.inputs.encoded import EncodedInput
 from umarvel_cli.models.inputs.formatter import InputFormatter
 from umarvel_cli.models.inputs.image_processor import build_image_processor
@@ -47,17 +47,6 @@ from umarvel_cli.models.umarvel_config import UmarvelConfig
 MAX_CPU_WORKERS = 4
 # images `encode` decodes while it formats a chunk, with several CPU workers (bounds the memory held)
 DECODE_AHEAD = 64
-
-MODEL_KEYS = (
-    "input_ids",
-    "attention_mask",
-    "pixel_values",
-    "image_grid_thw",
-    "mm_token_type_ids",
-    "pixel_values_videos",
-    "video_grid_thw",
-    "second_per_grid_ts",
-)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -91,17 +80,9 @@ class Embedder(nn.Module):
             set_raw_normalization(self.backbone, *self.formatter.patcher.normalization)
 
     def _make_collator(self, raw_pixels: bool) -> Collator:
-        return Collator(
-            self.tokenizer.pad_token_id,
-            self.formatter.image_pad_id,
-            patcher=self.formatter.patcher,
-            mrope_merge_size=self.family.merge_size if self.config.position_ids == "mrope" else None,
-            raw_pixels=raw_pixels,
-            video_token_id=self.formatter.video_pad_id,
-            video_layout=self.family.video_layout,
-            tokens_per_second=getattr(
-                getattr(self.backbone.config, "vision_config", None), "tokens_per_second", None
-            ),
+        mrope = self.config.position_ids == "mrope"
+        return collator_for(
+            self.tokenizer, self.formatter, self.family, self.backbone.config, mrope, raw_pixels
         )
 
     # -- loading and saving -----------------------------------------------------------------------
@@ -217,7 +198,7 @@ class Embedder(nn.Module):
 
     def _model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         dev = self.device
-        inputs: dict[str, Any] = {k: to_device(batch[k], dev) for k in MODEL_KEYS if k in batch}
+        inputs: dict[str, Any] = {k: to_device(batch[k], dev) for k in MODEL_INPUT_KEYS if k in batch}
         if "pixel_values" in inputs and accepts_raw_patches(self.backbone):
             inputs["pixel_values"] = as_raw_patches(inputs["pixel_values"])  # converted in cache-sized blocks
         if self.config.position_ids == "mrope" and "position_ids" in batch:

@@ -21,7 +21,7 @@ from torch import nn
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.batching import collate_ahead, plan_batches, run_batches, to_device
-from umarvel_cli.models.inputs.collator import Collator
+from umarvel_cli.models.inputs.collator import MODEL_INPUT_KEYS, collator_for
 from umarvel_cli.models.inputs.encoded import EncodedInput
 from umarvel_cli.models.inputs.formatter import InputFormatter
 from umarvel_cli.models.inputs.image_processor import build_image_processor
@@ -50,16 +50,6 @@ RELEASED_PROMPT = (
 )
 PROMPTS = {"clean": PROMPT, "released": RELEASED_PROMPT}
 RERANK_TEXT_TOKENS = 256
-MODEL_KEYS = (
-    "input_ids",
-    "attention_mask",
-    "pixel_values",
-    "image_grid_thw",
-    "mm_token_type_ids",
-    "pixel_values_videos",
-    "video_grid_thw",
-    "second_per_grid_ts",
-)
 
 
 def model_kind(folder: Path) -> str:
@@ -140,17 +130,7 @@ class Reranker(nn.Module):
         self.preamble = PROMPTS[prompt]
         self.formatter = InputFormatter(tokenizer, image_processor, config)
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
-        self.collator = Collator(
-            tokenizer.pad_token_id,
-            self.formatter.image_pad_id,
-            patcher=self.formatter.patcher,
-            mrope_merge_size=self.family.merge_size,
-            video_token_id=self.formatter.video_pad_id,
-            video_layout=self.family.video_layout,
-            tokens_per_second=getattr(
-                getattr(model.config, "vision_config", None), "tokens_per_second", None
-            ),
-        )
+        self.collator = collator_for(tokenizer, self.formatter, self.family, model.config, mrope=True)
 
     @classmethod
     def from_pretrained(
@@ -207,7 +187,7 @@ class Reranker(nn.Module):
 
     def _inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         dev = self.device
-        inputs: dict[str, Any] = {k: to_device(batch[k], dev) for k in MODEL_KEYS if k in batch}
+        inputs: dict[str, Any] = {k: to_device(batch[k], dev) for k in MODEL_INPUT_KEYS if k in batch}
         for key in ("pixel_values", "pixel_values_videos"):
             if key in inputs:
                 inputs[key] = inputs[key].to(self.model.dtype)

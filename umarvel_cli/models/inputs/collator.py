@@ -20,6 +20,18 @@ from umarvel_cli.models.inputs.encoded import EncodedInput, ImageInput, VideoInp
 from umarvel_cli.models.inputs.positions import mrope_positions
 from umarvel_cli.models.inputs.video import video_frames_array
 
+# what the backbone takes from a collated batch (the rest, e.g. `pool_mask`, is ours)
+MODEL_INPUT_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "pixel_values",
+    "image_grid_thw",
+    "mm_token_type_ids",
+    "pixel_values_videos",
+    "video_grid_thw",
+    "second_per_grid_ts",
+)
+
 
 class Collator:
     """Right-pads token ids; concatenates image patches in item order."""
@@ -190,3 +202,20 @@ class Collator:
                     [v.seconds_per_patch for v in clips], dtype=torch.float32
                 )
         return batch
+
+
+def collator_for(
+    tokenizer: Any, formatter: Any, family: Any, backbone_config: Any, mrope: bool, raw_pixels: bool = False
+) -> Collator:
+    """The collator of a loaded model: its pad and vision tokens, its family's video layout, M-RoPE
+    positions when `mrope`, and (Qwen2.5-VL) the vision config's tokens per second."""
+    return Collator(
+        tokenizer.pad_token_id,
+        formatter.image_pad_id,
+        patcher=formatter.patcher,
+        mrope_merge_size=family.merge_size if mrope else None,
+        raw_pixels=raw_pixels,
+        video_token_id=formatter.video_pad_id,
+        video_layout=family.video_layout,
+        tokens_per_second=getattr(getattr(backbone_config, "vision_config", None), "tokens_per_second", None),
+    )
