@@ -105,17 +105,29 @@ def _frames_from_folder(path: Path, sampling: VideoSampling) -> list[VideoFrame]
     return out
 
 
+def _stream_header(path: Path) -> tuple[int, float, tuple[int, int]]:
+    """(frame count, frame rate, (width, height)) of a video file's first video stream, from its
+    headers (frames counted by demuxing, not decoding, when the header has no count)."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise UmarvelError("no video stream", file=path)
+        stream = container.streams.video[0]
+        n_total = stream.frames or sum(1 for p in container.demux(stream) if p.size)
+        rate = stream.average_rate or stream.guessed_rate
+        return (
+            n_total,
+            float(rate) if rate else 0.0,
+            (stream.codec_context.width, stream.codec_context.height),
+        )
+
+
 def _frames_from_file(path: Path, sampling: VideoSampling) -> list[VideoFrame]:
     import av  # imported here: only video items need it
 
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise UmarvelError("no video stream", file=path)
-            stream = container.streams.video[0]
-            n_total = stream.frames or sum(1 for p in container.demux(stream) if p.size)
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else 0.0
+        n_total, fps, _ = _stream_header(path)
         if n_total < 1 or fps <= 0:
             raise UmarvelError("video has no frames or no frame rate", file=path)
         wanted = set(sample_indices(n_total, fps, sampling))
@@ -189,14 +201,7 @@ def probe_video(path: str | Path, sampling: VideoSampling | None = None) -> Vide
         import av
 
         try:
-            with av.open(str(path)) as container:
-                if not container.streams.video:
-                    raise UmarvelError("no video stream", file=path)
-                stream = container.streams.video[0]
-                n_total = stream.frames or sum(1 for p in container.demux(stream) if p.size)
-                rate = stream.average_rate or stream.guessed_rate
-                fps = float(rate) if rate else 0.0
-                width, height = stream.codec_context.width, stream.codec_context.height
+            n_total, fps, (width, height) = _stream_header(path)
         except av.FFmpegError as e:
             raise UmarvelError(f"cannot decode video ({e.strerror or type(e).__name__})", file=path) from None
         if n_total < 1 or fps <= 0 or width < 1 or height < 1:
