@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import ZeroshotSuite
+from umarvel_cli.cli_options import ZeroshotSuite, device_option
 
 
 def command(
@@ -32,13 +32,55 @@ def command(
     root: Path | None = typer.Option(None, "--root", help="With --suite: the folder holding the releases."),
     topk: int = typer.Option(100, "--topk", help="Candidates retrieved per query with --model."),
     force: bool = typer.Option(False, "--force", help="Evaluate again even when up to date."),
+    rerank: Path | None = typer.Option(
+        None, "--rerank", help="U-MARVEL+: rerank each query's top-k (within its gallery) with this reranker."
+    ),
+    rerank_scores: Path | None = typer.Option(
+        None, "--rerank-scores", help="U-MARVEL+: fuse this `rerank score` output (made from this run)."
+    ),
+    rerank_topk: int = typer.Option(
+        50, "--rerank-topk", help="Candidates reranked per query (with --rerank)."
+    ),
+    rerank_weight: float | None = typer.Option(
+        None, "--rerank-weight", help="W in score + W x P(Yes) (default 0.1, the released weight)."
+    ),
+    tune_weight_on: str | None = typer.Option(
+        None,
+        "--tune-weight-on",
+        metavar="<split>",
+        help="Choose W on this split of the benchmark (never test, never the evaluated one), e.g. CIRCO val.",
+    ),
+    tune_data: Path | None = typer.Option(
+        None, "--tune-data", help="With --tune-weight-on: that split's tables (`prepare zeroshot --split`)."
+    ),
+    tune_run: Path | None = typer.Option(
+        None, "--tune-run", help="With --tune-weight-on: a run over --tune-data (else searched with --model)."
+    ),
+    tune_rerank_scores: Path | None = typer.Option(
+        None, "--tune-rerank-scores", help="Teacher scores of --tune-run (else scored here with --rerank)."
+    ),
+    device: str | None = device_option(),
 ) -> None:
     """Recall@k / median and mean rank (MSR-VTT, MSVD, Flickr30K, ShareGPT4V, Urban-1K, VisDial),
     CIRCO mAP@k (and its test-server submission file), GeneCIS R@k within each query's gallery,
     SugarCrepe and CC-Neg choice accuracy; the paper's number beside ours in report.md."""
+    from umarvel_cli.evaluation.zeroshot_rerank import ZeroshotRerank
     from umarvel_cli.evaluation.zeroshot_suite import eval_zeroshot
 
-    result = eval_zeroshot(out, benchmark, data, run, model, suite, root, topk=topk, force=force)
+    reranking = ZeroshotRerank(
+        rerank_scores,
+        rerank,
+        rerank_topk,
+        rerank_weight,
+        tune_weight_on,
+        tune_data,
+        tune_run,
+        tune_rerank_scores,
+        device,
+    )
+    result = eval_zeroshot(
+        out, benchmark, data, run, model, suite, root, topk=topk, force=force, rerank=reranking
+    )
     if "suite" in result:
         done = result["suite"]
         typer.echo(f"evaluated {', '.join(done['evaluated']) or 'nothing'} -> {done['summary']}")
@@ -48,4 +90,8 @@ def command(
         typer.echo(f"{task['task']}\t{task['headline']}\t{task['score']:.4f}\t({task['n_queries']} queries)")
     if record["headline"]:
         typer.echo(f"{record['headline']['name']}\t{record['headline']['score']:.4f}")
+    if record.get("rerank"):
+        for task in record["rerank"]["retrieval_tasks"]:
+            typer.echo(f"{task['task']}\t{task['headline']}\t{task['score']:.4f}\t(retrieval only)")
+        typer.echo(f"reranked: W = {record['rerank']['weight']:g} ({record['rerank']['weight_source']})")
     typer.echo(f"-> {out}")

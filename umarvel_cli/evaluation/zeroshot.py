@@ -15,6 +15,8 @@ import io
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from umarvel_cli.console import info
 from umarvel_cli.data.zeroshot.spec import BenchmarkSpec, TaskSpec, load_zeroshot_suite
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.run_input import read_run, validate_run
+from umarvel_cli.evaluation.zeroshot_rerank import ZeroshotRerank
 from umarvel_cli.metrics.chart import task_bars
 from umarvel_cli.metrics.zeroshot import DEFINITIONS, aggregate, choice_correct, query_metrics, within_gallery
 from umarvel_cli.version import __version__
@@ -110,6 +113,70 @@ def _score_task(
     return rows
 
 
+@dataclass
+class _Tables:
+    """What scoring a run needs from one prepared tables folder."""
+
+    by_task: dict[int, list[str]]
+    qids: pa.Array
+    candidates: pa.Array
+    galleries: dict[str, list[str]]
+    qrels: dict[str, dict[str, int]]
+    pool_sizes: dict[str, int]
+
+    @classmethod
+    def load(cls, data: Path) -> _Tables:
+        by_task = _task_queries(data)
+        return cls(
+            by_task,
+            pa.array([q for qs in by_task.values() for q in qs], type=pa.string()),
+            read_table(data, "candidates", columns=["did"]).column("did").combine_chunks(),
+            _grouped(data, "galleries", None),
+            _grouped(data, "qrels", "relevance"),
+            {name: len(dids) for name, dids in _grouped(data, "pools", None, key="pool").items()},
+        )
+
+
+def _score_run(
+    spec: BenchmarkSpec, table: pa.Table, tables: _Tables, paper_shown: bool
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, dict[str, float]]]]:
+    """Each task's record for metrics.json, and (task, qid, metrics) per query."""
+    rankings, scores = _ordered_run(table)
+    tasks_out: list[dict[str, Any]] = []
+    rows: list[tuple[str, str, dict[str, float]]] = []
+    for task in spec.tasks:
+        qids = tables.by_task.get(task.dataset_id, [])
+        if not qids:
+            continue
+        pool_size = tables.pool_sizes.get(task.name, len(tables.candidates))
+        per_query = _score_task(task, qids, rankings, scores, tables.qrels, tables.galleries, spec, pool_size)
+        rows += [(task.name, qid, values) for qid, values in zip(qids, per_query, strict=True)]
+        values = aggregate(per_query, task.metrics)
+        tasks_out.append(
+            {
+                "task": task.name,
+                "direction": task.direction,
+                "protocol": task.protocol,
+                "n_queries": len(qids),
+                "n_without_results": sum(1 for q in qids if q not in rankings),
+                "headline": task.headline,
+                "score": values[task.headline],
+                "metrics": values,
+                "paper": spec.paper.get(task.name, {}) if paper_shown else {},
+            }
+        )
+    return tasks_out, rows
+
+
+def _mean_headline(spec: BenchmarkSpec, table: pa.Table, data: Path) -> float | None:
+    """The mean headline over the tasks of `data` (what `--tune-weight-on` maximises)."""
+    tables = _Tables.load(data)
+    if not tables.qrels:
+        return None
+    tasks = _score_run(spec, table, tables, False)[0]
+    return sum(t["score"] for t in tasks) / len(tasks) if tasks else None
+
+
 def _pct(v: float | None) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
@@ -126,9 +193,10 @@ def evaluate_zeroshot(
     model: Path | None = None,
     topk: int = 100,
     force: bool = False,
+    rerank: ZeroshotRerank | None = None,
 ) -> dict[str, Any]:
-    """Score `run`, or the run `model` gives, on the prepared tables of `benchmark`; returns the
-    metrics.json record."""
+    """Score `run`, or the run `model` gives, on the prepared tables of `benchmark` (reranked with
+    `rerank` when given: both are reported); returns the metrics.json record."""
     suite = load_zeroshot_suite()
     spec = suite.get(benchmark)
     if (model is None) == (run is None):
@@ -143,14 +211,23 @@ def evaluate_zeroshot(
     mode = "model" if model is not None else "run"
     params = {"benchmark": benchmark, "split": split, "mode": mode, "topk": topk if model else None}
     inputs = {"data": fingerprint(data), mode: fingerprint(source)}
-    by_task = _task_queries(data)
-    qid_array = pa.array([q for qs in by_task.values() for q in qs], type=pa.string())
-    candidates = read_table(data, "candidates", columns=["did"]).column("did").combine_chunks()
-    galleries = _grouped(data, "galleries", None)
-    table = None
+    if rerank is not None:
+        rerank.check(spec, split, model is not None)
+        rerank = rerank if rerank.active else None
+    if rerank is not None:
+        params |= rerank.params()
+        inputs |= rerank.inputs()
+    tables = _Tables.load(data)
+    by_task, galleries = tables.by_task, tables.galleries
+    qid_array, candidates = tables.qids, tables.candidates
+    table = tune_table = None
     if run is not None:  # read and checked before OUT is touched: a wrong run leaves nothing behind
         table = read_run(run)
         validate_run(table, qid_array, candidates, split, run)
+    if rerank is not None and rerank.tune_run is not None:
+        tune_tables = _Tables.load(rerank.tune_data)
+        tune_table = read_run(rerank.tune_run)
+        validate_run(tune_table, tune_tables.qids, tune_tables.candidates, rerank.tune_on, rerank.tune_run)
     plan = plan_stage(out, STAGE, params, inputs, force)
     if plan.up_to_date:
         info(f"eval zeroshot: {out} is up to date")
@@ -163,42 +240,45 @@ def evaluate_zeroshot(
         table = read_table(out, "run")
         validate_run(table, qid_array, candidates, split, out)
     assert table is not None
-    rankings, scores = _ordered_run(table)
-    qrels = _grouped(data, "qrels", "relevance")
-    pool_sizes = {name: len(dids) for name, dids in _grouped(data, "pools", None, key="pool").items()}
-    has_truth = bool(qrels)
+    has_truth = bool(tables.qrels)
     # the paper's numbers only beside a real release's split they were measured on
     synthetic = bool(prepared["manifest"].extra.get("synthetic"))
     paper_shown = split == spec.default_split and not synthetic
 
-    tasks_out: list[dict[str, Any]] = []
+    reranked = None
+    if rerank is not None:
+        from umarvel_cli.evaluation.zeroshot_rerank import rerank_zeroshot
+
+        def tune_run() -> pa.Table:
+            if tune_table is not None:
+                return tune_table
+            from umarvel_cli.evaluation.zeroshot_model import search_zeroshot_with_model
+
+            assert model is not None and rerank.tune_data is not None and rerank.tune_on is not None
+            val = _Tables.load(rerank.tune_data)
+            search_zeroshot_with_model(
+                model,
+                rerank.tune_data,
+                spec,
+                rerank.tune_on,
+                val.by_task,
+                val.galleries,
+                out / "tune-search",
+                topk,
+            )
+            return read_table(out / "tune-search", "run")
+
+        retrieval_tasks = _score_run(spec, table, tables, paper_shown)[0] if has_truth else []
+        table, reranked = rerank_zeroshot(table, data, rerank, out, partial(_mean_headline, spec), tune_run)
+        reranked["retrieval_tasks"] = retrieval_tasks
+    rankings = _ordered_run(table)[0]
+    tasks_out, per_query_rows = _score_run(spec, table, tables, paper_shown) if has_truth else ([], [])
+    metric_names = sorted({m for t in spec.tasks for m in t.metrics} | {"rank"})
     per_query_csv = io.StringIO()
     writer = csv.writer(per_query_csv)
-    metric_names = sorted({m for t in spec.tasks for m in t.metrics} | {"rank"})
     writer.writerow(["task", "qid", *metric_names])
-    if has_truth:
-        for task in spec.tasks:
-            qids = by_task.get(task.dataset_id, [])
-            if not qids:
-                continue
-            pool_size = pool_sizes.get(task.name, len(candidates))
-            per_query = _score_task(task, qids, rankings, scores, qrels, galleries, spec, pool_size)
-            for qid, values in zip(qids, per_query, strict=True):
-                writer.writerow([task.name, qid, *(values.get(m, "") for m in metric_names)])
-            values = aggregate(per_query, task.metrics)
-            tasks_out.append(
-                {
-                    "task": task.name,
-                    "direction": task.direction,
-                    "protocol": task.protocol,
-                    "n_queries": len(qids),
-                    "n_without_results": sum(1 for q in qids if q not in rankings),
-                    "headline": task.headline,
-                    "score": values[task.headline],
-                    "metrics": values,
-                    "paper": spec.paper.get(task.name, {}) if paper_shown else {},
-                }
-            )
+    for task_name, qid, values in per_query_rows:
+        writer.writerow([task_name, qid, *(values.get(m, "") for m in metric_names)])
     headline: dict[str, Any] | None = None
     if tasks_out and spec.headline_mean:
         name = spec.tasks[0].headline
@@ -238,6 +318,7 @@ def evaluate_zeroshot(
         "inputs": inputs,
         "evaluated": {"kind": mode, "path": str(source)},
         "search": search_info,
+        "rerank": reranked,
         "package_version": __version__,
     }
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2, default=str) + "\n")
@@ -304,17 +385,37 @@ def _report(spec: BenchmarkSpec, record: dict[str, Any], paper_shown: bool, meth
         lines.append(f"- paper: {method} (umarvel_spec.md §8.3/§8.4), beside ours; same split and protocol")
     elif record["synthetic"]:
         lines.append("- synthetic data (the demo's), so the paper's numbers are not shown")
+    rerank = record.get("rerank")
+    if rerank:
+        reranked_what = (
+            f"top-{rerank['topk']} of each query"
+            if rerank["topk"]
+            else f"the {rerank['reranked_pairs']:,} scored pairs of {rerank['reranked_queries']:,} queries"
+        )
+        lines.append(
+            f"- U-MARVEL+ reranking: {reranked_what} fused as score + W * P(Yes), "
+            f"W = {rerank['weight']:g} ({rerank['weight_source']}); teacher scores `{rerank['scores']}`"
+        )
+        if rerank["tuning"]:
+            tried = ", ".join(
+                f"{w:g}: {_pct(v)}"
+                for w, v in zip(rerank["tuning"]["grid"], rerank["tuning"]["val_scores"], strict=True)
+            )
+            lines.append(f"- W tuned on the {rerank['tuning']['split']} split (mean headline per W: {tried})")
+    retrieval = {t["task"]: t["metrics"] for t in rerank["retrieval_tasks"]} if rerank else None
+    ours = "reranked | retrieval only" if rerank else "ours"
     lines += [
         "",
-        "| task | direction | protocol | queries | metric | ours | paper |",
-        "|---|---|---|---|---|---|---|",
+        f"| task | direction | protocol | queries | metric | {ours} | paper |",
+        "|---|---|---|---|---|---|---|" + ("---|" if rerank else ""),
     ]
     for t in record["tasks"]:
         for name, v in t["metrics"].items():
             paper = t["paper"].get(name) if paper_shown else None
+            before = f" | {_value(name, retrieval[t['task']][name])}" if retrieval is not None else ""
             lines.append(
                 f"| {t['task']} | {t['direction']} | {t['protocol']} | {t['n_queries']:,} | {name} | "
-                f"{_value(name, v)} | {'–' if paper is None else f'{paper:.1f}'} |"
+                f"{_value(name, v)}{before} | {'–' if paper is None else f'{paper:.1f}'} |"
             )
     if record["headline"]:
         h = record["headline"]

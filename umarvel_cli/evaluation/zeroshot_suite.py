@@ -15,6 +15,7 @@ from umarvel_cli.console import info
 from umarvel_cli.data.zeroshot import load_zeroshot_suite, prepare_zeroshot
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.zeroshot import evaluate_zeroshot
+from umarvel_cli.evaluation.zeroshot_rerank import ZeroshotRerank
 
 SUITES = ("paper",)
 
@@ -74,10 +75,13 @@ def eval_zeroshot(
     root: Path | None = None,
     topk: int = 100,
     force: bool = False,
+    rerank: ZeroshotRerank | None = None,
 ) -> dict[str, Any]:
     """`umarvel eval zeroshot`: one benchmark (`--benchmark --data`, a run or a model) or a whole suite
     (`--suite --root --model`); returns `{"suite": run_suite's result}` or `{"record": metrics.json}`."""
     if suite is not None:
+        if rerank is not None and rerank.active:
+            raise UmarvelError("--suite does not rerank: give --benchmark and --data", field="--rerank")
         if benchmark or data or run or root is None or model is None:
             raise UmarvelError(
                 "--suite takes --root and --model (not --benchmark, --data or --run)", field="--suite"
@@ -85,4 +89,8 @@ def eval_zeroshot(
         return {"suite": run_suite(suite, root, model, out, topk=topk, force=force)}
     if benchmark is None or data is None:
         raise UmarvelError("give --benchmark and --data (or --suite)", field="--benchmark")
-    return {"record": evaluate_zeroshot(benchmark, data, out, run=run, model=model, topk=topk, force=force)}
+    return {
+        "record": evaluate_zeroshot(
+            benchmark, data, out, run=run, model=model, topk=topk, force=force, rerank=rerank
+        )
+    }
