@@ -200,3 +200,31 @@ def test_bad_rerank_input_is_one_line_exit_2_and_nothing_written(world, tmp_path
     assert res.exit_code == 2, res.output
     assert text in res.output and len(res.output.strip().splitlines()) == 1, res.output
     assert not (tmp_path / "ev").exists()
+
+
+@pytest.mark.parametrize("benchmark", ["genecis", "sugarcrepe"])
+def test_gallery_and_choice_tasks_are_reranked_within_each_gallery(tmp_path, benchmark):
+    from tests.data.zeroshot.releases import write_genecis, write_sugarcrepe
+
+    writer = {"genecis": write_genecis, "sugarcrepe": write_sugarcrepe}[benchmark]
+    prepare_zeroshot(benchmark, writer(tmp_path / "release"), tmp_path / "tables")
+    truth = {(r["qid"], r["did"]) for r in read_table(tmp_path / "tables", "qrels").to_pylist()}
+    galleries: dict[str, list[str]] = {}
+    for r in read_table(tmp_path / "tables", "galleries").to_pylist():
+        galleries.setdefault(r["qid"], []).append(r["did"])
+    # the retriever puts every true item last in its gallery; the teacher knows them
+    lines, rows = [], []
+    for q, dids in galleries.items():
+        ranked = sorted(dids, key=lambda d: (q, d) in truth)
+        lines += [f"{q} Q0 {d} {r} {1.0 - r / 10} sys" for r, d in enumerate(ranked, start=1)]
+        rows += [(q, d, float((q, d) in truth)) for d in ranked]
+    (tmp_path / "run.trec").write_text("\n".join(lines) + "\n")
+    teacher = _write_teacher(tmp_path / "teacher", rows)
+    record = evaluate_zeroshot(
+        benchmark, tmp_path / "tables", tmp_path / "ev", run=tmp_path / "run.trec",
+        rerank=ZeroshotRerank(scores=teacher, weight=100.0),
+    )  # fmt: skip
+    assert record["tasks"] and all(t["score"] == 1.0 for t in record["tasks"])
+    assert all(t["score"] == 0.0 for t in record["rerank"]["retrieval_tasks"])
+    fused = _order(tmp_path / "ev/run.trec")
+    assert {q: sorted(d) for q, d in fused.items()} == {q: sorted(d) for q, d in galleries.items()}
