@@ -129,7 +129,9 @@ class ZeroshotRerank:
         return {k: fingerprint(v) for k, v in named.items() if v is not None}
 
 
-def _teacher(run: pa.Table, data: Path, scores: Path | None, opts: ZeroshotRerank, out: Path, name: str):
+def _teacher(
+    run: pa.Table, data: Path, scores: Path | None, opts: ZeroshotRerank, out: Path, name: str
+) -> tuple[pa.Table, Path]:
     """The teacher table for `run` (given, or scored here over its top-k) and where it is."""
     from umarvel_cli.artifacts import read_table
 
