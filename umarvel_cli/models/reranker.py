@@ -127,6 +127,7 @@ class Reranker(nn.Module):
         self.image_processor = image_processor
         self.config = config
         self.family = get_family(config.family)
+        self.prompt = prompt
         self.preamble = PROMPTS[prompt]
         self.formatter = InputFormatter(tokenizer, image_processor, config)
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
@@ -162,6 +163,37 @@ class Reranker(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    # -- training: the names `models.lora` uses for the wrapped network, and saving --------------
+    @property
+    def backbone(self) -> nn.Module:
+        """The generative model (what LoRA wraps), under the embedder's name for it."""
+        return self.model
+
+    @backbone.setter
+    def backbone(self, module: nn.Module) -> None:
+        self.model = module
+
+    def sync_config(self) -> UmarvelConfig:
+        """The settings to save: marked a reranker, with the prompt it was trained with."""
+        self.config.extra[KIND_KEY] = RERANKER_KIND
+        self.config.extra["rerank_prompt"] = self.prompt
+        return self.config
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write a reranker folder `from_pretrained` loads: weights, tokenizer, image processor, umarvel.json."""
+        if hasattr(self.model, "peft_config"):
+            raise UmarvelError(
+                "this reranker carries LoRA adapters",
+                expected="umarvel_cli.models.lora.save_adapter or merge_lora before save_pretrained",
+            )
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        self.image_processor.save_pretrained(path)
+        self.sync_config().save(path)
+        return path
 
     def encode_pairs(
         self, pairs: Sequence[tuple[Record, Record]], answer: str | None = None, defer_decode: bool = False
