@@ -122,7 +122,7 @@ class Reranker(nn.Module):
             raise UmarvelError(
                 f"unknown reranker prompt {prompt!r}", field="prompt", expected=" | ".join(PROMPTS)
             )
-        self.model = model
+        self.backbone = model  # the generative network (what LoRA wraps while training)
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.config = config
@@ -164,16 +164,13 @@ class Reranker(nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    # -- training: the names `models.lora` uses for the wrapped network, and saving --------------
     @property
-    def backbone(self) -> nn.Module:
-        """The generative model (what LoRA wraps), under the embedder's name for it."""
-        return self.model
+    def model(self) -> nn.Module:
+        """The `...ForConditionalGeneration` model (with LoRA layers in it while training, never the
+        peft wrapper, so `.model` and the LM head are where every caller expects them)."""
+        return self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
 
-    @backbone.setter
-    def backbone(self, module: nn.Module) -> None:
-        self.model = module
-
+    # -- saving (also what `models.lora` calls) ---------------------------------------------------
     def sync_config(self) -> UmarvelConfig:
         """The settings to save: marked a reranker, with the prompt it was trained with."""
         self.config.extra[KIND_KEY] = RERANKER_KIND
@@ -182,7 +179,7 @@ class Reranker(nn.Module):
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write a reranker folder `from_pretrained` loads: weights, tokenizer, image processor, umarvel.json."""
-        if hasattr(self.model, "peft_config"):
+        if hasattr(self.backbone, "peft_config"):
             raise UmarvelError(
                 "this reranker carries LoRA adapters",
                 expected="umarvel_cli.models.lora.save_adapter or merge_lora before save_pretrained",
