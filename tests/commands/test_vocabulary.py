@@ -150,13 +150,10 @@ def test_device_values():
         check_device("gpu0")
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["rerank", "train", "--model", "m", "--data", "d", "--negatives", "n", "--out", "o"],
-    ],
-)  # fmt: skip
-def test_unbuilt_stages_take_their_flags_and_say_so(argv, tmp_path):
+def test_rerank_train_takes_its_flags_and_checks_its_inputs(tmp_path):
+    argv = ["rerank", "train", "--model", "m", "--data", "d", "--negatives", "n", "--out", "o",
+            "--split", "train", "--lora-rank", "8", "--lora-alpha", "16", "--released-prompt"]  # fmt: skip
     result = runner.invoke(app, argv)
     assert result.exit_code == 2
-    assert result.stderr.strip().endswith("is not built yet (issue 16)"), result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "m: model folder not found" in lines[0], result.stderr

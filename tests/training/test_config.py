@@ -52,7 +52,7 @@ def test_set_values_are_yaml_and_typed():
         (["lora=yes please"], "wrong type"),
         (["batching=random"], "not a choice"),
         (["lr"], "not key=value"),
-        (["rerank.lr=1"], "unknown stage prefix"),
+        (["listwise.lr=1"], "unknown stage prefix"),
         (["temperature=5"], "outside"),
         (["batch_size=10", "grad_accum=3"], "not divisible"),
     ],

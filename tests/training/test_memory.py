@@ -59,3 +59,11 @@ def test_distill_counts_each_query_list_and_the_training_pixel_cap(tiny_models):
     assert memory_estimate(folder, capped, world=1, gpu=False)["activations_gib"] / memory_estimate(
         folder, toy_config(batch_size=8, gradient_checkpointing=False), world=1, gpu=False
     )["activations_gib"] == pytest.approx((TEXT_TOKENS + 4) / (TEXT_TOKENS + own))
+
+
+def test_rerank_counts_two_prompts_of_a_query_and_a_candidate(tiny_models):
+    folder = tiny_models["tiny-qwen2-vl"]
+    cfg = toy_config(batch_size=8, gradient_checkpointing=False, hard_negatives=1)
+    plain = memory_estimate(folder, cfg, world=1, gpu=False)  # query, positive, 1 negative: 3
+    rerank = memory_estimate(folder, cfg, world=1, gpu=False, stage="rerank")
+    assert rerank["activations_gib"] / plain["activations_gib"] == pytest.approx(4 / 3)

@@ -1,5 +1,5 @@
-"""`umarvel rerank train|score`: the pointwise MLLM reranker (issue 16). `score` writes teacher
-tables; `train` is not built yet and says so in one line (exit 2)."""
+"""`umarvel rerank train|score`: the pointwise MLLM reranker (issue 16). `train` is the rerank
+training stage; `score` writes teacher tables."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import PoolScope, Split, device_option
-from umarvel_cli.errors import NotImplementedStage
+from umarvel_cli.cli_options import PoolScope, Profile, Split, device_option
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -18,17 +17,44 @@ def train(
     model: Path = typer.Option(..., "--model", help="Base generative model folder (an Instruct checkpoint)."),
     data: Path = typer.Option(..., "--data", help="Prepared tables (`umarvel prepare mbeir`)."),
     negatives: Path = typer.Option(..., "--negatives", help="Mined negatives (an `umarvel mine` --out)."),
-    out: Path = typer.Option(..., "--out", help="Output folder for the reranker."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (model/, adapter/, config.yaml, train_log.jsonl, manifest.json)."
+    ),
     split: Split = typer.Option("train", "--split", help="Split whose queries train the reranker."),
     lora_rank: int = typer.Option(128, "--lora-rank", help="LoRA rank."),
     lora_alpha: int = typer.Option(256, "--lora-alpha", help="LoRA alpha."),
     released_prompt: bool = typer.Option(
         False, "--released-prompt", help="Use the released prompt verbatim (for released reranker weights)."
     ),
+    profile: Profile = typer.Option(
+        "paper", "--profile", help="Defaults: paper (U-MARVEL values) or demo (tiny model on CPU)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML overrides: top-level keys, or a `rerank:` section."
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", metavar="<key=value>", help="Training config override (repeatable; wins over the flags)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the resolved config, data sizes and steps; train nothing."
+    ),
     force: bool = typer.Option(False, "--force", help="Redo even when OUT is up to date."),
+    device: str | None = device_option("Where to train (auto: cuda when present)."),
 ) -> None:
-    """Train the reranker on (query, candidate) prompts answered Yes/No. Not built yet."""
-    raise NotImplementedStage("`umarvel rerank train` is not built yet (issue 16)")
+    """Train the reranker: one prompt per (query, candidate) pair answered "Yes" (a positive) or "No" (a
+    negative drawn from the mined rows), cross-entropy on the answer token. The same stage as `train`:
+    resumable, up to date on rerun, runs under torchrun."""
+    from umarvel_cli.commands.train import echo_result
+    from umarvel_cli.training.dispatch import train as run_train
+    from umarvel_cli.training.stages import StageRequest
+
+    flags = [f"lora_rank={lora_rank}", f"lora_alpha={lora_alpha}"]
+    flags += [f"rerank_prompt={'released' if released_prompt else 'clean'}"]
+    req = StageRequest(
+        "rerank", model, out, data, profile=profile, config_file=config, sets=flags + list(set_),
+        force=force, device=device, negatives=negatives, split=split,
+    )  # fmt: skip
+    echo_result(run_train(req, dry_run), dry_run)
 
 
 @app.command("score")

@@ -3,7 +3,7 @@
 Targets are listed by full module name (every nn.Linear of the language model, optionally of the
 vision tower), so nothing depends on a regex matching a family's naming. The temperature is kept
 in umarvel.json next to the adapter and in the merged folder (the released merge script dropped
-it: bug B9).
+it: bug B9). The reranker (a generative model, no temperature) goes through the same functions.
 """
 
 from __future__ import annotations
@@ -16,13 +16,17 @@ from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import language_model
 from umarvel_cli.models.checks import check_weights_folder
 from umarvel_cli.models.embedder import Embedder
+from umarvel_cli.models.reranker import Reranker
 from umarvel_cli.models.umarvel_config import UmarvelConfig
+
+# What LoRA adapts: a model holding its network as `backbone`, with `sync_config` and `save_pretrained`.
+Adaptable = Embedder | Reranker
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def lora_target_names(
-    embedder: Embedder, target_modules: list[str] | None = None, train_vision: bool = False
+    embedder: Adaptable, target_modules: list[str] | None = None, train_vision: bool = False
 ) -> list[str]:
     """Full names of the Linear layers to adapt: language model (and the vision tower if asked)."""
     backbone = embedder.backbone
@@ -44,13 +48,13 @@ def lora_target_names(
 
 
 def apply_lora(
-    embedder: Embedder,
+    embedder: Adaptable,
     rank: int,
     alpha: float,
     dropout: float = 0.05,
     target_modules: list[str] | None = None,
     train_vision: bool = False,
-) -> Embedder:
+) -> Adaptable:
     """Wrap the backbone with LoRA adapters; only adapter weights train (vision frozen by default)."""
     from peft import LoraConfig, get_peft_model
 
@@ -62,7 +66,7 @@ def apply_lora(
     return embedder
 
 
-def save_adapter(embedder: Embedder, path: str | Path) -> Path:
+def save_adapter(embedder: Adaptable, path: str | Path) -> Path:
     """Adapter weights + adapter_config.json + umarvel.json (with the current temperature)."""
     if not hasattr(embedder.backbone, "peft_config"):
         raise UmarvelError("the embedder has no LoRA adapter to save", expected="apply_lora first")
@@ -91,7 +95,7 @@ def load_adapter(embedder: Embedder, path: str | Path, trainable: bool = False) 
     return embedder
 
 
-def merge_lora(embedder: Embedder) -> Embedder:
+def merge_lora(embedder: Adaptable) -> Adaptable:
     """Fold the adapters into the base weights; the embedder becomes a plain one again."""
     if not hasattr(embedder.backbone, "peft_config"):
         raise UmarvelError("the embedder has no LoRA adapter to merge", expected="apply_lora or load_adapter")
@@ -99,7 +103,7 @@ def merge_lora(embedder: Embedder) -> Embedder:
     return embedder
 
 
-def save_merged(embedder: Embedder, path: str | Path) -> Path:
+def save_merged(embedder: Adaptable, path: str | Path) -> Path:
     """Merge (if adapters are attached) and write a plain model folder keeping umarvel.json and τ."""
     if hasattr(embedder.backbone, "peft_config"):
         merge_lora(embedder)

@@ -122,11 +122,12 @@ class Reranker(nn.Module):
             raise UmarvelError(
                 f"unknown reranker prompt {prompt!r}", field="prompt", expected=" | ".join(PROMPTS)
             )
-        self.model = model
+        self.backbone = model  # the generative network (what LoRA wraps while training)
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.config = config
         self.family = get_family(config.family)
+        self.prompt = prompt
         self.preamble = PROMPTS[prompt]
         self.formatter = InputFormatter(tokenizer, image_processor, config)
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
@@ -162,6 +163,34 @@ class Reranker(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def model(self) -> nn.Module:
+        """The `...ForConditionalGeneration` model (with LoRA layers in it while training, never the
+        peft wrapper, so `.model` and the LM head are where every caller expects them)."""
+        return self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
+
+    # -- saving (also what `models.lora` calls) ---------------------------------------------------
+    def sync_config(self) -> UmarvelConfig:
+        """The settings to save: marked a reranker, with the prompt it was trained with."""
+        self.config.extra[KIND_KEY] = RERANKER_KIND
+        self.config.extra["rerank_prompt"] = self.prompt
+        return self.config
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write a reranker folder `from_pretrained` loads: weights, tokenizer, image processor, umarvel.json."""
+        if hasattr(self.backbone, "peft_config"):
+            raise UmarvelError(
+                "this reranker carries LoRA adapters",
+                expected="umarvel_cli.models.lora.save_adapter or merge_lora before save_pretrained",
+            )
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        self.image_processor.save_pretrained(path)
+        self.sync_config().save(path)
+        return path
 
     def encode_pairs(
         self, pairs: Sequence[tuple[Record, Record]], answer: str | None = None, defer_decode: bool = False

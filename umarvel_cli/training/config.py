@@ -23,7 +23,7 @@ import yaml
 from umarvel_cli.errors import UmarvelError
 
 # single stages (each has `configs/train_<stage>.yaml`); `progressive` is the chain of the first three
-STAGES = ("nli", "caption", "mbeir", "hardneg", "distill")
+STAGES = ("nli", "caption", "mbeir", "hardneg", "distill", "rerank")
 PROGRESSIVE_CHAIN = ("nli", "caption", "mbeir")
 # the training objective (`training.objectives`) each stage runs
 STAGE_OBJECTIVES = {
@@ -32,12 +32,14 @@ STAGE_OBJECTIVES = {
     "mbeir": "infonce",
     "hardneg": "hardneg",
     "distill": "distill",
+    "rerank": "rerank",
 }
 PROFILES = ("paper", "demo")
 CHOICES = {
     "schedule": ("cosine", "constant"),
     "batching": ("mixed", "task"),
     "instruction": ("none", "first", "random"),
+    "rerank_prompt": ("clean", "released"),
     "loss_impl": ("auto", "chunked", "plain", "eager", "triton", "hybrid"),
 }
 
@@ -86,6 +88,7 @@ class TrainConfig:
     distill_topk: int = 50  # distill: candidates per query, best fused score first
     fusion_weights: dict[str, float] | None = None  # distill: w per task in F = cos + w*P(Yes)
     distill_infonce_weight: float = 0.0  # distill: > 0 adds w x in-batch InfoNCE to the KL
+    rerank_prompt: str = "clean"  # rerank: the clean instruction, or the released one verbatim
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

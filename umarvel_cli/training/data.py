@@ -114,16 +114,18 @@ class PairsSet:
 class MbeirSet:
     """M-BEIR training queries: the query with an instruction, one of its `pos` candidates as positive."""
 
-    def __init__(self, data: str | Path, hard_negatives: int, instruction: str, seed: int) -> None:
+    def __init__(
+        self, data: str | Path, hard_negatives: int, instruction: str, seed: int, split: str = "train"
+    ) -> None:
         queries = read_table(
             data,
             "queries",
             ["qid", "split", "task_id", "dataset_id", "modality", "text", "image", "pos", "neg"],
-            filters=[("split", "=", "train")],
+            filters=[("split", "=", split)],
         )
         if queries.num_rows == 0:
             raise UmarvelError(
-                "no train queries", file=table_dir(data, "queries"), expected="split 'train' rows"
+                f"no {split} queries", file=table_dir(data, "queries"), expected=f"split '{split}' rows"
             )
         self.rows = queries.to_pylist()
         self.hard_negatives = hard_negatives
@@ -216,11 +218,13 @@ def load_training_set(
     model: str | Path | None = None,
     *,
     teacher: str | Path | None = None,
+    split: str = "train",
 ) -> TrainingSet:
     """The examples of `stage` from its table folder (pairs for nli/caption, M-BEIR tables for mbeir,
     hardneg and distill); hardneg adds `cfg.hard_negatives` rows of the mined folder `negatives`, which
     must have been mined with `model` (the stage's init) on these tables; distill reads the `teacher`
-    folder `umarvel rerank score` wrote."""
+    folder `umarvel rerank score` wrote; rerank pairs the `split` queries with draws from the mined
+    folder `negatives` (mined with the retriever, not with the reranker's base: no model check)."""
     if stage in ("nli", "caption"):
         return PairsSet(data, stage, cfg.hard_negatives)
     if stage == "hardneg":
@@ -230,6 +234,13 @@ def load_training_set(
             raise UmarvelError("stage hardneg needs --negatives", field="--negatives",
                                expected="the folder `umarvel mine` wrote")  # fmt: skip
         return HardNegativeSet(data, negatives, model, cfg.hard_negatives, cfg.instruction, cfg.seed)
+    if stage == "rerank":
+        from umarvel_cli.training.rerank_data import RerankSet  # it builds on MbeirSet, here
+
+        if negatives is None:
+            raise UmarvelError("stage rerank needs --negatives", field="--negatives",
+                               expected="the folder `umarvel mine` wrote")  # fmt: skip
+        return RerankSet(data, negatives, cfg.instruction, cfg.seed, split)
     if stage == "distill":
         from umarvel_cli.training.distill_data import DistillSet  # it builds on MbeirSet, here
 

@@ -1,8 +1,8 @@
 """`umarvel train`: one entry point that runs (or, dry, describes) what a stage name stands for.
 
 A stage name maps to how it runs: nli, caption, mbeir and hardneg are single stages (`stages.py`),
-progressive the chain nli → caption → mbeir (`progressive.py`). The next stages (distillation,
-the reranker) are one entry each here.
+progressive the chain nli → caption → mbeir (`progressive.py`); distill (`umarvel distill`) and
+rerank (`umarvel rerank train`) are single stages too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from umarvel_cli import distributed as D
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.training.config import STAGES
 from umarvel_cli.training.progressive import run_progressive
-from umarvel_cli.training.stages import StageRequest, StageResult, run_stage
+from umarvel_cli.training.stages import NEGATIVE_STAGES, StageRequest, StageResult, run_stage
 
 # How each `--stage` name runs (given a per-step sink or None); its dry run is `dry_run.describe_request`.
 StageRunner = Callable[[StageRequest, Any], list[StageResult]]
@@ -33,7 +33,7 @@ def train(req: StageRequest, dry_run: bool = False, report_to: str = "none") -> 
     run = STAGE_KINDS.get(req.stage)
     if run is None:
         raise UmarvelError(f"unknown stage {req.stage!r}", field="--stage", expected=" | ".join(STAGE_KINDS))
-    if req.negatives is not None and req.stage != "hardneg":
+    if req.negatives is not None and req.stage not in NEGATIVE_STAGES:
         raise UmarvelError(
             f"--negatives is for --stage hardneg, not {req.stage}",
             field="--negatives",

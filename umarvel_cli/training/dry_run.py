@@ -14,7 +14,13 @@ from umarvel_cli.models.folder import MODEL_DIR, resolve_model_dir
 from umarvel_cli.training.config import PROGRESSIVE_CHAIN, STAGE_OBJECTIVES, resolve_config
 from umarvel_cli.training.memory import memory_estimate
 from umarvel_cli.training.progressive import stage_request
-from umarvel_cli.training.stages import StageRequest, data_source, negatives_source, teacher_source
+from umarvel_cli.training.stages import (
+    RERANK_STAGE,
+    StageRequest,
+    data_source,
+    negatives_source,
+    teacher_source,
+)
 
 
 def _stage_requests(req: StageRequest) -> list[StageRequest]:
@@ -76,8 +82,12 @@ def _load(sreq: StageRequest, cfg):
 
     negatives = negatives_source(sreq)
     model = resolve_model_dir(sreq.model) if negatives is not None else None
+    if sreq.stage == RERANK_STAGE:  # an embedding model as the reranker's base is a problem too
+        from umarvel_cli.models.reranker import check_reranker_folder
+
+        check_reranker_folder(resolve_model_dir(sreq.model))
     return load_training_set(
-        sreq.stage, data_source(sreq), cfg, negatives, model, teacher=teacher_source(sreq)
+        sreq.stage, data_source(sreq), cfg, negatives, model, teacher=teacher_source(sreq), split=sreq.split
     )
 
 

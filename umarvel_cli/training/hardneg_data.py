@@ -29,21 +29,23 @@ MINE_STAGE = "mine"
 NEGATIVE_COLUMNS = ("neg_ids", "top_neg_ids")  # filtered (default) or the unfiltered ablation
 
 
-def check_mined(negatives: str | Path, data: str | Path, model: str | Path) -> None:
-    """The mined folder is finished, mined on the train split of these tables with this model."""
+def check_mined(
+    negatives: str | Path, data: str | Path, model: str | Path | None, split: str = "train"
+) -> None:
+    """The mined folder is finished, mined on `split` of these tables (and with `model`, when given)."""
     manifest = require_manifest(negatives, MINE_STAGE)
-    if manifest.params.get("split") != "train":
+    if manifest.params.get("split") != split:
         raise UmarvelError(
             f"mined on split {manifest.params.get('split')!r}",
             file=negatives,
-            expected="negatives of the train split",
+            expected=f"negatives of the {split} split",
         )
     if manifest.inputs.get("data") != fingerprint(data):
         raise UmarvelError(
             "negatives were mined from other tables", file=negatives, field="--data",
             expected=f"the --data given to `umarvel mine` ({manifest.extra.get('data')})",
         )  # fmt: skip
-    if manifest.inputs.get("model") != fingerprint(resolve_model_dir(model)):
+    if model is not None and manifest.inputs.get("model") != fingerprint(resolve_model_dir(model)):
         raise UmarvelError(
             "negatives were mined with another model", file=negatives, field="--model",
             expected=f"the --model given to `umarvel mine` ({manifest.extra.get('model')})",

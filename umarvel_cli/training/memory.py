@@ -50,7 +50,8 @@ def memory_estimate(
     Activations use Korthikanti et al.'s per-layer s·b·h·34 bytes (half precision, no checkpointing)
     or 2·s·b·h per layer plus one layer with checkpointing; sequences assume ~128 text tokens plus a
     full image at max_pixels (capped by the config's max_image_pixels). A query brings a positive and
-    its hard negatives, or (distill) its list of distill_topk candidates. An estimate, not a promise.
+    its hard negatives, or (distill) its list of distill_topk candidates, or (rerank) two prompts each
+    holding a query and a candidate (counted as four sequences). An estimate, not a promise.
     """
     config = json.loads((model_dir / "config.json").read_text())
     text = config.get("text_config", config)
@@ -64,7 +65,7 @@ def memory_estimate(
     trainable = cfg.lora_rank * (9 * h + 2 * kv + 3 * inter) * layers if cfg.lora else params
     per_device = cfg.batch_size // world // cfg.grad_accum
     per_forward = min(cfg.chunk_size, per_device) if cfg.chunk_size else per_device
-    per_query = 1 + cfg.distill_topk if stage == "distill" else 2 + cfg.hard_negatives
+    per_query = {"distill": 1 + cfg.distill_topk, "rerank": 4}.get(stage, 2 + cfg.hard_negatives)
     seqs = per_forward * per_query if not cfg.chunk_size else per_forward
     tokens = TEXT_TOKENS + image_tokens(model_dir, cfg.max_image_pixels)
     act_bytes = 2 if gpu and cfg.bf16 else 4

@@ -1,4 +1,4 @@
-"""One training stage (nli, caption, mbeir, hardneg): validate, describe (dry run), train into its folder.
+"""One training stage (nli, caption, mbeir, hardneg, distill, rerank): validate, describe (dry run), train into its folder.
 
 A stage output folder holds:
   model/          the merged model (LoRA folded in, temperature kept in umarvel.json): the next
@@ -8,7 +8,8 @@ A stage output folder holds:
   checkpoints/    while running (removed when the stage finishes);
   manifest.json   written last: params = the config, inputs = fingerprints of the init model and data
                   (for hardneg, of the mined folder; extra names it and the model it was mined with;
-                  for distill, of the teacher folder; extra names it).
+                  for distill, of the teacher folder; extra names it; for rerank, of the mined
+                  folder, the model a generative reranker and `base_model` its init).
 Run again: up to date → nothing; killed → resumes from the last checkpoint; changed → redone.
 """
 
@@ -33,6 +34,8 @@ from umarvel_cli.training.data import TrainingSet, load_training_set
 from umarvel_cli.training.hardneg_data import MINE_STAGE
 
 ADAPTER_DIR = "adapter"
+NEGATIVE_STAGES = ("hardneg", "rerank")  # the stages that read a mined folder (--negatives)
+RERANK_STAGE = "rerank"  # trains a generative reranker, not an embedder
 
 
 @dataclass
@@ -53,6 +56,7 @@ class StageRequest:
     caption_pairs: Path | None = None  # progressive: the caption stage's pairs table (default: pairs)
     negatives: Path | None = None  # hardneg: the folder `umarvel mine` wrote
     teacher: Path | None = None  # distill: the folder `umarvel rerank score` wrote
+    split: str = "train"  # rerank: the split whose queries (and mined rows) train the reranker
 
 
 @dataclass
@@ -77,8 +81,8 @@ def data_source(req: StageRequest) -> Path:
 
 
 def negatives_source(req: StageRequest) -> Path | None:
-    """The finished mined folder of a hardneg request (None for the other stages, which refuse one)."""
-    if req.stage != "hardneg":
+    """The finished mined folder of a hardneg or rerank request (None for the other stages, which refuse one)."""
+    if req.stage not in NEGATIVE_STAGES:
         if req.negatives is not None:
             raise UmarvelError(
                 f"stage {req.stage} takes no --negatives", field="--negatives", expected="--stage hardneg"
@@ -86,7 +90,7 @@ def negatives_source(req: StageRequest) -> Path | None:
         return None
     if req.negatives is None:
         raise UmarvelError(
-            "stage hardneg needs --negatives",
+            f"stage {req.stage} needs --negatives",
             field="--negatives",
             expected="the --out folder of `umarvel mine`",
         )
@@ -140,38 +144,56 @@ def _prepare(req: StageRequest) -> tuple[TrainConfig, Path, TrainingSet]:
         raise UmarvelError(f"unknown stage {req.stage!r}", field="--stage", expected=" | ".join(STAGES))
     cfg = resolve_config(req.stage, req.profile, req.config_file, req.sets)
     model_dir = resolve_model_dir(req.model)
+    if req.stage == RERANK_STAGE:  # an embedding model (or a bad tokenizer) is refused before any reading
+        from umarvel_cli.models.reranker import check_reranker_folder
+
+        check_reranker_folder(model_dir)
+        if cfg.max_image_pixels is not None:
+            raise UmarvelError("the rerank stage trains at the model's own resolution",
+                               field="max_image_pixels", expected="null")  # fmt: skip
     data = load_training_set(
-        req.stage, data_source(req), cfg, negatives_source(req), model_dir, teacher=teacher_source(req)
+        req.stage,
+        data_source(req),
+        cfg,
+        negatives_source(req),
+        model_dir,
+        teacher=teacher_source(req),
+        split=req.split,
     )
     return cfg, model_dir, data
 
 
-def load_trainable_model(model_dir: Path, cfg: TrainConfig, device):
-    """The Embedder of `model_dir` set up for `cfg`: seeded LoRA (or full FT), checkpointing."""
+def load_trainable_model(model_dir: Path, cfg: TrainConfig, device, reranker: bool = False):
+    """The Embedder (or, `reranker`, the Reranker with the config's prompt) of `model_dir` set up for
+    `cfg`: seeded LoRA (or full FT), checkpointing. Both hold their network as `backbone`."""
     import torch
 
     from umarvel_cli.models.checkpointing import enable_activation_checkpointing
     from umarvel_cli.models.embedder import Embedder
     from umarvel_cli.models.lora import apply_lora
+    from umarvel_cli.models.reranker import Reranker
     from umarvel_cli.training.checkpoint import seed_everything
 
     seed_everything(cfg.seed)  # LoRA's random init is part of the run's identity
     dtype = torch.bfloat16 if device.type == "cuda" and cfg.lora and cfg.bf16 else torch.float32
-    embedder = Embedder.from_pretrained(model_dir, device=device, dtype=dtype)
-    if cfg.max_image_pixels is not None and cfg.max_image_pixels < embedder.config.max_pixels:  # type: ignore[operator]
-        embedder.set_max_pixels(cfg.max_image_pixels)  # training only: run_stage saves the model's own
+    if reranker:
+        model = Reranker.from_pretrained(model_dir, device=device, dtype=dtype, prompt=cfg.rerank_prompt)
+    else:
+        model = Embedder.from_pretrained(model_dir, device=device, dtype=dtype)
+        if cfg.max_image_pixels is not None and cfg.max_image_pixels < model.config.max_pixels:  # type: ignore[operator]
+            model.set_max_pixels(cfg.max_image_pixels)  # training only: run_stage saves the model's own
     if cfg.gradient_checkpointing:
-        enable_activation_checkpointing(embedder.backbone)
+        enable_activation_checkpointing(model.backbone)
     if cfg.lora:
         with warnings.catch_warnings():  # peft probes a renamed transformers property (FutureWarning)
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             apply_lora(
-                embedder, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets, cfg.train_vision
+                model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets, cfg.train_vision
             )
     else:
-        for name, p in embedder.backbone.named_parameters():
+        for name, p in model.backbone.named_parameters():
             p.requires_grad_(cfg.train_vision or "visual" not in name.split("."))
-    return embedder
+    return model
 
 
 def run_stage(req: StageRequest, on_step=None) -> StageResult:
@@ -211,12 +233,13 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
         if status != "fresh":  # a fresh run into a new folder says nothing (a refused one: only its error)
             info(f"train {req.stage}: {status} ({reason}); init {model_dir}")
         (out / "config.yaml").write_text(cfg.to_yaml())
-    embedder = load_trainable_model(model_dir, cfg, device)
+    rerank = req.stage == RERANK_STAGE
+    model = load_trainable_model(model_dir, cfg, device, reranker=rerank)
     if hasattr(on_step, "for_stage"):  # a per-stage sink (e.g. TensorBoard)
         on_step = on_step.for_stage(req.stage) if D.is_main() else None
     objective = build_objective(STAGE_OBJECTIVES[req.stage], cfg)
     trainer = Trainer(
-        embedder, data, cfg, objective, out, device, description=f"train {req.stage}", on_step=on_step
+        model, data, cfg, objective, out, device, description=f"train {req.stage}", on_step=on_step
     )
     summary = trainer.fit(resume=status == "resume")
     extra: dict[str, Any] = {
@@ -228,6 +251,9 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
         "samples_per_s": summary.samples_per_s,
         "resumed_from_step": summary.resumed_from,
     }
+    if rerank:
+        extra["base_model"] = str(model_dir)
+        extra["rerank_prompt"] = cfg.rerank_prompt
     if negatives is not None:
         mined = read_manifest(negatives)
         extra["negatives"] = str(negatives.resolve())
@@ -235,16 +261,16 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
     if teacher is not None:
         extra["teacher"] = str(teacher.resolve())
     init = UmarvelConfig.load(model_dir) if UmarvelConfig.exists(model_dir) else None
-    max_pixels = (init or UmarvelConfig(family=embedder.config.family)).max_pixels
-    if embedder.config.max_pixels != max_pixels:
-        extra["train_max_pixels"] = embedder.config.max_pixels
-        embedder.set_max_pixels(max_pixels)  # the saved model embeds at its init's resolution
+    max_pixels = (init or UmarvelConfig(family=model.config.family)).max_pixels
+    if model.config.max_pixels != max_pixels:  # only an embedder trains at another resolution
+        extra["train_max_pixels"] = model.config.max_pixels
+        model.set_max_pixels(max_pixels)  # the saved model embeds at its init's resolution
     if D.is_main():
         for sub in (MODEL_DIR, ADAPTER_DIR):
             shutil.rmtree(out / sub, ignore_errors=True)
         if cfg.lora:
-            save_adapter(embedder, out / ADAPTER_DIR)
-        save_merged(embedder, out / MODEL_DIR)
+            save_adapter(model, out / ADAPTER_DIR)
+        save_merged(model, out / MODEL_DIR)
         finish_stage(plan, {"examples": len(data), "steps": summary.steps}, extra)  # type: ignore[arg-type]
     trainer.store.clear()  # after the manifest: a kill before it still finds the final checkpoint
     return StageResult(req.stage, out, status, out / MODEL_DIR, extra)

@@ -9,7 +9,9 @@ every `save_every` steps and at the end hold everything a resumed run needs to c
 bit-for-bit: weights, optimizer, scheduler, sampler step, RNG.
 
 The model is any nn.Module with `prepare(records, role) -> batch`, `forward(batch) -> [n, d]`
-(L2-normalised) and a `log_temperature` parameter: the `Embedder`, or a toy encoder in tests.
+(L2-normalised) and a `log_temperature` parameter: the `Embedder`, or a toy encoder in tests. An
+objective with `runs_model` (the reranker's) runs the model itself, which then needs neither; a
+model without `log_temperature` trains no temperature.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class TrainSummary:
     steps: int
     resumed_from: int
     last_loss: float
-    temperature: float
+    temperature: float | None  # None: the model has no temperature (the reranker)
     samples_per_s: float
     examples: int
 
@@ -105,11 +107,12 @@ class Trainer:
         self.store = CheckpointStore(self.out / "checkpoints", cfg.keep_checkpoints)
         self.log_path = self.out / LOG_NAME
         self.autocast = cfg.bf16 and device.type == "cuda"
-        self.temperature_param: nn.Parameter = model.log_temperature  # type: ignore[assignment]
-        with torch.no_grad():  # the stage's starting τ (a resumed run then loads the learned value)
-            if cfg.temperature is not None:
-                self.temperature_param.fill_(math.log(cfg.temperature))
-        self.temperature_param.requires_grad_(cfg.learn_temperature)
+        self.temperature_param: nn.Parameter | None = getattr(model, "log_temperature", None)
+        if self.temperature_param is not None:
+            with torch.no_grad():  # the stage's starting τ (a resumed run then loads the learned value)
+                if cfg.temperature is not None:
+                    self.temperature_param.fill_(math.log(cfg.temperature))
+            self.temperature_param.requires_grad_(cfg.learn_temperature)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -121,7 +124,7 @@ class Trainer:
         cfg = self.cfg
         main = [p for p in self.params if p is not self.temperature_param]
         groups: list[dict[str, Any]] = [{"params": main, "weight_decay": cfg.weight_decay}]
-        if self.temperature_param.requires_grad:
+        if self.temperature_param is not None and self.temperature_param.requires_grad:
             groups.append(
                 {"params": [self.temperature_param], "weight_decay": 0.0, "lr": cfg.temperature_lr or cfg.lr}
             )
@@ -135,19 +138,28 @@ class Trainer:
         )
 
     # -- one step ---------------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
+
     def _encode(self, batch: Any) -> torch.Tensor:
-        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
-        with ctx:
+        with self._autocast():
             return self.model(batch)
 
-    def temperature(self) -> torch.Tensor:
-        """The clamped τ the loss uses (differentiable when τ is learned)."""
+    def temperature(self) -> torch.Tensor | None:
+        """The clamped τ the loss uses (differentiable when τ is learned); None for a model without one."""
+        if self.temperature_param is None:
+            return None
         return clamped_temperature(self.temperature_param, self.cfg.temperature_min, self.cfg.temperature_max)
 
     def _micro_step(self, examples: Sequence[TrainExample], scale: float) -> tuple[float, dict[str, float]]:
         """Backpropagate `scale` x the objective's loss of one micro-batch; (loss, logged values)."""
         cfg = self.cfg
         batch = self.objective.batch(list(examples), self.device)
+        if self.objective.runs_model:  # its loss is not over embeddings: it runs the model itself
+            with self._autocast():
+                out = self.objective.model_loss(self.model, batch)
+            (out.loss * scale).backward()
+            return float(out.loss.detach()), {k: float(v) for k, v in out.logs.items()}
         logs: dict[str, torch.Tensor] = {}
 
         def loss_fn(outputs: list[torch.Tensor]) -> torch.Tensor:
@@ -195,10 +207,11 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
-        with torch.no_grad():
-            self.temperature_param.clamp_(
-                math.log(self.cfg.temperature_min), math.log(self.cfg.temperature_max)
-            )
+        if self.temperature_param is not None:
+            with torch.no_grad():
+                self.temperature_param.clamp_(
+                    math.log(self.cfg.temperature_min), math.log(self.cfg.temperature_max)
+                )
         logged = {key: D.all_reduce_sum(value, self.device) for key, value in logs.items()}
         return D.all_reduce_sum(loss, self.device), logged
 
@@ -273,7 +286,7 @@ class Trainer:
                     "epoch": step // self.per_epoch,
                     "loss": loss,
                     **logged,
-                    "temperature": self.temperature().item(),
+                    **({} if self.temperature_param is None else {"temperature": self.temperature().item()}),
                     "lr": self.scheduler.get_last_lr()[0],
                     "samples_per_s": rate,
                     "elapsed_s": time.perf_counter() - began,
@@ -284,7 +297,9 @@ class Trainer:
                 progress.update(
                     task,
                     advance=1,
-                    rate=f"loss {loss:.4f} lr {row['lr']:.2e} τ {row['temperature']:.4f} {rate:,.1f} samples/s",
+                    rate=f"loss {loss:.4f} lr {row['lr']:.2e}"
+                    + (f" τ {row['temperature']:.4f}" if "temperature" in row else "")
+                    + f" {rate:,.1f} samples/s",
                 )
                 done = step + 1
                 if done % self.cfg.save_every == 0 or done == self.total_steps:
@@ -301,7 +316,7 @@ class Trainer:
             steps=self.total_steps,
             resumed_from=start,
             last_loss=loss,
-            temperature=self.temperature().item(),
+            temperature=None if self.temperature_param is None else self.temperature().item(),
             samples_per_s=steps_run * batch / elapsed if elapsed > 0 and steps_run else rate,
             examples=len(self.data),
         )

@@ -18,9 +18,10 @@ from umarvel_cli.training.objectives.base import (
 from umarvel_cli.training.objectives.distill import DistillKL
 from umarvel_cli.training.objectives.hardneg import HardNegativeInfoNCE
 from umarvel_cli.training.objectives.infonce import InBatchInfoNCE
+from umarvel_cli.training.objectives.rerank import RerankAnswerCE
 
 OBJECTIVES: dict[str, type[Objective]] = {
-    cls.name: cls for cls in (InBatchInfoNCE, HardNegativeInfoNCE, DistillKL)
+    cls.name: cls for cls in (InBatchInfoNCE, HardNegativeInfoNCE, DistillKL, RerankAnswerCE)
 }
 
 
@@ -40,6 +41,7 @@ __all__ = [
     "ObjectiveBatch",
     "ObjectiveOutput",
     "RankView",
+    "RerankAnswerCE",
     "Side",
     "build_objective",
     "rank_view",

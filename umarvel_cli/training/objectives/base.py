@@ -2,7 +2,9 @@
 
 An objective turns a micro-batch of examples into (1) the sides the model encodes, each a list of
 records with a role, plus the targets its loss reads (ids, labels, teacher scores), and (2) from the
-model's outputs, a loss and the values worth logging. It declares which outputs and targets its loss
+model's outputs, a loss and the values worth logging. An objective whose model is not an embedder
+(the reranker: a loss on an answer token, not on embeddings) sets `runs_model` and computes its loss
+from the model and the batch itself (`model_loss`); the trainer's loop is the same. It declares which outputs and targets its loss
 needs from every rank; the trainer gathers those (outputs with gradient, targets without), so an
 objective never calls the distributed helpers itself and runs unchanged under torchrun.
 
@@ -42,6 +44,7 @@ class ObjectiveBatch:
 
     sides: list[Side]
     targets: dict[str, torch.Tensor] = field(default_factory=dict)
+    pairs: list[tuple[Record, Record]] = field(default_factory=list)  # for an objective that runs the model
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Objective(ABC):
     name: ClassVar[str]  # how configs and stages name it (the registry key)
     gathered_sides: tuple[str, ...] = ()  # outputs the loss needs from every rank (with gradient)
     gathered_targets: tuple[str, ...] = ()  # targets the loss needs from every rank
+    runs_model: ClassVar[bool] = False  # True: the trainer calls `model_loss` instead of encoding sides
 
     @classmethod
     @abstractmethod
@@ -75,8 +79,14 @@ class Objective(ABC):
     @abstractmethod
     def batch(self, examples: list[TrainExample], device: torch.device) -> ObjectiveBatch: ...
 
-    @abstractmethod
-    def loss(self, view: RankView, temperature: torch.Tensor) -> ObjectiveOutput: ...
+    def loss(self, view: RankView, temperature: torch.Tensor) -> ObjectiveOutput:
+        """The loss over the encoded sides (an objective with `runs_model` has none)."""
+        raise NotImplementedError(f"objective {self.name} does not score encoded sides")
+
+    def model_loss(self, model: torch.nn.Module, batch: ObjectiveBatch) -> ObjectiveOutput:
+        """The loss of a model that is not an embedder (the reranker's answer token): the objective
+        runs the model on its batch itself; same loss convention. Only with `runs_model`."""
+        raise NotImplementedError(f"objective {self.name} scores encoded sides, not the model")
 
 
 def rank_view(objective: Objective, batch: ObjectiveBatch, outputs: Sequence[torch.Tensor]) -> RankView:

@@ -1,0 +1,87 @@
+"""Training examples of the reranker stage: per query its positive ("Yes") and one mined negative ("No").
+
+The query (with its instruction) is the mbeir stage's; the positive and the negative are the seeded
+draws of `reranking.train_pairs.draw_pairs` (a positive from the query's positives, a negative from
+its mined list minus the positives: the retriever's local top-k, column `top_neg_ids`, as released),
+so a resumed run draws the same pairs. The mined folder must be a finished `umarvel mine` run on
+the same split of these tables; it was mined with the retriever, not with the reranker's base, so
+no model is checked. A query with no negative left is not trained on and is counted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from umarvel_cli.artifacts import read_table
+from umarvel_cli.artifacts.paths import resolve_image
+from umarvel_cli.artifacts.shards import table_dir
+from umarvel_cli.data.records import Record
+from umarvel_cli.errors import UmarvelError
+from umarvel_cli.reranking.train_pairs import NO, YES, draw_pairs
+from umarvel_cli.training.data import MbeirSet, TrainExample
+from umarvel_cli.training.hardneg_data import check_mined, content_keys
+
+RERANK_COLUMN = "top_neg_ids"  # the retriever's top-k minus the positives, unfiltered (spec 6.1)
+
+
+class RerankSet:
+    """The queries of `split` with one positive and one mined negative each (module docstring)."""
+
+    def __init__(
+        self, data: str | Path, negatives: str | Path, instruction: str, seed: int, split: str = "train"
+    ) -> None:
+        check_mined(negatives, data, None, split)
+        base = MbeirSet(data, 0, instruction, seed, split)
+        mined = read_table(negatives, "mined", ["qid", RERANK_COLUMN])
+        negs = dict(zip(mined["qid"].to_pylist(), mined[RERANK_COLUMN].to_pylist(), strict=True))
+        unknown = next((q for q in negs if q not in {r["qid"] for r in base.rows}), None)
+        if unknown is not None:
+            raise UmarvelError(
+                f"mined query {unknown!r} is not a {split} query of these tables",
+                file=table_dir(negatives, "mined"), field="qid", expected="rows of these tables",
+            )  # fmt: skip
+        self.base, self.seed = base, seed
+        self.positives = {r["qid"]: list(r["pos"]) for r in base.rows}
+        self.mined = {q: list(row or []) for q, row in negs.items()}
+        _, skipped = draw_pairs([r["qid"] for r in base.rows], self.positives, self.mined, seed)
+        self.skipped = skipped["no_positive"] + skipped["no_negative"]
+        kept = [i for i, r in enumerate(base.rows) if draw_pairs([r["qid"]], self.positives, self.mined)[0]]
+        if not kept:
+            raise UmarvelError(
+                "no query has a mined negative left after removing its positives",
+                file=negatives,
+                expected="a mining run that kept some",
+            )
+        self.index = kept
+        self.groups = base.groups[kept]
+        needed = {d for q in self.mined for d in self.mined[q]} | {
+            d for p in self.positives.values() for d in p
+        }
+        self.cands = content_keys(data, needed)
+        missing = sorted(needed - set(self.cands))
+        if missing:
+            raise UmarvelError(
+                f"mined negative {missing[0]!r} is not in the candidates table",
+                file=table_dir(negatives, "mined"), field=RERANK_COLUMN, expected="ids of these tables",
+            )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def example(self, index: int, epoch: int) -> TrainExample:
+        row = self.index[index]
+        ex = self.base.example(row, epoch)
+        qid = self.base.rows[row]["qid"]
+        pairs, _ = draw_pairs([qid], self.positives, self.mined, self.seed, epoch)
+        answer = {p.answer: p.did for p in pairs}
+        ex.positive, ex.negatives = self._record(answer[YES]), [self._record(answer[NO])]
+        ex.pos_key, ex.neg_keys = answer[YES], [answer[NO]]
+        return ex
+
+    def _record(self, did: str) -> Record:
+        c = self.cands[did]
+        image = resolve_image(self.base.root, c["image"]) if c["image"] else None
+        return Record(id=did, text=c["text"], image=image, modality=c["modality"])
+
+    def describe(self) -> dict[str, int]:
+        return {**self.base.describe(), "examples": len(self.index), "skipped_queries": self.skipped}
