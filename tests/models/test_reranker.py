@@ -148,3 +148,21 @@ def test_a_plain_instruct_folder_loads_as_a_causal_reranker_with_256_text_tokens
     rr = Reranker.from_pretrained(folder, device="cpu")
     assert rr.config.attention == "causal" and rr.config.text_token_budget == 256
     assert rr.score([(QUERIES[0], CANDIDATES[0])]).shape == (1,)
+
+
+def test_a_finished_rerank_train_output_stands_for_its_model(tmp_path, reranker_dir):
+    """As for every `--model`: a train output folder names its `model/` (models/folder.py)."""
+    import shutil
+
+    from umarvel_cli.artifacts import Manifest, write_manifest
+
+    out = tmp_path / "rr"
+    shutil.copytree(reranker_dir, out / "model")
+    with pytest.raises(UmarvelError, match="not finished"):
+        Reranker.from_pretrained(out, device="cpu")  # no manifest yet: an interrupted run
+    write_manifest(out, Manifest(stage="train-rerank", params={}))
+    pair = (Record(id="q", text="a red circle"), Record(id="c", text="a red circle"))
+    direct = Reranker.from_pretrained(reranker_dir, device="cpu")
+    via_output = Reranker.from_pretrained(out, device="cpu")
+    items = [direct.encode_pairs([pair])[0]]
+    assert np.array_equal(direct.score_inputs(items, 1), via_output.score_inputs(items, 1))

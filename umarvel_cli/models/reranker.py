@@ -21,6 +21,7 @@ from torch import nn
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.batching import collate_ahead, plan_batches, run_batches, to_device
+from umarvel_cli.models.folder import resolve_model_dir
 from umarvel_cli.models.inputs.collator import MODEL_INPUT_KEYS, collator_for
 from umarvel_cli.models.inputs.encoded import EncodedInput
 from umarvel_cli.models.inputs.formatter import InputFormatter
@@ -86,8 +87,7 @@ def check_reranker_folder(path: Path) -> tuple[UmarvelConfig, Any]:
     import transformers
 
     quiet_transformers()
-    if not (path / "config.json").is_file():
-        raise UmarvelError("not a model folder (no config.json)", file=path, expected="a reranker folder")
+    path = resolve_model_dir(path)  # a finished `rerank train` output names its model/, as everywhere
     if model_kind(path) != RERANKER_KIND:
         raise UmarvelError(
             "this is an embedding model, not a reranker",
@@ -141,8 +141,9 @@ class Reranker(nn.Module):
         dtype: torch.dtype | str | None = None,
         prompt: str | None = None,
     ) -> Reranker:
-        """Load a local generative model folder; refuses an embedding model and a bad tokenizer."""
-        path = Path(path)
+        """Load a local generative model folder (or a finished `rerank train` output); refuses an
+        embedding model and a bad tokenizer."""
+        path = resolve_model_dir(path)
         config, tokenizer = check_reranker_folder(path)
         family = get_family(config.family)
         dev = (

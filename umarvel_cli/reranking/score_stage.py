@@ -30,6 +30,7 @@ from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 from umarvel_cli.data.records import Record
 from umarvel_cli.data.subsample import check_share, sample_per_task
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.folder import resolve_model_dir
 from umarvel_cli.reranking.teacher import STAGE, TABLE
 
 QUERIES_PER_SHARD = 64  # 64 x top-50 = 3,200 pairs per shard
@@ -155,7 +156,7 @@ def rerank_score(
         check_share(sample)
     require_manifest(data)
     check_reranker_folder(model)  # an embedding model or bad tokenizer: refused before anything is written
-    if retriever is not None and model_kind(retriever) != "embedding":
+    if retriever is not None and model_kind(resolve_model_dir(retriever)) != "embedding":
         raise UmarvelError("this is a reranker, not an embedding model", file=retriever, field="--retriever")
     source = run if run is not None else retriever
     params: dict[str, Any] = {"topk": topk, "sample": sample, "seed": seed, "chunk": queries_per_shard}
