@@ -197,3 +197,17 @@ def test_eval_refuses_an_embedding_model_as_reranker_before_writing(world, tmp_p
     res = _eval("--data", data, "--run", run, "--out", tmp_path / "ev", "--rerank", embedding)
     assert res.exit_code == 2 and "this is an embedding model, not a reranker" in " ".join(res.output.split())
     assert not (tmp_path / "ev").exists()
+
+
+def test_eval_with_a_model_searches_val_here_to_tune_w(demo_tables, tiny_models, tmp_path):
+    """--model with --tune-weight-on val: the val run is searched here and reranked, never test."""
+    model = init_tiny_model("tiny-qwen2-vl", tmp_path / "rr", seed=0, kind="reranker")
+    out = tmp_path / "ev"
+    res = _eval("--data", demo_tables, "--split", "test", "--model", tiny_models["tiny-qwen2-vl"], "--topk", 10,
+                "--out", out, "--rerank", model, "--rerank-topk", 2, "--tune-weight-on", "val")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["rerank"]["tuning"]["split"] == "val" and record["rerank"]["weight_source"] != "given"
+    val_qids = set(read_teacher(out / "rerank-val").column("qid").to_pylist())
+    test_qids = set(read_teacher(out / "rerank-test").column("qid").to_pylist())
+    assert val_qids and test_qids and not val_qids & test_qids

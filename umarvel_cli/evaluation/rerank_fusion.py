@@ -14,6 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from umarvel_cli.artifacts import read_table
+from umarvel_cli.artifacts.trec import write_trec_run
 from umarvel_cli.data.mbeir.tasks import MBEIRSpec
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.prepared import PreparedSplit, candidate_ids, load_split
@@ -121,7 +123,8 @@ def _tune(
         from umarvel_cli.evaluation.model_search import search_with_model
 
         search_with_model(model, val, spec, pool, out / "val-search", topk=topk)
-        val_run = out / "val-search" / "run"
+        # handed on as a TREC file: the search folder is this evaluation's work, not a `search` output
+        val_run = write_trec_run(out / "val-search.trec", read_table(out / "val-search", "run"))
     if opts.val_scores is None and opts.reranker is None:
         raise UmarvelError(
             "--tune-weight-on val needs the validation run's teacher scores: --val-rerank-scores, or --rerank",
@@ -145,8 +148,8 @@ def rerank_run(
     topk: int,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """The fused run and what metrics.json records about it (scores used, W, the val tuning)."""
-    if (run_source / "run").is_dir():
-        run_source = run_source / "run"  # only the run table: the folder also holds this evaluation's files
+    if model is not None:  # this evaluation's own search: handed on as a TREC file, not a `search` output
+        run_source = write_trec_run(out / "retrieval.trec", run)
     teacher, source = _teacher_for(run_source, prepared, opts.scores, opts, out)
     tuning = _tune(prepared, spec, opts, out, model, pool, topk) if opts.tune_on else None
     weight = tuning.weight if tuning else (opts.weight if opts.weight is not None else DEFAULT_WEIGHT)
