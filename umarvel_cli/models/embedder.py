@@ -20,6 +20,7 @@ from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.attention import language_model, set_attention, speed_up_vision_attention
 from umarvel_cli.models.batching import collate_ahead, plan_batches, run_batches, to_device
 from umarvel_cli.models.checks import check_model_folder, check_weights_folder
+from umarvel_cli.models.folder import write_model_folder
 from umarvel_cli.models.inputs.collator import MODEL_INPUT_KEYS, Collator, collator_for
 from umarvel_cli.models.inputs.encoded import EncodedInput
 from umarvel_cli.models.inputs.formatter import InputFormatter
@@ -165,18 +166,15 @@ class Embedder(nn.Module):
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write a plain model folder: weights, tokenizer, image processor config, umarvel.json."""
-        if hasattr(self.backbone, "peft_config"):
-            raise UmarvelError(
-                "this embedder carries LoRA adapters",
-                expected="umarvel_cli.models.lora.save_adapter or merge_lora before save_pretrained",
-            )
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
-        self.image_processor.save_pretrained(path)
-        self.sync_config().save(path)
-        return path
+        return write_model_folder(
+            self.backbone,
+            self.tokenizer,
+            self.image_processor,
+            self.sync_config(),
+            path,
+            "embedder",
+            adapted=hasattr(self.backbone, "peft_config"),
+        )
 
     # -- properties -------------------------------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ Anything else is a one-line error that says which of these it is not.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from umarvel_cli.artifacts.manifest import fingerprint, read_manifest
 from umarvel_cli.errors import UmarvelError
@@ -70,3 +71,28 @@ def model_fingerprint(model_dir: str | Path) -> str:
     if model_dir.name == MODEL_DIR and _is_train_output(model_dir.parent):
         return fingerprint(model_dir.parent)
     return fingerprint(model_dir)
+
+
+def write_model_folder(
+    network: Any,
+    tokenizer: Any,
+    image_processor: Any,
+    config: Any,
+    path: str | Path,
+    what: str,
+    adapted: bool,
+) -> Path:
+    """A model folder every `--model` takes: weights, tokenizer, image processor, umarvel.json.
+    Refused while LoRA layers are attached (`adapted`: save the adapter or merge first)."""
+    if adapted:
+        raise UmarvelError(
+            f"this {what} carries LoRA adapters",
+            expected="umarvel_cli.models.lora.save_adapter or merge_lora before save_pretrained",
+        )
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    network.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    image_processor.save_pretrained(path)
+    config.save(path)
+    return path

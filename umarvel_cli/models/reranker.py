@@ -21,7 +21,7 @@ from torch import nn
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.batching import collate_ahead, plan_batches, run_batches, to_device
-from umarvel_cli.models.folder import resolve_model_dir
+from umarvel_cli.models.folder import resolve_model_dir, write_model_folder
 from umarvel_cli.models.inputs.collator import MODEL_INPUT_KEYS, collator_for
 from umarvel_cli.models.inputs.encoded import EncodedInput
 from umarvel_cli.models.inputs.formatter import InputFormatter
@@ -180,18 +180,15 @@ class Reranker(nn.Module):
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write a reranker folder `from_pretrained` loads: weights, tokenizer, image processor, umarvel.json."""
-        if hasattr(self.backbone, "peft_config"):
-            raise UmarvelError(
-                "this reranker carries LoRA adapters",
-                expected="umarvel_cli.models.lora.save_adapter or merge_lora before save_pretrained",
-            )
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
-        self.image_processor.save_pretrained(path)
-        self.sync_config().save(path)
-        return path
+        return write_model_folder(
+            self.model,
+            self.tokenizer,
+            self.image_processor,
+            self.sync_config(),
+            path,
+            "reranker",
+            adapted=hasattr(self.backbone, "peft_config"),
+        )
 
     def encode_pairs(
         self, pairs: Sequence[tuple[Record, Record]], answer: str | None = None, defer_decode: bool = False
