@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,9 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.embedding.tables import build_tables
+from tests.thread_ranks import run_as_ranks
 from umarvel_cli.app import app
 from umarvel_cli.artifacts import list_shards, read_manifest, read_table
-from umarvel_cli.distributed import DistContext, rank_of
+from umarvel_cli.distributed import rank_of
 from umarvel_cli.embedding import run as run_module
 from umarvel_cli.embedding import run_embed
 from umarvel_cli.embedding.sources import load_records
@@ -156,42 +155,12 @@ def test_rank_shares_merge_to_the_single_process_vectors(tiny_models, embed_tabl
     single = tmp_path / "single"
     run_embed(tiny_models[MODEL], embed_tables, "test", "candidates", single, shard_size=2)
     world = 2
-    barrier = threading.Barrier(world)
-    box: dict[str, object] = {}
-
-    def broadcast_from(rank):
-        def broadcast(obj):
-            if rank == 0:
-                box["v"] = obj
-            barrier.wait()
-            return box["v"]
-
-        return broadcast
-
-    errors = []
-
-    def worker(rank):
-        try:
-            ctx = DistContext(rank, world, rank, barrier.wait, broadcast_from(rank))
-            run_embed(
-                tiny_models[MODEL],
-                embed_tables,
-                "test",
-                "candidates",
-                tmp_path / "multi",
-                shard_size=2,
-                ctx=ctx,
-            )
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-            barrier.abort()
-
-    threads = [threading.Thread(target=worker, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_as_ranks(
+        world,
+        lambda ctx: run_embed(
+            tiny_models[MODEL], embed_tables, "test", "candidates", tmp_path / "multi", shard_size=2, ctx=ctx
+        ),
+    )
     ids = [f"9:10{i}" for i in range(8)]
     assert {rank_of(i, world) for i in ids} == {0, 1}  # both ranks have work
     a, b = _read(single), _read(tmp_path / "multi")

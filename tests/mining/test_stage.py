@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.models.tiny_models import tiny_model_dir
+from tests.thread_ranks import run_as_ranks
 from umarvel_cli.app import app
 from umarvel_cli.artifacts import read_manifest, read_table
 from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
@@ -248,47 +249,19 @@ def test_thresholds_can_be_switched_off_on_the_command_line(model, demo_tables, 
 def test_rank_shares_merge_to_the_single_process_table(local_run, model, demo_tables, emb_dir, tmp_path):
     """Two ranks (threads with a barrier, as under torchrun) give the single-process table, though
     their embeddings (made by two ranks too) hold the pool in another order."""
-    import threading
-
-    from umarvel_cli.distributed import DistContext
-
     out, settings, manifest = local_run
-    world = 2
-    barrier = threading.Barrier(world)
-    box: dict[str, object] = {}
-    errors: list[BaseException] = []
-
-    def broadcast_from(rank):
-        def broadcast(obj):
-            if rank == 0:
-                box["v"] = obj
-            barrier.wait()
-            return box["v"]
-
-        return broadcast
-
-    def worker(rank):
-        try:
-            ctx = DistContext(rank, world, rank, barrier.wait, broadcast_from(rank))
-            run_mine(
-                model,
-                demo_tables,
-                tmp_path / "multi",
-                settings,
-                embeddings=tmp_path / "emb",
-                query_block=7,
-                ctx=ctx,
-            )
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
-            barrier.abort()
-
-    threads = [threading.Thread(target=worker, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_as_ranks(
+        2,
+        lambda ctx: run_mine(
+            model,
+            demo_tables,
+            tmp_path / "multi",
+            settings,
+            embeddings=tmp_path / "emb",
+            query_block=7,
+            ctx=ctx,
+        ),
+    )
     got, want = read_table(tmp_path / "multi", "mined").to_pylist(), read_table(out, "mined").to_pylist()
     floats = ("pos_score", "neg_scores")  # two BLAS calls at once may round the last bit differently
     diff = [
