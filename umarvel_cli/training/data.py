@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -111,6 +111,12 @@ class PairsSet:
         return {"examples": len(self.rows), "with_negative": with_neg}
 
 
+def candidate_record(root: Path, did: str, row: dict[str, Any]) -> Record:
+    """A candidate row (text, image path relative to `root`, modality) as the record training encodes."""
+    image = resolve_image(root, row["image"]) if row["image"] else None
+    return Record(id=did, text=row["text"], image=image, modality=row["modality"])
+
+
 class MbeirSet:
     """M-BEIR training queries: the query with an instruction, one of its `pos` candidates as positive."""
 
@@ -176,9 +182,7 @@ class MbeirSet:
         return len(self.rows)
 
     def _candidate(self, did: str) -> Record:
-        c = self.candidates[did]
-        image = resolve_image(self.root, c["image"]) if c["image"] else None
-        return Record(id=did, text=c["text"], image=image, modality=c["modality"])
+        return candidate_record(self.root, did, self.candidates[did])
 
     def example(self, index: int, epoch: int) -> TrainExample:
         r = self.rows[index]

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 
 from umarvel_cli.artifacts import fingerprint, read_manifest, read_table
-from umarvel_cli.artifacts.paths import resolve_image
 from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
@@ -26,7 +25,7 @@ from umarvel_cli.reranking.distill_targets import distill_lists
 from umarvel_cli.reranking.fusion import check_weight
 from umarvel_cli.reranking.teacher import check_known, read_teacher, teacher_folder
 from umarvel_cli.training.config import TrainConfig
-from umarvel_cli.training.data import MbeirSet, TrainExample
+from umarvel_cli.training.data import MbeirSet, TrainExample, candidate_record
 from umarvel_cli.training.hardneg_data import content_keys
 
 
@@ -93,9 +92,7 @@ class DistillSet:
         )
 
     def _record(self, did: str) -> Record:
-        c = self.cands[did]
-        image = resolve_image(self.base.root, c["image"]) if c["image"] else None
-        return Record(id=did, text=c["text"], image=image, modality=c["modality"])
+        return candidate_record(self.base.root, did, self.cands[did])
 
     def describe(self) -> dict[str, int]:
         sizes = [len(lst.dids) for lst in self.lists]

@@ -18,12 +18,11 @@ import pyarrow.compute as pc
 
 from umarvel_cli.artifacts import fingerprint, read_table
 from umarvel_cli.artifacts.manifest import require_manifest
-from umarvel_cli.artifacts.paths import resolve_image
 from umarvel_cli.artifacts.shards import table_dir
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.folder import resolve_model_dir  # the rule `umarvel mine` applied to --model
-from umarvel_cli.training.data import MbeirSet, TrainExample
+from umarvel_cli.training.data import MbeirSet, TrainExample, candidate_record
 
 MINE_STAGE = "mine"
 NEGATIVE_COLUMNS = ("neg_ids", "top_neg_ids")  # filtered (default) or the unfiltered ablation
@@ -146,9 +145,7 @@ class HardNegativeSet:
         return ex
 
     def _record(self, did: str) -> Record:
-        c = self.cands[did]
-        image = resolve_image(self.base.root, c["image"]) if c["image"] else None
-        return Record(id=did, text=c["text"], image=image, modality=c["modality"])
+        return candidate_record(self.base.root, did, self.cands[did])
 
     def describe(self) -> dict[str, int]:
         short = sum(1 for row in self.negs if 0 < len(row) < self.k)

@@ -13,12 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from umarvel_cli.artifacts import read_table
-from umarvel_cli.artifacts.paths import resolve_image
 from umarvel_cli.artifacts.shards import table_dir
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.reranking.train_pairs import NO, YES, draw_pairs
-from umarvel_cli.training.data import MbeirSet, TrainExample
+from umarvel_cli.training.data import MbeirSet, TrainExample, candidate_record
 from umarvel_cli.training.hardneg_data import check_mined, content_keys
 
 RERANK_COLUMN = "top_neg_ids"  # the retriever's top-k minus the positives, unfiltered (spec 6.1)
@@ -79,9 +78,7 @@ class RerankSet:
         return ex
 
     def _record(self, did: str) -> Record:
-        c = self.cands[did]
-        image = resolve_image(self.base.root, c["image"]) if c["image"] else None
-        return Record(id=did, text=c["text"], image=image, modality=c["modality"])
+        return candidate_record(self.base.root, did, self.cands[did])
 
     def describe(self) -> dict[str, int]:
         return {**self.base.describe(), "examples": len(self.index), "skipped_queries": self.skipped}
