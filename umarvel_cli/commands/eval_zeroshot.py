@@ -68,15 +68,15 @@ def command(
     from umarvel_cli.evaluation.zeroshot_suite import eval_zeroshot
 
     reranking = ZeroshotRerank(
-        rerank_scores,
-        rerank,
-        rerank_topk,
-        rerank_weight,
-        tune_weight_on,
-        tune_data,
-        tune_run,
-        tune_rerank_scores,
-        device,
+        scores=rerank_scores,
+        reranker=rerank,
+        topk=rerank_topk,
+        weight=rerank_weight,
+        tune_on=tune_weight_on,
+        device=device,
+        tune_data=tune_data,
+        tune_run=tune_run,
+        tune_scores=tune_rerank_scores,
     )
     result = eval_zeroshot(
         out, benchmark, data, run, model, suite, root, topk=topk, force=force, rerank=reranking

@@ -67,7 +67,14 @@ def mbeir(
     from umarvel_cli.evaluation.rerank_fusion import RerankOptions
 
     reranking = RerankOptions(
-        rerank_scores, rerank, rerank_topk, rerank_weight, tune_weight_on, val_run, val_rerank_scores
+        scores=rerank_scores,
+        reranker=rerank,
+        topk=rerank_topk,
+        weight=rerank_weight,
+        tune_on=tune_weight_on,
+        device=device,
+        val_run=val_run,
+        val_scores=val_rerank_scores,
     )
     record = evaluate_mbeir(
         data,

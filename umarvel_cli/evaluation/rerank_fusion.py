@@ -20,57 +20,78 @@ from umarvel_cli.data.mbeir.tasks import MBEIRSpec
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.evaluation.prepared import PreparedSplit, candidate_ids, load_split
 from umarvel_cli.evaluation.run_input import read_run
-from umarvel_cli.reranking.fusion import Tuning, fuse_run, tune_weight
+from umarvel_cli.reranking.fusion import Tuning, check_weight, fuse_run, tune_weight
 from umarvel_cli.reranking.teacher import check_known, read_teacher, teacher_folder
 
 DEFAULT_WEIGHT = 0.1  # the released U-MARVEL+ weight on M-BEIR
 
 
 @dataclass
-class RerankOptions:
-    """What `eval mbeir` was asked to rerank with."""
+class RerankRequest:
+    """What an evaluation was asked to rerank with (U-MARVEL+), and the checks every evaluation makes."""
 
-    scores: Path | None = None  # a `rerank score` output for the evaluated run
+    scores: Path | None = None  # a `rerank score` output (teacher table) for the evaluated run
     reranker: Path | None = None  # or a reranker folder: score the run's top-k here
     topk: int = 50
     weight: float | None = None
-    tune_on: str | None = None  # "val"
-    val_run: Path | None = None
-    val_scores: Path | None = None
+    tune_on: str | None = None  # a split to choose the weight on (never test)
     device: str | None = None
 
     @property
     def active(self) -> bool:
         return self.scores is not None or self.reranker is not None
 
-    def check(self) -> None:
+    def check_sources(self, tuning_inputs: tuple[Any, ...] = ()) -> bool:
+        """Refuse, before anything is written, what no evaluation can do; False when nothing is
+        reranked (`tuning_inputs`: the tuning's other options, which then may not be given)."""
         if self.scores is not None and self.reranker is not None:
             raise UmarvelError("give at most one of --rerank-scores or --rerank", field="--rerank")
         if not self.active:
-            if self.weight is not None or self.tune_on is not None:
+            if (
+                self.weight is not None
+                or self.tune_on is not None
+                or any(v is not None for v in tuning_inputs)
+            ):
                 raise UmarvelError(
                     "a fusion weight needs --rerank-scores or --rerank", field="--rerank-weight"
                 )
-            return
-        if self.weight is not None and self.tune_on is not None:
-            raise UmarvelError("give --rerank-weight or --tune-weight-on, not both", field="--tune-weight-on")
-        if self.tune_on not in (None, "val"):
-            raise UmarvelError(
-                f"cannot tune the weight on {self.tune_on!r}", field="--tune-weight-on", expected="val"
-            )
+            return False
         if self.topk < 1:
             raise UmarvelError(f"--rerank-topk must be >= 1, not {self.topk}", field="--rerank-topk")
-        # wrong folders are refused before the evaluation writes anything
-        for scores in (self.scores, self.val_scores):
-            if scores is not None:
-                teacher_folder(scores)
+        if self.weight is not None:
+            check_weight(self.weight)
+            if self.tune_on is not None:
+                raise UmarvelError(
+                    "give --rerank-weight or --tune-weight-on, not both", field="--tune-weight-on"
+                )
+        if self.scores is not None:
+            teacher_folder(self.scores)
         if self.reranker is not None:
             from umarvel_cli.models.reranker import check_reranker_folder
 
             check_reranker_folder(Path(self.reranker))
+        return True
 
     def params(self) -> dict[str, Any]:
         return {"rerank_topk": self.topk, "rerank_weight": self.weight, "tune_weight_on": self.tune_on}
+
+
+@dataclass
+class RerankOptions(RerankRequest):
+    """`eval mbeir`: the weight is tuned on val, from a given val run or one searched here."""
+
+    val_run: Path | None = None
+    val_scores: Path | None = None
+
+    def check(self) -> None:
+        if not self.check_sources():
+            return
+        if self.tune_on not in (None, "val"):
+            raise UmarvelError(
+                f"cannot tune the weight on {self.tune_on!r}", field="--tune-weight-on", expected="val"
+            )
+        if self.val_scores is not None:
+            teacher_folder(self.val_scores)
 
     def inputs(self) -> dict[str, str]:
         from umarvel_cli.artifacts import fingerprint

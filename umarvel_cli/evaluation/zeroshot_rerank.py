@@ -20,7 +20,8 @@ from umarvel_cli.artifacts import fingerprint, read_manifest
 from umarvel_cli.artifacts.trec import write_trec_run
 from umarvel_cli.data.zeroshot.spec import BenchmarkSpec
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.reranking.fusion import WEIGHT_GRID, check_weight, fuse_run
+from umarvel_cli.evaluation.rerank_fusion import RerankRequest
+from umarvel_cli.reranking.fusion import WEIGHT_GRID, fuse_run
 from umarvel_cli.reranking.teacher import check_known, read_teacher, teacher_folder
 
 DEFAULT_WEIGHT = 0.1  # the released U-MARVEL+ weight (M-BEIR)
@@ -31,50 +32,20 @@ Scorer = Callable[[pa.Table, Path], float | None]
 
 
 @dataclass
-class ZeroshotRerank:
-    """What `eval zeroshot` was asked to rerank with."""
+class ZeroshotRerank(RerankRequest):
+    """`eval zeroshot`: the weight is tuned on another split the benchmark declares (never test)."""
 
-    scores: Path | None = None  # a `rerank score` output (teacher table) for the evaluated run
-    reranker: Path | None = None  # or a reranker folder: score the run's top-k here
-    topk: int = 50
-    weight: float | None = None
-    tune_on: str | None = None  # a split of the benchmark other than test and the evaluated one
     tune_data: Path | None = None  # the tables of that split (`prepare zeroshot --split`)
     tune_run: Path | None = None  # a run over them (or searched here with --model)
     tune_scores: Path | None = None  # its teacher table (or scored here with --rerank)
-    device: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.scores is not None or self.reranker is not None
 
     def check(self, spec: BenchmarkSpec, split: str, has_model: bool) -> None:
         """Refuse what cannot be done before anything is written."""
-        tuning = (self.tune_on, self.tune_data, self.tune_run, self.tune_scores)
-        if self.scores is not None and self.reranker is not None:
-            raise UmarvelError("give at most one of --rerank-scores or --rerank", field="--rerank")
-        if not self.active:
-            if self.weight is not None or any(v is not None for v in tuning):
-                raise UmarvelError(
-                    "a fusion weight needs --rerank-scores or --rerank", field="--rerank-weight"
-                )
+        tuning = (self.tune_data, self.tune_run, self.tune_scores)
+        if not self.check_sources(tuning):
             return
-        if self.topk < 1:
-            raise UmarvelError(f"--rerank-topk must be >= 1, not {self.topk}", field="--rerank-topk")
-        if self.weight is not None:
-            check_weight(self.weight)
-            if self.tune_on is not None:
-                raise UmarvelError(
-                    "give --rerank-weight or --tune-weight-on, not both", field="--tune-weight-on"
-                )
-        if self.scores is not None:
-            teacher_folder(self.scores)
-        if self.reranker is not None:
-            from umarvel_cli.models.reranker import check_reranker_folder
-
-            check_reranker_folder(Path(self.reranker))
         if self.tune_on is None:
-            if any(v is not None for v in tuning[1:]):
+            if any(v is not None for v in tuning):
                 raise UmarvelError("--tune-data/--tune-run/--tune-rerank-scores need --tune-weight-on",
                                    field="--tune-weight-on")  # fmt: skip
             return
@@ -114,9 +85,6 @@ class ZeroshotRerank:
             )
         if self.tune_scores is not None:
             teacher_folder(self.tune_scores)
-
-    def params(self) -> dict[str, Any]:
-        return {"rerank_topk": self.topk, "rerank_weight": self.weight, "tune_weight_on": self.tune_on}
 
     def inputs(self) -> dict[str, str]:
         named = {
