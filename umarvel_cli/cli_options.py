@@ -50,6 +50,24 @@ def device_option(help: str = "Where the model runs (auto: cuda when present).")
     return typer.Option(None, "--device", metavar=DEVICE_METAVAR, callback=check_device, help=help)
 
 
+def rerank_scores_option() -> Any:
+    """U-MARVEL+ from a teacher table made elsewhere (`eval mbeir`, `eval zeroshot`)."""
+    return typer.Option(
+        None, "--rerank-scores", help="U-MARVEL+: fuse this `rerank score` output (made from this run)."
+    )
+
+
+def rerank_topk_option() -> Any:
+    return typer.Option(50, "--rerank-topk", help="Candidates reranked per query (with --rerank).")
+
+
+def rerank_weight_option(score: str) -> Any:
+    """W of the fusion `score + W x P(Yes)`; `score` names the retrieval score the evaluation fuses."""
+    return typer.Option(
+        None, "--rerank-weight", help=f"W in {score} + W x P(Yes) (default 0.1, the released weight)."
+    )
+
+
 # Old spellings kept working: {command path: {old flag: new flag}} ("--flag=value" is rewritten too).
 DEPRECATED: dict[tuple[str, ...], dict[str, str]] = {
     ("prepare", "mbeir"): {"--splits": "--split"},

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import ZeroshotSuite, device_option
+from umarvel_cli.cli_options import (
+    ZeroshotSuite,
+    device_option,
+    rerank_scores_option,
+    rerank_topk_option,
+    rerank_weight_option,
+)
 
 
 def command(
@@ -35,15 +41,9 @@ def command(
     rerank: Path | None = typer.Option(
         None, "--rerank", help="U-MARVEL+: rerank each query's top-k (within its gallery) with this reranker."
     ),
-    rerank_scores: Path | None = typer.Option(
-        None, "--rerank-scores", help="U-MARVEL+: fuse this `rerank score` output (made from this run)."
-    ),
-    rerank_topk: int = typer.Option(
-        50, "--rerank-topk", help="Candidates reranked per query (with --rerank)."
-    ),
-    rerank_weight: float | None = typer.Option(
-        None, "--rerank-weight", help="W in score + W x P(Yes) (default 0.1, the released weight)."
-    ),
+    rerank_scores: Path | None = rerank_scores_option(),
+    rerank_topk: int = rerank_topk_option(),
+    rerank_weight: float | None = rerank_weight_option("score"),
     tune_weight_on: str | None = typer.Option(
         None,
         "--tune-weight-on",

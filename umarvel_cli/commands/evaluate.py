@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import EvalSplit, PoolScope, TuneSplit, device_option
+from umarvel_cli.cli_options import (
+    EvalSplit,
+    PoolScope,
+    TuneSplit,
+    device_option,
+    rerank_scores_option,
+    rerank_topk_option,
+    rerank_weight_option,
+)
 from umarvel_cli.commands import eval_zeroshot
 from umarvel_cli.models.folder import MODEL_HELP
 
@@ -39,18 +47,12 @@ def mbeir(
     ),
     device: str | None = device_option(),
     force: bool = typer.Option(False, "--force", help="Evaluate again even when up to date."),
-    rerank_scores: Path | None = typer.Option(
-        None, "--rerank-scores", help="U-MARVEL+: fuse this `rerank score` output (made from this run)."
-    ),
+    rerank_scores: Path | None = rerank_scores_option(),
     rerank: Path | None = typer.Option(
         None, "--rerank", help="U-MARVEL+: rerank the top-k with this reranker."
     ),
-    rerank_topk: int = typer.Option(
-        50, "--rerank-topk", help="Candidates reranked per query (with --rerank)."
-    ),
-    rerank_weight: float | None = typer.Option(
-        None, "--rerank-weight", help="W in cosine + W x P(Yes) (default 0.1, the released weight)."
-    ),
+    rerank_topk: int = rerank_topk_option(),
+    rerank_weight: float | None = rerank_weight_option("cosine"),
     tune_weight_on: TuneSplit | None = typer.Option(
         None, "--tune-weight-on", help="val: choose W on the validation split (never on test)."
     ),
