@@ -1,8 +1,9 @@
 """Speed benchmarks. Each compares our path with a baseline measured in the same run and reports the
 ratio, so numbers stay meaningful across machines. Never run from tests with timing assertions.
 
-A benchmark module exposes `run(size: str) -> BenchResult`; `size` is "quick" (seconds, for smoke
-checks) or "default" (what `make bench` runs).
+A benchmark module exposes `run(size: str) -> BenchResult`, `SIZES` and `TABLE` (a `table.TableSpec`:
+its baseline row, so the markdown tables give every row its ratio); `size` is "quick" (what
+`make bench` runs: seconds to a minute each on CPU) or "default" (the issue-size measurements).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "train": "umarvel_cli.bench.train",
     "loss": "umarvel_cli.bench.loss",
     "mine": "umarvel_cli.bench.mine",
+    "rerank": "umarvel_cli.bench.rerank",
 }
 
 

@@ -18,8 +18,17 @@ import time
 from pathlib import Path
 
 from umarvel_cli.bench import BenchResult
+from umarvel_cli.bench.table import TableSpec
 
 SIZES = {"quick": 50_000, "default": 1_000_000}
+OURS = "umarvel prepare mbeir pool (parse+check+dedupe+write)"
+TABLE = TableSpec(
+    label="reader",
+    metric="rows_per_s",
+    baseline="pyarrow.json.read_json (threads)",
+    headline=OURS,
+    columns=("seconds", "peak_mib"),
+)
 _WORDS = [
     "a",
     "man",
@@ -130,9 +139,7 @@ def run(size: str = "default") -> BenchResult:
         size_bytes = write_pool(path, n)
         out = Path(tmp) / "out"
         measured = {
-            "umarvel prepare mbeir pool (parse+check+dedupe+write)": _in_fresh_process(
-                _ours, str(path), str(out)
-            ),
+            OURS: _in_fresh_process(_ours, str(path), str(out)),
             "umarvel, per-line parser only": _in_fresh_process(_ours, str(path), str(out) + "-lines", True),
             "pyarrow.json.read_json (threads)": _in_fresh_process(_pyarrow, str(path), True),
             "pyarrow.json.read_json (1 thread)": _in_fresh_process(_pyarrow, str(path), False),
