@@ -40,7 +40,7 @@ from umarvel_cli.bench import BenchResult
 from umarvel_cli.bench.table import TableSpec
 
 # pairs scored per path: queries x CANDIDATES_PER_QUERY
-SIZES = {"tiny": 16, "quick": 256, "default": 1024}
+SIZES = {"tiny": 8, "quick": 256, "default": 1024}
 GPU_SIZES = {"tiny": 16, "quick": 256, "default": 1024}
 REPEATS = {"tiny": 1, "quick": 2, "default": 3}
 CANDIDATES_PER_QUERY = 8
