@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from umarvel_cli.bench import rerank
 from umarvel_cli.models.reranker import Reranker
@@ -34,7 +35,11 @@ def test_the_three_paths_give_the_same_p_yes(reranker, tmp_path):
 def test_tiny_run_reports_every_path_and_the_ratio_of_the_measured_times(monkeypatch):
     # in this process instead of one fresh process per path (seconds of imports each)
     monkeypatch.setattr(rerank, "_in_fresh_process", rerank.measure)
-    result = rerank.run("tiny")
+    threads = torch.get_num_threads()
+    try:
+        result = rerank.run("tiny")
+    finally:
+        torch.set_num_threads(threads)  # the paths run on CPU_THREADS; later tests get this process's
     assert [r["method"] for r in result.rows] == [method for _, method in rerank.PATHS]
     assert all(r["device"].startswith("cpu") for r in result.rows)
     assert set(result.rows[0]) == {
