@@ -78,5 +78,5 @@ r = run_gpu(sys.argv[1])
 print('rerank:', r.summary)
 json.dump([record(r, sys.argv[1], TABLE)], open(sys.argv[2], 'w'), indent=2, default=str)
 " "$SIZE" "$OUT/rerank.json"
-"$PY" -m umarvel_cli bench tables "$OUT" >>"$LOG" 2>&1 && echo "=== tables: $OUT/benchmarks.md"
+"$PY" -m umarvel_cli bench tables "$OUT" --title "device check ($SIZE)" >>"$LOG" 2>&1 && echo "=== tables: $OUT/benchmarks.md"
 echo "=== done $(date -u +%T)"

@@ -46,6 +46,8 @@ def test_a_time_metric_with_its_baseline_in_the_same_row_is_inverted_to_a_speed(
     text = markdown([record(BenchResult("loss", "s", rows), "quick", spec)])
     assert "| eager | 40.00 | 100 | 2.50× |" in text
     assert "| loss | eager | 40.00 ms | plain | 100 plain_ms | 2.50× |" in text
+    skipped = markdown([record(BenchResult("rerank", "skipped: no CUDA device", []), "quick", spec)])
+    assert "skipped: no CUDA device" in skipped and "| rerank |" not in skipped and "| impl |" not in skipped
 
 
 def test_markdown_has_an_overview_and_each_row_with_its_value_and_ratio():
@@ -61,7 +63,7 @@ def test_markdown_has_an_overview_and_each_row_with_its_value_and_ratio():
     text = markdown([json.loads(json.dumps(rec))])  # as read back from the JSON file
     assert "| benchmark | ours | figure | baseline | figure | vs baseline |" in text
     assert "| embed (cpu) | ours | 300 items/s | naive | 120 items/s | 2.50× |" in text
-    assert "### embed (`umarvel bench embed --size quick`, 12 s)" in text
+    assert "### embed (size quick, 12 s)" in text
     assert "| device | method | items/s | peak MiB | vs baseline |" in text
     assert "| cpu | ours | 300 | 12.50 | 2.50× |" in text
     assert "| cpu | **naive** | 120 | 40.00 | 1.00× |" in text
@@ -83,11 +85,10 @@ def test_run_benches_writes_one_json_per_bench_and_the_tables(tmp_path, monkeypa
     assert json.loads((tmp_path / "all.json").read_text()) == [saved]
     assert "| cpu | ours | 300 | 12.50 | 2.50× |" in (out / "benchmarks.md").read_text()
     (out / "benchmarks.md").unlink()  # `bench tables DIR` rebuilds it from the JSON alone
-    res = CliRunner().invoke(app, ["bench", "tables", str(out)])
+    res = CliRunner().invoke(app, ["bench", "tables", str(out), "--title", "device check"])
     assert res.exit_code == 0, res.output
-    assert (
-        "| fake (cpu) | ours | 300 items/s | naive | 120 items/s | 2.50× |"
-        in (out / "benchmarks.md").read_text()
-    )
+    text = (out / "benchmarks.md").read_text()
+    assert text.startswith("## device check\n") and "### fake (`umarvel bench fake --size quick`, " in text
+    assert "| fake (cpu) | ours | 300 items/s | naive | 120 items/s | 2.50× |" in text
     with pytest.raises(Exception, match="has no size 'default'"):
         run_benches(["fake"], "default")

@@ -55,8 +55,10 @@ def run_benches(
         err_console.print(f"[bold]bench {name}[/] ({size}) ...")
         start = time.perf_counter()
         result = module.run(size=size)
+        took = time.perf_counter() - start
+        command = f"umarvel bench {name} --size {size}"
         rec = record(
-            result, size, getattr(module, "TABLE", None), machine=info, seconds=time.perf_counter() - start
+            result, size, getattr(module, "TABLE", None), machine=info, seconds=took, command=command
         )
         records.append(rec)
         _print_table(result)

@@ -154,7 +154,10 @@ def headline(rec: dict[str, Any]) -> list[str]:
                     {},
                 )
                 base_label, base_value = base.get(spec.label, "—"), base.get(spec.metric)
-            where = ", ".join(fmt(v) for v in _group_key(row, spec))
+            where = ", ".join(
+                f"{c}={fmt(v)}" if isinstance(v, (int, float)) else fmt(v)
+                for c, v in zip(spec.group, _group_key(row, spec), strict=True)
+            )
             return [
                 rec["name"] + (f" ({where})" if where else ""),
                 fmt(spec.headline),
@@ -167,7 +170,8 @@ def headline(rec: dict[str, Any]) -> list[str]:
 
 
 def markdown(records: list[dict[str, Any]], title: str = "make bench") -> str:
-    """The tables for docs/benchmarks.md: an overview (one line per benchmark), then each benchmark's rows."""
+    """The tables for docs/benchmarks.md: an overview (one line per benchmark), then each benchmark's
+    rows; a benchmark without rows (skipped: no CUDA) gives its summary only."""
     recs = [r for r in records if r.get("table")]
     lines = [f"## {title}", ""]
     info = next((r["machine"] for r in recs if r.get("machine")), None)
@@ -185,13 +189,14 @@ def markdown(records: list[dict[str, Any]], title: str = "make bench") -> str:
         "data (> 1 = faster).",
         "",
     ]
-    body = [headline(r) for r in recs]
+    body = [headline(r) for r in recs if r["rows"]]
     lines += _table(["benchmark", "ours", "figure", "baseline", "figure", RATIO], body)
     for rec in recs:
         seconds = rec.get("seconds")
+        how = f"`{rec['command']}`" if rec.get("command") else f"size {rec.get('size')}"
         took = f", {seconds:,.0f} s" if isinstance(seconds, (int, float)) else ""
-        lines += ["", f"### {rec['name']} (`umarvel bench {rec['name']} --size {rec.get('size')}`{took})", ""]
-        lines += [rec["summary"], "", *bench_table(rec)]
+        lines += ["", f"### {rec['name']} ({how}{took})", "", rec["summary"]]
+        lines += ["", *bench_table(rec)] if rec["rows"] else []
     return "\n".join(lines) + "\n"
 
 
@@ -204,11 +209,11 @@ def read_records(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def write_markdown(folder: Path, order: list[str] | None = None) -> Path:
+def write_markdown(folder: Path, order: list[str] | None = None, title: str = "make bench") -> Path:
     """`folder/benchmarks.md` from the JSON records in `folder`, benchmarks in `order` (then by name)."""
     records = read_records(folder)
     rank = {name: i for i, name in enumerate(order or [])}
     records.sort(key=lambda r: (rank.get(r["name"], len(rank)), r["name"]))
     path = Path(folder) / MARKDOWN_NAME
-    path.write_text(markdown(records))
+    path.write_text(markdown(records, title))
     return path

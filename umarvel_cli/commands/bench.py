@@ -44,6 +44,7 @@ for _name in [*NAMES, "all"]:
 @app.command("tables")
 def tables(
     folder: Path = typer.Argument(..., help="A folder of bench JSON records (--out or --json files)."),
+    title: str = typer.Option("make bench", "--title", help="The section title of the tables."),
 ) -> None:
     """Write FOLDER/benchmarks.md from the JSON records in FOLDER (e.g. a GPU run's)."""
     from umarvel_cli import bench
@@ -51,4 +52,4 @@ def tables(
 
     if not folder.is_dir():
         raise UmarvelError("no such folder", file=folder, expected="a folder of bench JSON files")
-    typer.echo(str(write_markdown(folder, list(bench.REGISTRY))))
+    typer.echo(str(write_markdown(folder, list(bench.REGISTRY), title)))
