@@ -31,6 +31,22 @@ class BenchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def peak_rss_mib() -> float:
+    """This process's resident high-water mark (MiB): VmHWM, which starts afresh at exec. Not
+    `ru_maxrss`: Linux carries it over from the forked image into a spawned child, so a benchmark
+    process started by a big parent (`bench all` after a model was loaded) reported the parent's size."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def load(name: str):
     """The benchmark module, or None when it is not built yet."""
     try:

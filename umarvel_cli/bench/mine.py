@@ -13,7 +13,6 @@ against 1M candidates, d = 256 (about half an hour per path on 2 CPU cores: run 
 
 from __future__ import annotations
 
-import resource
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from umarvel_cli.bench import BenchResult, finish_generated_embeddings
+from umarvel_cli.bench import BenchResult, finish_generated_embeddings, peak_rss_mib
 from umarvel_cli.bench.table import TableSpec
 
 SIZES = {"tiny": (20_000, 2_000, 64), "quick": (100_000, 10_000, 256), "default": (1_000_000, 100_000, 256)}
@@ -40,7 +39,7 @@ TABLE = TableSpec(
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
 
 
 def _write_data(root: Path, n: int, q: int, dim: int) -> None:

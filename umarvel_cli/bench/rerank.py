@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import random
 import re
-import resource
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from umarvel_cli.bench import BenchResult
+from umarvel_cli.bench import BenchResult, peak_rss_mib
 from umarvel_cli.bench.table import TableSpec
 
 # pairs scored per path: queries x CANDIDATES_PER_QUERY
@@ -123,7 +122,7 @@ class _PeakMemory:
             return (torch.cuda.max_memory_allocated() - self.base) / 2**20
         if Path("/proc/self/status").exists():
             return (_proc_kib("VmHWM") * 1024 - self.base) / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return peak_rss_mib()
 
 
 def naive_inputs(reranker: Any, pair: tuple[Any, Any]) -> dict[str, Any]:

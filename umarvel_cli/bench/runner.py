@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def run_benches(
         modules[name] = module
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    info = machine()
+    load = os.getloadavg()[0]  # before our own work adds to it
     records = []
     for name, module in modules.items():
         if module is None:
@@ -58,7 +59,7 @@ def run_benches(
         took = time.perf_counter() - start
         command = f"umarvel bench {name} --size {size}"
         rec = record(
-            result, size, getattr(module, "TABLE", None), machine=info, seconds=took, command=command
+            result, size, getattr(module, "TABLE", None), machine=machine(load), seconds=took, command=command
         )
         records.append(rec)
         _print_table(result)

@@ -14,7 +14,6 @@ where reading the shards weighs more against only 500 queries' compute.
 from __future__ import annotations
 
 import os
-import resource
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from umarvel_cli.bench import BenchResult, finish_generated_embeddings
+from umarvel_cli.bench import BenchResult, finish_generated_embeddings, peak_rss_mib
 from umarvel_cli.bench.table import TableSpec
 
 SIZES = {"quick": (100_000, 500), "default": (1_000_000, 2_000)}
@@ -44,7 +43,7 @@ TABLE = TableSpec(
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
 
 
 def _write_data(root: Path, n: int, q: int) -> None:

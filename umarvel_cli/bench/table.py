@@ -41,22 +41,30 @@ class TableSpec:
         return (self.baseline,) if isinstance(self.baseline, str) else tuple(self.baseline)
 
 
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on: they are only comparable within one run."""
+def machine(load_average: float) -> dict[str, Any]:
+    """What the numbers were measured on (they are only comparable within one run). Reads torch only
+    once a benchmark has imported it: a parent grown by torch would inflate its spawned children's
+    memory figures."""
     import os
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
 
-    import torch
-
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = None
     info: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "load_average": round(os.getloadavg()[0], 2),
+        "torch": torch_version,
+        "load_average": round(load_average, 2),
     }
-    if torch.cuda.is_available():
-        info["cuda"] = torch.cuda.get_device_name()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["cuda"] = torch.cuda.get_device_name()
     return info
 
 
@@ -174,12 +182,13 @@ def markdown(records: list[dict[str, Any]], title: str = "make bench") -> str:
     rows; a benchmark without rows (skipped: no CUDA) gives its summary only."""
     recs = [r for r in records if r.get("table")]
     lines = [f"## {title}", ""]
-    info = next((r["machine"] for r in recs if r.get("machine")), None)
+    info = next((r["machine"] for r in reversed(recs) if r.get("machine")), None)  # torch read by then
     sizes = sorted({str(r.get("size")) for r in recs})
     if info:
         lines += [
-            f"Size {', '.join(sizes)}; {info.get('cpus')} CPUs ({info.get('cpu')}), {info.get('threads')} torch "
-            f"threads, torch {info.get('torch')}, Python {info.get('python')}"
+            f"Size {', '.join(sizes)}; {info.get('cpus')} CPUs ({info.get('cpu')}), "
+            + (f"{info['threads']} torch threads, " if info.get("threads") else "")
+            + f"torch {info.get('torch')}, Python {info.get('python')}"
             + (f", {info['cuda']}" if info.get("cuda") else "")
             + f"; load average {info.get('load_average')} at the start.",
             "",
