@@ -3,11 +3,14 @@ give the same P(Yes); the record carries every path and the ratio of the measure
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from umarvel_cli.bench import rerank
+from umarvel_cli.bench.table import markdown, record
 from umarvel_cli.models.reranker import Reranker
 from umarvel_cli.models.tiny import init_tiny_model
 
@@ -55,3 +58,7 @@ def test_tiny_run_reports_every_path_and_the_ratio_of_the_measured_times(monkeyp
     assert all(r["pairs/s"] == pytest.approx(r["pairs"] / r["seconds"]) for r in result.rows)
     assert all(r["peak extra MiB"] >= 0 for r in result.rows)
     assert f"= {result.extra['ratio']:.2f}x" in result.summary
+    rec = json.loads(json.dumps(record(result, "tiny", rerank.TABLE)))  # what --out / --json write
+    assert {"name", "size", "summary", "rows", "extra", "table"} <= set(rec) and rec["name"] == "rerank"
+    assert rec["table"]["baseline"] == generate["method"] and rec["table"]["headline"] == ours["method"]
+    assert f"| {result.extra['ratio']:.2f}× |" in markdown([rec])  # ours' row and the overview line
