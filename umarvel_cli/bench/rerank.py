@@ -12,17 +12,16 @@
 
 Pairs: generated text queries with instructions, each against CANDIDATES_PER_QUERY candidates of a
 mixed pool (captions, passages, JPEG images, image+text; `bench.embed.bench_records`), as a top-k
-list is scored. Every path runs in a fresh process on CPU (its peak memory is its own; on CUDA the
-three share one, the allocator's peak being exact per path): best of REPEATS after a warm-up, wall and CPU time, peak extra memory above the loaded model (CPU: the process's
-resident high-water mark, reset after the warm-up; CUDA: the allocator's peak). The three P(Yes)
-vectors are compared (they must agree to 1e-4).
+list is scored. Each path: best of REPEATS after a warm-up; wall and CPU time; peak extra memory
+above the loaded model. On CPU every path runs in a fresh process and memory is the resident
+high-water mark, reset after the warm-up; on CUDA the three share one process and memory is the
+allocator's peak, reset per path. The three P(Yes) vectors are compared (they agree to 1e-4 on CPU).
 
 CPU: the tiny random Qwen2-VL reranker (`init-model --kind reranker`), one torch thread per path:
 the tiny model's ops are too small to split, and on a shared box two threads mostly spin waiting
 for each other (measured: 15x the CPU time of one thread at load 10), so the ratio is the per-pair
-work saved. CUDA (when available): a
-random generative model of the real Qwen2-VL-2B size in bf16 (real vocabulary: the full LM head
-is where the naive path spends its time and memory).
+work saved. CUDA (when available): a random generative model of the real Qwen2-VL-2B size in bf16
+(the real vocabulary: the full LM head is where the naive paths spend time and memory).
 """
 
 from __future__ import annotations
