@@ -24,7 +24,7 @@ def _init(*args: object) -> object:
 @pytest.mark.parametrize("backbone", TINY_BACKBONES)
 def test_the_reranker_carries_the_embedders_network_and_settings(backbone, tmp_path):
     source = init_tiny_model(backbone, tmp_path / "emb", seed=5, pool_tokens="content")
-    res = _init("--kind", "reranker", "--from", source, "--out", tmp_path / "rr", "--readout", "mean")
+    res = _init("--kind", "reranker", "--from", source, "--out", tmp_path / "rr")
     assert res.exit_code == 0 and res.stdout.startswith("wrote "), res.output
     emb = Embedder.from_pretrained(source, device="cpu")
     rr = Reranker.from_pretrained(tmp_path / "rr", device="cpu")
@@ -38,10 +38,9 @@ def test_the_reranker_carries_the_embedders_network_and_settings(backbone, tmp_p
     p = rr.score([(QUERIES[0], CANDIDATES[0]), (QUERIES[1], CANDIDATES[1])])
     assert p.shape == (2,) and ((p > 0) & (p < 1)).all()
     manifest = read_manifest(tmp_path / "rr")
-    assert rr.readout == "mean" and manifest.params["readout"] == "mean"
     assert manifest.stage == "init-model" and manifest.params["from"] == str(source)
     assert set(manifest.inputs) == {"model"}
-    again = _init("--kind", "reranker", "--from", source, "--out", tmp_path / "rr", "--readout", "mean")
+    again = _init("--kind", "reranker", "--from", source, "--out", tmp_path / "rr")
     assert again.exit_code == 0 and again.stdout.startswith("up to date:")
 
 
@@ -56,13 +55,9 @@ def test_from_needs_an_embedding_model_and_the_reranker_kind(tmp_path):
             "model folder not found",
         ),
         (["--out", tmp_path / "d"], "needs --backbone"),
-        (
-            ["--backbone", "tiny-qwen2-vl", "--readout", "mean", "--out", tmp_path / "e"],
-            "--readout is a reranker's",
-        ),
     ]
     for args, message in cases:
         res = _init(*args)
         assert res.exit_code == 2 and message in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1
-    assert not any((tmp_path / name).exists() for name in "abcde")
+    assert not any((tmp_path / name).exists() for name in "abcd")

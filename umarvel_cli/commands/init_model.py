@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from umarvel_cli.cli_options import Backbone, ModelKind, Pooling, RerankReadout
+from umarvel_cli.cli_options import Backbone, ModelKind, Pooling
 
 
 def command(
@@ -32,12 +32,6 @@ def command(
         help="With --kind reranker: start the reranker from this embedding model's network (e.g. the "
         "hardneg model) instead of random weights; its LM head starts as its token embeddings.",
     ),
-    readout: RerankReadout = typer.Option(
-        "answer",
-        "--readout",
-        help="With --kind reranker: read Yes/No at the answer position (the paper's) or from the mean of "
-        "every token's last hidden state (mean: what a tiny reranker from scratch learns through on a CPU).",
-    ),
     force: bool = typer.Option(False, "--force", help="Rewrite even when OUT is up to date."),
 ) -> None:
     """Write a tiny Qwen-VL model folder that every other command treats like a real checkpoint (or a
@@ -45,14 +39,7 @@ def command(
     from umarvel_cli.models.init_stage import init_model
 
     _, written = init_model(
-        backbone,
-        out,
-        seed=seed,
-        pool_tokens=pool_tokens,
-        kind=kind,
-        force=force,
-        from_model=from_model,
-        readout=readout,
+        backbone, out, seed=seed, pool_tokens=pool_tokens, kind=kind, force=force, from_model=from_model
     )
     what = f"from {from_model}" if from_model else f"{backbone}, pool_tokens={pool_tokens}, seed {seed}"
     typer.echo(f"{'wrote' if written else 'up to date:'} {out} ({kind}, {what})")

@@ -21,18 +21,11 @@ def init_model(
     kind: str = "embedding",
     force: bool = False,
     from_model: str | Path | None = None,
-    readout: str = "answer",
 ) -> tuple[Manifest, bool]:
     """Write the tiny `backbone` at `out` (see `init_tiny_model`), or with `from_model` a reranker
     whose network is that embedding model's (`reranker_from_embedder`); returns (manifest, written)."""
-    from umarvel_cli.models.reranker import READOUTS
-
     out = Path(out)
     inputs: dict[str, str] = {}
-    if readout not in READOUTS:
-        raise UmarvelError(f"unknown readout {readout!r}", field="--readout", expected=" | ".join(READOUTS))
-    if readout != "answer" and kind != "reranker":
-        raise UmarvelError("--readout is a reranker's", field="--kind", expected="reranker")
     if from_model is not None:
         from umarvel_cli.models.checks import check_model_folder
         from umarvel_cli.models.folder import model_fingerprint
@@ -51,8 +44,6 @@ def init_model(
         params = {"backbone": backbone, "seed": seed, "pool_tokens": pool_tokens}
         if kind != "embedding":  # an embedding model's parameters (and so its manifest) stay as they were
             params["kind"] = kind
-    if readout != "answer":  # the default leaves earlier manifests as they were
-        params["readout"] = readout
     plan = plan_stage(out, STAGE, params, inputs, force=force, input_paths=[from_model] if from_model else [])
     if plan.up_to_date:
         info(f"init-model: {out} is up to date ({plan.reason}); --force redoes it")
@@ -62,10 +53,10 @@ def init_model(
     if from_model is not None:
         from umarvel_cli.models.reranker_init import reranker_from_embedder
 
-        reranker_from_embedder(from_model, out, readout=readout)
+        reranker_from_embedder(from_model, out)
     else:
         from umarvel_cli.models.tiny import init_tiny_model
 
-        init_tiny_model(backbone, out, seed=seed, pool_tokens=pool_tokens, kind=kind, readout=readout)
+        init_tiny_model(backbone, out, seed=seed, pool_tokens=pool_tokens, kind=kind)
     files = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("_"))
     return finish_stage(plan, {"files": len(files)}, extra={"files": files}), True

@@ -16,7 +16,7 @@ from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.folder import resolve_model_dir, write_model_folder
 from umarvel_cli.models.inputs.image_processor import build_image_processor
 from umarvel_cli.models.registry import detect_family, quiet_transformers
-from umarvel_cli.models.reranker import KIND_KEY, READOUT_KEY, RERANKER_KIND, model_kind
+from umarvel_cli.models.reranker import KIND_KEY, RERANKER_KIND, model_kind
 from umarvel_cli.models.umarvel_config import UmarvelConfig
 
 
@@ -30,7 +30,7 @@ def check_embedder_source(source: str | Path) -> Path:
     return src
 
 
-def reranker_from_embedder(source: str | Path, out: str | Path, readout: str = "answer") -> Path:
+def reranker_from_embedder(source: str | Path, out: str | Path) -> Path:
     """Write a reranker folder at `out` whose network is the embedding model `source`'s."""
     import torch
     import transformers
@@ -47,7 +47,6 @@ def reranker_from_embedder(source: str | Path, out: str | Path, readout: str = "
         generative.get_output_embeddings().weight.copy_(generative.get_input_embeddings().weight)
     settings = UmarvelConfig.load(src) if UmarvelConfig.exists(src) else UmarvelConfig(family=family.name)
     settings.extra[KIND_KEY] = RERANKER_KIND
-    settings.extra[READOUT_KEY] = readout
     tokenizer = transformers.AutoTokenizer.from_pretrained(src)
     processor = build_image_processor(family, settings.min_pixels, settings.max_pixels)
     return write_model_folder(generative, tokenizer, processor, settings, out, "reranker", adapted=False)
