@@ -245,6 +245,32 @@ def test_command_defaults_are_the_filter_defaults():
     assert (FilterSettings().margin, FilterSettings().max_score_ratio) == (0.0, 0.95)
 
 
+def test_search_runs_on_the_rank_gpu_when_torch_sees_one(
+    local_run, model, demo_tables, emb_dir, monkeypatch, tmp_path
+):
+    """On this CPU box the search ran on the CPU (and the manifest says so); when torch sees a GPU,
+    the units get the rank's own `cuda:LOCAL_RANK` (caught here before any tensor moves)."""
+    import torch
+
+    from umarvel_cli.distributed import DistContext
+
+    _, settings, manifest = local_run
+    assert manifest.extra["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    seen = {}
+
+    def stop(*args, **kwargs):
+        seen["device"] = kwargs["device"]
+        raise RuntimeError("stop before searching")
+
+    monkeypatch.setattr(mine_stage, "write_units", stop)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    # the embeddings are up to date, so no model runs before the units
+    with pytest.raises(RuntimeError, match="stop before searching"):
+        run_mine(model, demo_tables, tmp_path / "o", settings, embeddings=emb_dir, query_block=7,
+                 ctx=DistContext(local_rank=3))  # fmt: skip
+    assert seen == {"device": "cuda:3"}
+
+
 def test_thresholds_can_be_switched_off_on_the_command_line(model, demo_tables, tmp_path):
     from umarvel_cli.mining import optional_number
 
