@@ -3,10 +3,10 @@
 Embeddings come from `run_embed` (reused when their manifest says they are up to date, e.g. from an
 earlier mining run with other filters). Each unit of work is one task's queries (local pools) or one
 block of queries (global pool), searched with the streaming exact search against the union pool's
-shards (a torch matmul stream: on the GPU, `cuda:LOCAL_RANK`, whenever torch sees one, else on the
-CPU; faiss is not used, so its flat GPU index would add nothing but a dependency); the same single
-pass over the shards also scores every query's labelled positives (for the positive-aware filters)
-and any random negatives. A unit writes one shard, so a killed run resumes
+shards: a torch matmul stream, on the rank's GPU (`cuda:LOCAL_RANK`) whenever torch sees one, else
+on the CPU (faiss's flat GPU index would compute the same exact top-k, so mining does not need
+faiss). The same single pass over the shards also scores every query's labelled positives (for the
+positive-aware filters) and any random negatives. A unit writes one shard, so a killed run resumes
 at the first unit without one. The report is built from the table at the end (`report.py`).
 """
 
