@@ -78,7 +78,8 @@ SWITCHES: dict[str, Switch] = {
         ),
         Switch(
             "distillation", "distill", "hardneg-continued", "distill",
-            "hardneg stage again from the hardneg model on the same mined lists, as many steps as distill",
+            "hardneg stage again from the hardneg model (negatives mined with it, as the stage requires), "
+            "as many steps as distill",
             "the tiny reranker trains for a few steps from a random init, so its teacher scores carry "
             "little more than the retriever already knows",
         ),
@@ -210,15 +211,16 @@ class _Runner:
         elif switch.name == "negatives":
             mined = self.mine(folder, self.model("mbeir"), filtered=False)
             model = self.stage("hardneg", folder, self.model("mbeir"), negatives=mined)
-        else:  # distillation: as many hardneg steps as distill took, on the default's mined lists
+        else:  # distillation: as many hardneg steps as distill took, from the same hardneg model
             from umarvel_cli.artifacts import read_manifest
 
             self.model("distill")
             steps = read_manifest(self.base / "train" / "distill").counts["steps"]
+            hardneg = self.model("hardneg")
+            mined = self.mine(folder, hardneg, filtered=True)  # a hardneg stage takes its init model's lists
             model = self.stage(
-                "hardneg", folder, self.model("hardneg"), extra=[f"hardneg.max_steps={steps}"],
-                negatives=self.mined(),
-            )  # fmt: skip
+                "hardneg", folder, hardneg, extra=[f"hardneg.max_steps={steps}"], negatives=mined
+            )
         return self.evaluate(folder, model)
 
     def score(self, label: str) -> float:
@@ -303,6 +305,7 @@ def _row(switch: Switch, variants: dict[str, dict[int, float]], seeds: Sequence[
     alt = [variants[switch.alternative][s] for s in seeds]
     (bm, bse), (am, ase) = mean_se(base), mean_se(alt)
     dm, dse = mean_se([b - a for b, a in zip(base, alt, strict=True)])
+    helps = len(seeds) > 1 and dm > SECOND_OPINION_SE * dse and dm > 0  # one seed has no error estimate
     return {
         "switch": switch.name,
         "default": switch.default,
@@ -317,8 +320,8 @@ def _row(switch: Switch, variants: dict[str, dict[int, float]], seeds: Sequence[
         "alternative_se": ase,
         "delta_mean": dm,  # default - alternative: > 0 when the recipe's choice helps
         "delta_se": dse,
-        "helps": dm > SECOND_OPINION_SE * dse and dm > 0,
-        "why_not": None if dm > SECOND_OPINION_SE * dse and dm > 0 else switch.why,
+        "helps": helps,
+        "why_not": None if helps else switch.why,
     }
 
 
@@ -362,9 +365,12 @@ def write_ablation_report(result: AblationResult) -> Path:
         )
     lines += ["", "![default vs alternative per switch, mean ± s.e.](ablations.png)", ""]
     for r in result.rows:
-        if r["helps"]:
+        if len(result.seeds) < 2:
+            lines.append(f"- **{r['switch']}**: Δ {r['delta_mean']:+.4f} from one seed (no standard error).")
+        elif r["helps"]:
             lines.append(
-                f"- **{r['switch']}**: {r['default']} beats {r['alternative']} by {r['delta_mean']:+.4f}."
+                f"- **{r['switch']}**: {r['default']} beats {r['alternative']} by {r['delta_mean']:+.4f} "
+                f"± {r['delta_se']:.4f}."
             )
         else:
             verdict = "does not beat" if r["delta_mean"] <= 0 else "is not clearly better than"
