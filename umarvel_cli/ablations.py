@@ -26,7 +26,7 @@ DEFAULT = "default"
 POOL = "local"
 POOL_TOKENS = "content"  # as the demo's own init model (`demo.DEMO_POOL_TOKENS`)
 # distill's teacher lists, as the demo draws them (the `demo:` section of configs/train_demo.yaml wins)
-TEACHER = {"teacher_fraction": 0.1, "teacher_pool": "global"}
+TEACHER = {"teacher_fraction": 0.1, "teacher_pool": "local"}
 SECOND_OPINION_SE = 2.0  # a delta within this many standard errors is called noise
 
 
@@ -80,8 +80,8 @@ SWITCHES: dict[str, Switch] = {
             "distillation", "distill", "hardneg-continued", "distill",
             "hardneg stage again from the hardneg model (negatives mined with it, as the stage requires), "
             "as many steps as distill",
-            "the tiny reranker trains for a few steps from a random init, so its teacher scores carry "
-            "little more than the retriever already knows",
+            "the tiny reranker starts from the hardneg retriever and trains for a few steps, so its "
+            "teacher scores carry little more than the retriever already knows",
         ),
     )
 }  # fmt: skip
@@ -181,10 +181,8 @@ class _Runner:
         from umarvel_cli.reranking.score_stage import rerank_score
         from umarvel_cli.training.config import resolve_config
 
-        rr_init = self.base / "models" / "reranker_init"
-        init_model(
-            self.backbone, rr_init, seed=self.seed, pool_tokens=POOL_TOKENS, kind="reranker", force=self.force
-        )
+        rr_init = self.base / "models" / "reranker_init"  # as the demo's: from the hardneg retriever
+        init_model(None, rr_init, kind="reranker", from_model=self.model("hardneg"), force=self.force)
         reranker = self.stage("rerank", self.base, rr_init, negatives=self.mined())
         plan = {**TEACHER, **_demo_section()}
         out = self.base / "teacher"

@@ -22,6 +22,7 @@ VectorDtype = Literal["float16", "float32"]
 Backbone = Literal["tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-qwen3-vl"]
 TrainStage = Literal["progressive", "nli", "caption", "mbeir", "hardneg"]
 Profile = Literal["paper", "demo"]
+RerankReadout = Literal["answer", "mean"]  # models/reranker.py READOUTS
 InstructionMode = Literal["first", "seeded", "none"]
 PairsKind = Literal["nli", "caption"]
 DemoSize = Literal["tiny", "small"]

@@ -166,3 +166,31 @@ def test_a_finished_rerank_train_output_stands_for_its_model(tmp_path, reranker_
     via_output = Reranker.from_pretrained(out, device="cpu")
     items = [direct.encode_pairs([pair])[0]]
     assert np.array_equal(direct.score_inputs(items, 1), via_output.score_inputs(items, 1))
+
+
+def test_mean_readout_reads_yes_and_no_from_the_mean_of_every_tokens_state(tmp_path):
+    """`init-model --kind reranker --readout mean`: the LM head applied to each pair's mean last
+    hidden state (one item at a time as reference), in any batch; the loss reads the same state."""
+    folder = init_tiny_model("tiny-qwen2-vl", tmp_path / "m", seed=3, kind="reranker", readout="mean")
+    rr = Reranker.from_pretrained(folder, device="cpu")
+    assert rr.readout == "mean"
+    pairs = [(q, c) for q in QUERIES for c in CANDIDATES]
+    expected, logits_of = [], []
+    for q, c in pairs:
+        (item,) = rr.encode_pairs([(q, c)])
+        with torch.no_grad():
+            hidden = rr.model.model(**rr._inputs(rr.collator([item]))).last_hidden_state[0]
+            logits = rr.model.get_output_embeddings()(hidden.mean(dim=0))
+        logits_of.append(logits)
+        expected.append(float(torch.softmax(logits[[rr.yes_id, rr.no_id]], -1)[0]))
+    for batch_size in (1, 4):
+        np.testing.assert_allclose(rr.score(pairs, batch_size=batch_size), expected, rtol=1e-4, atol=1e-5)
+    answer = Reranker.from_pretrained(
+        init_tiny_model("tiny-qwen2-vl", tmp_path / "a", seed=3, kind="reranker")
+    )
+    assert not np.allclose(answer.score(pairs), expected, atol=1e-4)  # the same weights, another readout
+    positive = torch.tensor([i % 2 == 0 for i in range(len(pairs))])
+    loss = rr.answer_loss(rr.collator(rr.encode_pairs(pairs)), positive)
+    targets = [rr.yes_id if p else rr.no_id for p in positive.tolist()]
+    reference = torch.stack([-torch.log_softmax(lg, -1)[t] for lg, t in zip(logits_of, targets, strict=True)])
+    assert float(loss.detach()) == pytest.approx(float(reference.mean()), rel=1e-4)

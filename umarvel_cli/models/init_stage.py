@@ -16,37 +16,69 @@ STAGE = "init-model"
 
 
 def init_model(
-    backbone: str,
+    backbone: str | None,
     out: str | Path,
     seed: int = 0,
     pool_tokens: str = "content",
     kind: str = "embedding",
     force: bool = False,
+    from_model: str | Path | None = None,
+    readout: str = "answer",
     settings: dict[str, Any] | None = None,
 ) -> tuple[Manifest, bool]:
-    """Write the tiny `backbone` at `out` (see `init_tiny_model`); returns (manifest, written).
+    """Write the tiny `backbone` at `out` (see `init_tiny_model`), or with `from_model` a reranker
+    whose network is that embedding model's (`reranker_from_embedder`); returns (manifest, written).
 
     `settings` overrides umarvel.json fields (e.g. {"attention": "causal"}: the demo's ablations)."""
-    from umarvel_cli.models.tiny import init_tiny_model
+    from umarvel_cli.models.reranker import READOUTS
     from umarvel_cli.models.umarvel_config import UmarvelConfig
 
     out = Path(out)
-    params: dict[str, Any] = {"backbone": backbone, "seed": seed, "pool_tokens": pool_tokens}
-    if kind != "embedding":  # an embedding model's parameters (and so its manifest) stay as they were
-        params["kind"] = kind
+    inputs: dict[str, str] = {}
+    if readout not in READOUTS:
+        raise UmarvelError(f"unknown readout {readout!r}", field="--readout", expected=" | ".join(READOUTS))
+    if readout != "answer" and kind != "reranker":
+        raise UmarvelError("--readout is a reranker's", field="--kind", expected="reranker")
+    if from_model is not None:
+        from umarvel_cli.models.checks import check_model_folder
+        from umarvel_cli.models.folder import model_fingerprint
+
+        if kind != "reranker":
+            raise UmarvelError("--from makes a reranker", field="--kind", expected="reranker")
+        from umarvel_cli.models.reranker_init import check_embedder_source
+
+        from_model = check_embedder_source(from_model)
+        check_model_folder(from_model)
+        params: dict[str, object] = {"from": str(from_model), "kind": kind}
+        inputs = {"model": model_fingerprint(from_model)}
+    elif backbone is None:
+        raise UmarvelError("init-model needs --backbone (or --from with --kind reranker)", field="--backbone")
+    else:
+        params = {"backbone": backbone, "seed": seed, "pool_tokens": pool_tokens}
+        if kind != "embedding":  # an embedding model's parameters (and so its manifest) stay as they were
+            params["kind"] = kind
+    if readout != "answer":  # the default leaves earlier manifests as they were
+        params["readout"] = readout
     if settings:
         params["settings"] = dict(sorted(settings.items()))
         known = set(UmarvelConfig.__dataclass_fields__) - {"family"}
         unknown = sorted(set(settings) - known)
         if unknown:
             raise UmarvelError(f"unknown umarvel.json fields {unknown}", expected=", ".join(sorted(known)))
-    plan = plan_stage(out, STAGE, params, {}, force=force)
+    plan = plan_stage(out, STAGE, params, inputs, force=force, input_paths=[from_model] if from_model else [])
     if plan.up_to_date:
         info(f"init-model: {out} is up to date ({plan.reason}); --force redoes it")
         manifest = read_manifest(out)
         assert manifest is not None
         return manifest, False
-    init_tiny_model(backbone, out, seed=seed, pool_tokens=pool_tokens, kind=kind)
+    if from_model is not None:
+        from umarvel_cli.models.reranker_init import reranker_from_embedder
+
+        reranker_from_embedder(from_model, out, readout=readout)
+    else:
+        from umarvel_cli.models.tiny import init_tiny_model
+
+        init_tiny_model(backbone, out, seed=seed, pool_tokens=pool_tokens, kind=kind, readout=readout)
     if settings:
         ucfg = replace(UmarvelConfig.load(out), **settings)  # __post_init__ checks the values
         ucfg.save(out)

@@ -20,6 +20,7 @@ from torch import nn
 
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.attention import set_attention
 from umarvel_cli.models.batching import collate_ahead, plan_batches, run_batches, to_device
 from umarvel_cli.models.folder import resolve_model_dir, write_model_folder
 from umarvel_cli.models.inputs.collator import MODEL_INPUT_KEYS, collator_for
@@ -50,6 +51,12 @@ RELEASED_PROMPT = (
     + "meets the requirements of the query. If it does, respond with 'Yes'; if it doesn't, responed with 'No'."
 )
 PROMPTS = {"clean": PROMPT, "released": RELEASED_PROMPT}
+# Where the Yes/No logits are read: at the answer position (the paper's reranker; the default), or
+# from the mean of every token's last hidden state. A tiny model trained from scratch does not learn
+# to route a comparison into one position within a CPU budget, and learns through the mean
+# (docs/benchmarks.md, "Why the tiny reranker does not learn"). umarvel.json `extra.readout`.
+READOUTS = ("answer", "mean")
+READOUT_KEY = "readout"
 RERANK_TEXT_TOKENS = 256
 
 
@@ -131,6 +138,13 @@ class Reranker(nn.Module):
         self.preamble = PROMPTS[prompt]
         self.formatter = InputFormatter(tokenizer, image_processor, config)
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
+        self.readout = str(config.extra.get(READOUT_KEY, "answer"))
+        if self.readout not in READOUTS:
+            raise UmarvelError(
+                f"unknown reranker readout {self.readout!r}",
+                field=f"umarvel.json extra.{READOUT_KEY}",
+                expected=" | ".join(READOUTS),
+            )
         self.collator = collator_for(tokenizer, self.formatter, self.family, model.config, mrope=True)
 
     @classmethod
@@ -156,6 +170,7 @@ class Reranker(nn.Module):
         model = family.generation_cls().from_pretrained(
             path, dtype=dtype or default_dtype(dev), attn_implementation=attention_implementation(dev)
         )
+        set_attention(model, config.attention)  # config.json may carry a retriever's is_causal=False
         model.to(dev).eval()
         image_processor = build_image_processor(family, config.min_pixels, config.max_pixels)
         prompt = prompt or str(config.extra.get("rerank_prompt", "clean"))
@@ -223,13 +238,22 @@ class Reranker(nn.Module):
         inputs["use_cache"] = False
         return inputs
 
-    def answer_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """[B, 2] logits of ("Yes", "No") at each row's last real token (the answer position), differentiable."""
+    def _answer_state(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, hidden]: each row's last hidden state at its last real token (the answer position), or
+        the mean over its real tokens (`readout = mean`)."""
         hidden = self.model.model(**self._inputs(batch)).last_hidden_state
-        last = to_device(batch["attention_mask"], hidden.device).sum(dim=1) - 1
-        at = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        mask = to_device(batch["attention_mask"], hidden.device)
+        if self.readout == "mean":
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+        last = mask.sum(dim=1) - 1
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    def answer_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, 2] logits of ("Yes", "No") at the answer position, differentiable."""
+        at = self._answer_state(batch)
         head = self.model.get_output_embeddings()
-        rows = torch.tensor([self.yes_id, self.no_id], device=hidden.device)
+        rows = torch.tensor([self.yes_id, self.no_id], device=at.device)
         weight = head.weight[rows]
         bias = head.bias[rows] if getattr(head, "bias", None) is not None else None
         return nn.functional.linear(at, weight, bias).float()
@@ -238,11 +262,9 @@ class Reranker(nn.Module):
         """Training: next-token cross-entropy on the answer token only (target "Yes" where `positive`,
         else "No"), over the whole vocabulary as the released recipe trains; prompts end with the
         generation prompt, so the answer is predicted at each row's last real token. Mean over rows."""
-        hidden = self.model.model(**self._inputs(batch)).last_hidden_state
-        last = to_device(batch["attention_mask"], hidden.device).sum(dim=1) - 1
-        at = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        at = self._answer_state(batch)
         logits = self.model.get_output_embeddings()(at).float()
-        target = torch.where(positive.to(hidden.device).bool(), self.yes_id, self.no_id)
+        target = torch.where(positive.to(at.device).bool(), self.yes_id, self.no_id)
         return nn.functional.cross_entropy(logits, target)
 
     def _run_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -96,7 +96,12 @@ KINDS = ("embedding", "reranker")
 
 
 def init_tiny_model(
-    backbone: str, out: Path, seed: int = 0, pool_tokens: str = "all", kind: str = "embedding"
+    backbone: str,
+    out: Path,
+    seed: int = 0,
+    pool_tokens: str = "all",
+    kind: str = "embedding",
+    readout: str = "answer",
 ) -> Path:
     """Write a tiny random-initialised `backbone` (e.g. "tiny-qwen2-vl") as a model folder at `out`.
 
@@ -121,6 +126,8 @@ def init_tiny_model(
     if kind == "reranker":
         ucfg.attention = "causal"
         ucfg.extra["kind"] = "reranker"
+        if readout != "answer":
+            ucfg.extra["readout"] = readout
     tok = build_word_tokenizer((ucfg.instruction_start, ucfg.instruction_end, ucfg.emb_token))
     cfg = family.config_cls()(
         text_config=_text_config(family, tok),
