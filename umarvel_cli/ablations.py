@@ -73,9 +73,8 @@ SWITCHES: dict[str, Switch] = {
         Switch(
             "negatives", "filtered", "unfiltered", "hardneg", "mine --margin off --max-score-ratio off "
             "--max-score off",
-            "the demo plants few near-duplicates, so mining finds few false negatives to filter and both "
-            "negative lists are nearly the same",
-        ),
+            "the demo plants few near-duplicates, so the filters remove few false negatives, and some of the "
+            "hardest true negatives with them"),
         Switch(
             "distillation", "distill", "hardneg-continued", "distill",
             "hardneg stage again from the hardneg model (negatives mined with it, as the stage requires), "
@@ -303,6 +302,7 @@ def _row(switch: Switch, variants: dict[str, dict[int, float]], seeds: Sequence[
     alt = [variants[switch.alternative][s] for s in seeds]
     (bm, bse), (am, ase) = mean_se(base), mean_se(alt)
     dm, dse = mean_se([b - a for b, a in zip(base, alt, strict=True)])
+    dm = dm + 0.0 if abs(dm) > 1e-12 else 0.0  # equal scores print as +0.0000, not -0.0000
     helps = len(seeds) > 1 and dm > SECOND_OPINION_SE * dse and dm > 0  # one seed has no error estimate
     return {
         "switch": switch.name,
@@ -374,7 +374,7 @@ def write_ablation_report(result: AblationResult) -> Path:
             verdict = "does not beat" if r["delta_mean"] <= 0 else "is not clearly better than"
             lines.append(
                 f"- **{r['switch']}**: {r['default']} {verdict} {r['alternative']} on the demo data "
-                f"(Δ {r['delta_mean']:+.4f} ± {r['delta_se']:.4f}): {r['why_not']}."
+                f"(Δ {r['delta_mean']:+.4f} ± {r['delta_se']:.4f}); a likely reason: {r['why_not']}."
             )
     lines += ["", "Per-seed scores: `ablations.json`; each model's evaluation: `<variant>/seed<k>/eval/`."]
     path = out / "report.md"
