@@ -59,13 +59,18 @@ def run_demo(
     split: str = "test",
     force: bool = False,
     train_overrides: list[str] | None = None,
+    ablations: bool = False,
 ) -> DemoResult:
-    """prepare → init model → eval (zero-shot) → train progressive (nli, caption, mbeir) → eval each stage."""
+    """prepare → init model → eval (zero-shot) → train progressive (nli, caption, mbeir) → eval each stage
+    (→ `ablations`: the paper's switches, `umarvel_cli/ablations.py`)."""
     from umarvel_cli.data.demo import prepare_demo
     from umarvel_cli.data.demo.corpora import CAPTIONS_FILE, NLI_FILE, PAIRS_DIR
     from umarvel_cli.data.mbeir.reader import prepare_mbeir
     from umarvel_cli.data.pairs import prepare_pairs
+    from umarvel_cli.training.config import size_sets
 
+    user_overrides = list(train_overrides or [])
+    train_overrides = size_sets("demo", size, user_overrides)  # the size's section of the demo profile
     out = Path(out)
     result = DemoResult(out=out)
     raw, tables = out / "mbeir", out / "tables"
@@ -148,6 +153,16 @@ def run_demo(
     for later in ("mine", "train --stage hardneg", "rerank", "distill"):
         result.steps.append((later, "built; not run by the demo yet (issue 18)"))
 
+    if ablations:
+        from umarvel_cli.ablations import run_ablations
+
+        _step(
+            result,
+            "ablations (out/ablations/report.md)",
+            lambda: run_ablations(
+                out, size, backbone=backbone, split=split, force=force, train_overrides=user_overrides
+            ),
+        )
     result.report = write_demo_report(result)
     return result
 

@@ -19,11 +19,23 @@ def command(
         [], "--set", metavar="<key=value>", help="Training config override (repeatable)."
     ),
     force: bool = typer.Option(False, "--force", help="Redo every step."),
+    ablations: bool = typer.Option(
+        False,
+        "--ablations",
+        help="Also run the paper's switches against the default (two seeds each): OUT/ablations/report.md.",
+    ),
 ) -> None:
     """Run prepare → init-model → train progressive → embed → search → eval on demo data; writes OUT/report.md."""
     from umarvel_cli.demo import run_demo
 
     result = run_demo(
-        out, size=size, seed=seed, backbone=backbone, split=split, force=force, train_overrides=set_
+        out,
+        size=size,
+        seed=seed,
+        backbone=backbone,
+        split=split,
+        force=force,
+        train_overrides=set_,
+        ablations=ablations,
     )
     typer.echo(result.report.read_text() if result.report else "")
