@@ -44,7 +44,9 @@ for _name in [*NAMES, "all"]:
 @app.command("tables")
 def tables(
     folder: Path = typer.Argument(..., help="A folder of bench JSON records (--out or --json files)."),
-    title: str = typer.Option("make bench", "--title", help="The section title of the tables."),
+    title: str = typer.Option(
+        "make bench", "--title", metavar="TITLE", help="The section title of the tables."
+    ),
 ) -> None:
     """Write FOLDER/benchmarks.md from the JSON records in FOLDER (e.g. a GPU run's)."""
     from umarvel_cli import bench
