@@ -35,6 +35,7 @@ from umarvel_cli.errors import UmarvelError
 from umarvel_cli.models.folder import resolve_model_dir
 from umarvel_cli.models.inputs.encoded import EncodedInput
 from umarvel_cli.models.inputs.formatter import InputFormatter
+from umarvel_cli.retrieval.exact import pick_device
 
 STAGE = "embed"
 TABLE = "embeddings"
@@ -173,12 +174,6 @@ def _merge_ranks(out: Path, world_size: int) -> None:
     shutil.rmtree(out / RANKS_DIR)
 
 
-def _default_device(ctx: DistContext) -> str:
-    import torch
-
-    return f"cuda:{ctx.local_rank}" if torch.cuda.is_available() else "cpu"
-
-
 def run_embed(
     model: Path,
     data: Path,
@@ -248,7 +243,7 @@ def run_embed(
     else:
         root = out
     role: Role = "query" if side == "queries" else "candidate"
-    embedder = Embedder.from_pretrained(model, device=device or _default_device(ctx))
+    embedder = Embedder.from_pretrained(model, device=pick_device(device, ctx.local_rank))
     encode_share(
         embedder,
         records,
