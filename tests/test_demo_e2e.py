@@ -146,7 +146,10 @@ def test_scores_are_the_evaluations_and_follow_from_the_written_runs(demo_run):
 @pytest.mark.xfail(strict=False, reason="tiny learning: h18tiny")
 def test_the_final_model_beats_the_untrained_one(demo_run):
     out, _, _ = demo_run
-    rows = {r["label"]: r["average"] for r in json.loads((out / "report.json").read_text())["pools"]["local"]["rows"]}
+    rows = {
+        r["label"]: r["average"]
+        for r in json.loads((out / "report.json").read_text())["pools"]["local"]["rows"]
+    }
     assert rows["distill"] >= rows["init"] + 0.05
 
 

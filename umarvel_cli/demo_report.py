@@ -55,7 +55,9 @@ class DemoResult:
     notes: list[str] = field(default_factory=list)  # what the report should say about the choices
     report: Path | None = None
 
-    def pool(self, pool: str) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, float | None]]:
+    def pool(
+        self, pool: str
+    ) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, float | None]]:
         """(averages, task scores, chance) of one pool."""
         if pool == "local":
             return self.scores, self.task_scores, self.chance
@@ -104,7 +106,12 @@ def report_json(result: DemoResult) -> dict:
         tasks = _tasks(task_scores)
         pools[pool] = {
             "rows": [
-                {"label": label, "row": row_name(label), "average": averages[label], "tasks": task_scores.get(label, {})}
+                {
+                    "label": label,
+                    "row": row_name(label),
+                    "average": averages[label],
+                    "tasks": task_scores.get(label, {}),
+                }
                 for label in averages
             ],
             "chance": {"tasks": {t: chance.get(t) for t in tasks}, "average": _mean_chance(chance, tasks)},
@@ -148,7 +155,10 @@ def write_demo_charts(result: DemoResult) -> list[str]:
             {row_name(label): [scores.get(t) for t in tasks] for label, scores in task_scores.items()},
             chance=[chance.get(t) for t in tasks],
         )
-        lines += ["", f"![average recall after each stage, with its spread over tasks ({pool})](progression{suffix}.png)"]
+        lines += [
+            "",
+            f"![average recall after each stage, with its spread over tasks ({pool})](progression{suffix}.png)",
+        ]
         lines += ["", f"![every stage per task ({pool})](per_task{suffix}.png)"]
     return lines
 
@@ -188,7 +198,10 @@ def write_demo_report(result: DemoResult) -> Path:
         lines += ablation_table(result, pool)
     if result.scores or result.global_scores:
         lines += write_demo_charts(result)
-        lines += ["", "Per-task tables, CSVs and charts of each model: `eval/<model>/report.md` (local), `eval_global/<model>/report.md`."]
+        lines += [
+            "",
+            "Per-task tables, CSVs and charts of each model: `eval/<model>/report.md` (local), `eval_global/<model>/report.md`.",
+        ]
     if result.zeroshot:
         columns = list(dict.fromkeys(c for scores in result.zeroshot.values() for c in scores))
         lines += [
