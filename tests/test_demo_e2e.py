@@ -40,7 +40,7 @@ def test_every_step_runs_and_every_model_is_scored_on_both_pools(demo_run):
     assert report["split"] == "test"
     for pool in ("local", "global"):
         rows = report["pools"][pool]["rows"]
-        assert [r["label"] for r in rows] == list(LABELS)
+        assert [r["label"] for r in rows] == list(LABELS if pool == "local" else MODELS)  # U-MARVEL+: local
         tasks = {t.stem for t in load_mbeir_spec().tasks}
         for row in rows:
             assert len(row["tasks"]) == 16, row["label"]
@@ -57,7 +57,8 @@ def test_every_step_runs_and_every_model_is_scored_on_both_pools(demo_run):
     for pool in ("Local", "Global"):
         assert f"## {pool} pool" in md
     for label in LABELS:
-        assert md.count(f"| {ROWS[label]} |") == (3 if label in ("init", "distill") else 2)  # + zero-shot
+        tables = 1 if label == "umarvel_plus" else 2  # local (and global) ...
+        assert md.count(f"| {ROWS[label]} |") == tables + (label in ("init", "distill")), label  # + zero-shot
     assert md.count(f"| {CHANCE_ROW} |") == 2
     for chart in ("progression.png", "per_task.png", "progression_global.png", "per_task_global.png"):
         assert (out / chart).read_bytes().startswith(b"\x89PNG")
@@ -91,19 +92,18 @@ def test_every_stage_links_to_its_inputs(demo_run):
     distill = manifest("train", "distill")
     assert distill.extra["init_model"] == str(train / "hardneg" / "model")
     assert distill.inputs["teacher"] == fingerprint(out / "teacher" / "train_global")
-    for split in ("val", "test"):
-        for pool in ("local", "global"):
-            lists = manifest("teacher", f"{split}_{pool}")
-            assert lists.params["split"] == split and lists.params["pool"] == pool
-            assert lists.inputs["retriever"] == fingerprint(train / "distill" / "model")
+    for split in ("val", "test"):  # U-MARVEL+'s lists: the final retriever's top-k
+        lists = manifest("teacher", f"{split}_local")
+        assert lists.params["split"] == split and lists.params["pool"] == "local"
+        assert lists.inputs["retriever"] == fingerprint(train / "distill" / "model")
     for folder in ("eval", "eval_global"):
         for label in MODELS:
             ev = manifest(folder, label)
             assert ev.params["pool"] == ("local" if folder == "eval" else "global")
             assert ev.params["split"] == "test"
-        plus = manifest(folder, "umarvel_plus")
-        assert plus.params["tune_weight_on"] == "val"
-        assert plus.inputs["model"] == fingerprint(train / "distill" / "model")
+    plus = manifest("eval", "umarvel_plus")
+    assert plus.params["tune_weight_on"] == "val"
+    assert plus.inputs["model"] == fingerprint(train / "distill" / "model")
     local_plus = json.loads((out / "eval" / "umarvel_plus" / "metrics.json").read_text())
     assert local_plus["rerank"]["weight_source"] == "tuned on val"
     assert local_plus["rerank"]["scores"] == str(out / "teacher" / "test_local")
