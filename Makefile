@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
+BENCH_OUT ?= bench_out
+BENCH_SIZE ?= quick
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -26,12 +28,14 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/umarvel demo --out $(DEMO_OUT)
 
+# every benchmark at CPU sizes (a few minutes on 2 idle cores): one JSON each and the markdown
+# tables for docs/benchmarks.md in $(BENCH_OUT); BENCH_SIZE=default for the issue-size runs
 bench: $(STAMP)
-	$(BIN)/umarvel bench all
+	$(BIN)/umarvel bench all --size $(BENCH_SIZE) --out $(BENCH_OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check umarvel_cli kernels tests
 	$(BIN)/ruff format --check umarvel_cli kernels tests
 
 clean:
-	rm -rf $(DEMO_OUT) .pytest_cache
+	rm -rf $(DEMO_OUT) $(BENCH_OUT) .pytest_cache

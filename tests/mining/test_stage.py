@@ -310,3 +310,30 @@ def test_cli_mines_and_reports(model, demo_tables, emb_dir, tmp_path):
     assert manifest.params["pool"] == "global" and manifest.extra["pool_name"] == "union_train"
     again = CliRunner().invoke(app, ["mine", *args, "--max-score-ratio", "0.95", "--sample", "random"])
     assert again.exit_code == 0 and read_manifest(out).created == manifest.created  # up to date
+
+
+def test_eval_search_of_train_local_pools_is_the_rebuilt_pools_mine_searches(
+    local_run, model, demo_tables, tmp_path
+):
+    """`rerank score --retriever --split train --pool local` (the distillation lists as released) and
+    `eval` search each train query's rebuilt local pool: the same pool `mine --pool local` searched."""
+    from umarvel_cli.evaluation.model_search import search_with_model
+    from umarvel_cli.evaluation.prepared import load_split
+
+    out, _, _ = local_run
+    search_with_model(
+        model, load_split(demo_tables, "train", SPEC), SPEC, "local", tmp_path, topk=20, device="cpu"
+    )
+    run: dict[str, list[str]] = {}
+    for r in sorted(read_table(tmp_path, "run").to_pylist(), key=lambda r: r["rank"]):
+        run.setdefault(r["qid"], []).append(r["did"])
+    cands = {r["did"]: r["modality"] for r in read_table(demo_tables, "candidates").to_pylist()}
+    mined = read_table(out, "mined").to_pylist()
+    assert set(run) == {r["qid"] for r in mined}
+    for r in mined:
+        task = SPEC.task(r["task"])
+        groups = SHARED_POOL_DATASETS.get(task.dataset_id, (task.dataset_id,))
+        assert len(run[r["qid"]]) == 20
+        assert all(int(d.split(":")[0]) in groups and cands[d] == task.cand_modality for d in run[r["qid"]])
+        if r["source"] == "topk":  # mine's unfiltered negatives come from the same top 20
+            assert set(r["top_neg_ids"]) <= set(run[r["qid"]])

@@ -49,6 +49,7 @@ import numpy as np
 
 from umarvel_cli.bench import BenchResult
 from umarvel_cli.bench.flops import flop_rate_text, model_flops
+from umarvel_cli.bench.table import TableSpec
 
 SIZES = {"quick": 96, "default": 320}
 GPU_SIZES = {"quick": 256, "default": 1024}
@@ -318,6 +319,14 @@ def core_scaling(embedder: Any, records: list[Any], batch_size: int, workers: in
 
 
 PATHS = (("naive", "naive loop"), ("ours", "umarvel embed path"), ("packed", "umarvel embed path, packed"))
+TABLE = TableSpec(
+    label="method",
+    metric="items/s",
+    baseline="naive loop",
+    headline="umarvel embed path",
+    group=("device",),
+    columns=("seconds", "CPU s", "LLM tokens (padded)", "GFLOP/s"),
+)
 
 
 def _rows(n: int, r: dict, device: str) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ import sys
 import time
 
 from umarvel_cli.bench import BenchResult
+from umarvel_cli.bench.table import TableSpec
 
 CPU_SHAPES = {
     "quick": [(256, 1536, 128)],
@@ -130,6 +131,16 @@ def _run_cpu(size: str) -> BenchResult:
 # ---- CUDA: in-process, allocator statistics ----------------------------------------------------
 
 CUDA_IMPLS = ("chunked", "eager", "triton", "hybrid")
+TABLE = TableSpec(
+    label="impl",
+    metric="impl_ms",
+    baseline="plain",
+    headline="eager",
+    group=("device", "B", "N", "d"),
+    columns=("impl_MiB", "plain_MiB", "mem_ratio"),
+    lower_is_better=True,
+    baseline_metric="plain_ms",
+)
 # tried at the largest B for each d when size is "default": (BLOCK_M, BLOCK_N, BLOCK_D, warps, stages)
 TILE_SWEEP = [
     (128, 64, 64, 8, 3),

@@ -13,7 +13,6 @@ against 1M candidates, d = 256 (about half an hour per path on 2 CPU cores: run 
 
 from __future__ import annotations
 
-import resource
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -22,17 +21,25 @@ from pathlib import Path
 
 import numpy as np
 
-from umarvel_cli.bench import BenchResult, finish_generated_embeddings
+from umarvel_cli.bench import BenchResult, finish_generated_embeddings, peak_rss_mib
+from umarvel_cli.bench.table import TableSpec
 
 SIZES = {"tiny": (20_000, 2_000, 64), "quick": (100_000, 10_000, 256), "default": (1_000_000, 100_000, 256)}
 REPEATS = {"tiny": 3, "quick": 2, "default": 1}  # best of N: the shared box is noisy
 K, NEGATIVES = 100, 5
 SHARD_ROWS = 131_072
 QUERY_BLOCK = 32_768  # queries mined per unit, as `umarvel mine` does
+TABLE = TableSpec(
+    label="method",
+    metric="queries/s",
+    baseline="search only (baseline)",
+    headline="mine (search + filters + write)",
+    columns=("seconds", "cpu seconds", "peak RSS MiB"),
+)
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
 
 
 def _write_data(root: Path, n: int, q: int, dim: int) -> None:

@@ -1,7 +1,7 @@
 """Benchmark `prepare mbeir`'s candidate-pool reading against pyarrow's own JSON-lines reader.
 
 A synthetic pool in the real record shape (mixed modalities, nulls, JSON src_content) is written to a
-temporary folder; each reader then runs in a fresh process so its peak memory (ru_maxrss) is its own.
+temporary folder; each reader then runs in a fresh process so its peak memory (VmHWM) is its own.
 Ours parses, validates, dedupes and writes the `candidates` and `pools` tables; pyarrow only parses.
 Ours is measured twice: as shipped (plain blocks parsed by pyarrow, then checked and deduped) and with
 every block on the per-line parser (what a pool whose blocks hold odd lines costs).
@@ -17,9 +17,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from umarvel_cli.bench import BenchResult
+from umarvel_cli.bench import BenchResult, peak_rss_mib
+from umarvel_cli.bench.table import TableSpec
 
 SIZES = {"quick": 50_000, "default": 1_000_000}
+OURS = "umarvel prepare mbeir pool (parse+check+dedupe+write)"
+TABLE = TableSpec(
+    label="reader",
+    metric="rows_per_s",
+    baseline="pyarrow.json.read_json (threads)",
+    headline=OURS,
+    columns=("seconds", "peak_mib"),
+)
 _WORDS = [
     "a",
     "man",
@@ -64,7 +73,7 @@ def write_pool(path: Path, rows: int, seed: int = 0) -> int:
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    return peak_rss_mib()
 
 
 def _current_mib() -> float:
@@ -130,9 +139,7 @@ def run(size: str = "default") -> BenchResult:
         size_bytes = write_pool(path, n)
         out = Path(tmp) / "out"
         measured = {
-            "umarvel prepare mbeir pool (parse+check+dedupe+write)": _in_fresh_process(
-                _ours, str(path), str(out)
-            ),
+            OURS: _in_fresh_process(_ours, str(path), str(out)),
             "umarvel, per-line parser only": _in_fresh_process(_ours, str(path), str(out) + "-lines", True),
             "pyarrow.json.read_json (threads)": _in_fresh_process(_pyarrow, str(path), True),
             "pyarrow.json.read_json (1 thread)": _in_fresh_process(_pyarrow, str(path), False),

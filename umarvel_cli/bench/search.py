@@ -14,7 +14,6 @@ where reading the shards weighs more against only 500 queries' compute.
 from __future__ import annotations
 
 import os
-import resource
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from umarvel_cli.bench import BenchResult, finish_generated_embeddings
+from umarvel_cli.bench import BenchResult, finish_generated_embeddings, peak_rss_mib
+from umarvel_cli.bench.table import TableSpec
 
 SIZES = {"quick": (100_000, 500), "default": (1_000_000, 2_000)}
 REPEATS = {"quick": 3, "default": 2}  # best of N: the shared 2-core box is noisy
@@ -31,10 +31,19 @@ DIM, K = 256, 100
 SHARD_ROWS = 131_072
 COMPRESSION = "none"  # as `umarvel embed` writes embeddings: floats barely compress, reading is 2x faster
 BASELINE_QUERY_BLOCK = 1024
+TABLE = TableSpec(
+    label="method",
+    metric="queries/s",
+    baseline=(f"in-memory matmul+topk (baseline, {BASELINE_QUERY_BLOCK}-query blocks)",
+              "cuda: candidates resident on the GPU (baseline)"),
+    headline="streaming shards (ours)",
+    group=("device",),
+    columns=("seconds", "cpu seconds", "peak RSS MiB"),
+)  # fmt: skip
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
 
 
 def _write_data(root: Path, n: int, q: int) -> None:
@@ -158,14 +167,21 @@ def _cuda_rows(root: Path, q: int, reps: int) -> list[dict]:
     ours = _in_fresh_process(_ours, str(root), 4096, reps, "cuda")
     same = float((base[4] == ours[4]).mean())
     return [
-        _row("cuda: streaming shards (ours)", q, *ours[:4], **{"same ids": same}),
-        _row("cuda: candidates resident on the GPU (baseline)", q, *base[:4],
+        _row("cuda: streaming shards (ours)", q, *ours[:4], device="cuda", **{"same ids": same}),
+        _row("cuda: candidates resident on the GPU (baseline)", q, *base[:4], device="cuda",
              **{"same ids": same, "load seconds (not timed)": base[5]}),
     ]  # fmt: skip
 
 
 def _row(
-    method: str, queries: int, seconds: float, cpu: float, rss_before: float, rss_peak: float, **more
+    method: str,
+    queries: int,
+    seconds: float,
+    cpu: float,
+    rss_before: float,
+    rss_peak: float,
+    device: str = "cpu",
+    **more,
 ) -> dict:
-    return {"method": method, "seconds": seconds, "queries/s": queries / seconds, "cpu seconds": cpu,
+    return {"device": device, "method": method, "seconds": seconds, "queries/s": queries / seconds, "cpu seconds": cpu,
             "peak RSS MiB": rss_peak, "RSS before search MiB": rss_before, **more}  # fmt: skip

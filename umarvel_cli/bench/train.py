@@ -29,6 +29,7 @@ from typing import Any
 
 from umarvel_cli.bench import BenchResult
 from umarvel_cli.bench.flops import TRAIN_FACTOR, flop_rate_text, model_flops
+from umarvel_cli.bench.table import TableSpec
 
 SIZES = {
     "quick": {"steps": 3, "batch": 16, "repeats": 1},
@@ -41,6 +42,15 @@ REAL_SIZE_ROWS = [
     ("caption image-text pairs", "caption", 32, []),
 ]
 REAL_SIZE_STEPS = 5
+REAL_SIZE_MODEL = "Qwen2-VL-2B-sized"
+TABLE = TableSpec(
+    label="variant",
+    metric="samples_per_s",
+    baseline=("plain fp32", f"{REAL_SIZE_MODEL}, {REAL_SIZE_ROWS[0][0]}"),
+    headline="gradcache fp32",
+    group=("device", "model"),
+    columns=("batch", "peak_mib", "GFLOP/s"),
+)
 FLOP_EXAMPLES = 256  # examples whose formatted lengths give the FLOPs per sample
 WORDS = [
     "red",
@@ -177,7 +187,8 @@ def real_size_rows(root: Path, device: Any) -> list[dict[str, Any]]:
         rows.append(
             {
                 "device": device.type,
-                "variant": f"Qwen2-VL-2B-sized, {label}",
+                "model": REAL_SIZE_MODEL,
+                "variant": f"{REAL_SIZE_MODEL}, {label}",
                 "batch": batch,
                 "samples_per_s": got["samples_per_s"],
                 "vs_plain_fp32": float("nan"),
@@ -228,6 +239,7 @@ def run(size: str = "default") -> BenchResult:
                 rows.append(
                     {
                         "device": device.type,
+                        "model": "tiny",
                         "variant": name,
                         "batch": batch,
                         "samples_per_s": got["samples_per_s"],

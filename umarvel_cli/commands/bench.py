@@ -1,8 +1,8 @@
-"""`umarvel bench NAME|all`: speed benchmarks with a baseline measured in the same run."""
+"""`umarvel bench NAME|all`: speed benchmarks with a baseline measured in the same run;
+`umarvel bench tables DIR`: the markdown tables of the JSON records in DIR."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -11,61 +11,45 @@ import typer
 from umarvel_cli.errors import UmarvelError
 
 app = typer.Typer(no_args_is_help=True)
-
-
-def _run(names: list[str], size: str, json_out: Path | None) -> None:
-    from rich.table import Table
-
-    from umarvel_cli import bench
-    from umarvel_cli.console import err_console
-
-    results = []
-    for name in names:
-        module = bench.load(name)
-        if module is not None and size not in getattr(module, "SIZES", (size,)):
-            raise UmarvelError(
-                f"bench {name} has no size {size!r}", field="--size", expected=" | ".join(module.SIZES)
-            )
-        if module is None:
-            err_console.print(f"[yellow]bench {name}: not implemented yet, skipped[/]")
-            continue
-        err_console.print(f"[bold]bench {name}[/] ({size}) ...")
-        result = module.run(size=size)
-        results.append(result)
-        if result.rows:
-            table = Table(title=f"bench {name}")
-            for col in result.rows[0]:
-                table.add_column(str(col))
-            for row in result.rows:
-                table.add_row(*[f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row.values()])
-            err_console.print(table)
-        typer.echo(f"{name}: {result.summary}")
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(
-            json.dumps(
-                [{"name": r.name, "summary": r.summary, "rows": r.rows, "extra": r.extra} for r in results],
-                indent=2,
-            )
-        )
+NAMES = ["prepare", "embed", "search", "train", "loss", "mine", "rerank"]
 
 
 def _make(name: str):
     def command(
         size: Literal["tiny", "quick", "default"] = typer.Option(
-            "default", "--size", help="quick (seconds) or default; tiny where a benchmark has it (mine)."
+            "default",
+            "--size",
+            help="quick (seconds) or default; tiny where a benchmark has it (mine, rerank).",
         ),
         json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON here."),
+        out: Path | None = typer.Option(
+            None, "--out", help="Folder for one NAME.json per benchmark and benchmarks.md (the tables)."
+        ),
     ) -> None:
         if size not in ("tiny", "quick", "default"):
             raise UmarvelError(f"unknown --size {size!r}", field="--size", expected="tiny, quick or default")
         from umarvel_cli import bench
+        from umarvel_cli.bench.runner import run_benches
 
-        _run(list(bench.REGISTRY) if name == "all" else [name], size, json_out)
+        run_benches(list(bench.REGISTRY) if name == "all" else [name], size, json_out, out)
 
     command.__doc__ = f"Run the '{name}' benchmark." if name != "all" else "Run every benchmark."
     return command
 
 
-for _name in ["prepare", "embed", "search", "train", "loss", "mine", "all"]:
+for _name in [*NAMES, "all"]:
     app.command(_name)(_make(_name))
+
+
+@app.command("tables")
+def tables(
+    folder: Path = typer.Argument(..., help="A folder of bench JSON records (--out or --json files)."),
+    title: str = typer.Option("make bench", "--title", help="The section title of the tables."),
+) -> None:
+    """Write FOLDER/benchmarks.md from the JSON records in FOLDER (e.g. a GPU run's)."""
+    from umarvel_cli import bench
+    from umarvel_cli.bench.table import write_markdown
+
+    if not folder.is_dir():
+        raise UmarvelError("no such folder", file=folder, expected="a folder of bench JSON files")
+    typer.echo(str(write_markdown(folder, list(bench.REGISTRY), title)))

@@ -3,7 +3,8 @@
 
 Embeddings go to OUT/embeddings/{queries,pool-NAME}; `run_embed` skips those whose manifest says
 they are up to date, so a second evaluation (say global after local) reuses them.
-Local: each task's queries against its own pool. Global: all queries against the union of the
+Local: each task's queries against its own pool (on the train split, which has none, the task's
+rebuilt pool inside the union train pool, as `umarvel mine --pool local`). Global: all queries against the union of the
 local pools of the split (deduplicated by id, no modality filter, as UniIR); with
 `modality_filter`, each query only sees candidates of its task's target modality (non-standard).
 """
@@ -54,6 +55,12 @@ def _task_spec(spec: MBEIRSpec, task: str):
         ) from None
 
 
+def _rebuilt_local(prepared: PreparedSplit, spec: MBEIRSpec, available: set[str], union: str) -> bool:
+    """True when the split's local pools are not in the tables but its union pool is (the train split)."""
+    missing = any(_task_spec(spec, t).pool(prepared.split) not in available for t in prepared.tasks)
+    return missing and union in available
+
+
 def _existing_pools(data: Path) -> set[str]:
     t = read_table(data, "pools", columns=["pool"])
     return set(t.column("pool").unique().to_pylist())
@@ -95,7 +102,17 @@ def search_with_model(
 
     available = _existing_pools(data)
     groups: list[SearchGroup] = []
-    if pool == "local":
+    union = f"union_{split}"
+    if pool == "local" and _rebuilt_local(prepared, spec, available, union):
+        # M-BEIR has no local train pools: each task searches its rebuilt one (spec 9.2), as `mine` does
+        from umarvel_cli.mining.pools import PoolIndex, pool_index
+
+        union_set = embed_pool(union)
+        index: PoolIndex = pool_index(data, union_set.ids())
+        for task in prepared.tasks:
+            local = index.ids.filter(pa.array(index.local_mask(_task_spec(spec, task))))
+            groups.append(group(task, prepared.qids_of(task), [union_set], ids_in(local)))
+    elif pool == "local":
         for task in prepared.tasks:
             name = _task_spec(spec, task).pool(split)
             if name not in available:

@@ -15,11 +15,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from umarvel_cli.artifacts import TABLES, Manifest, ShardWriter, fingerprint, finish_stage, plan_stage
 from umarvel_cli.artifacts.manifest import read_manifest, require_manifest
-from umarvel_cli.artifacts.shards import list_shards, open_shard, read_table, table_dir
+from umarvel_cli.artifacts.shards import list_shards, read_table, table_dir
 from umarvel_cli.artifacts.stage import PROGRESS
 from umarvel_cli.console import info
 from umarvel_cli.data.mbeir.tasks import MBEIRSpec, load_mbeir_spec
@@ -119,14 +118,6 @@ def merge_ranks(out: Path, n_units: int, world_size: int) -> None:
 # The stage
 
 
-def _pool_ids(pool_set: EmbeddingSet) -> pa.Array:
-    parts = [
-        open_shard(p, "embeddings").read(columns=["id"]).column("id").combine_chunks()
-        for p in list_shards(pool_set.root, "embeddings")
-    ]
-    return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
-
-
 def run_mine(
     model: str | Path,
     data: str | Path,
@@ -184,7 +175,7 @@ def run_mine(
     if missing:
         raise UmarvelError(f"{len(missing)} queries have no embedding (e.g. {missing[0]!r})", file=q_dir)
     q_x = q_all[np.fromiter((row_of[q] for q in queries.qids), np.int64, len(queries.qids))]
-    index = pool_index(data, _pool_ids(pool_set))
+    index = pool_index(data, pool_set.ids())
     units = plan_units(queries, settings, index, spec, query_block)
     share = out if ctx.world_size == 1 else out / RANKS_DIR / f"rank-{ctx.rank:05d}"
     write_units(

@@ -8,31 +8,55 @@ from pathlib import Path
 from umarvel_cli.artifacts.manifest import Manifest, read_manifest
 from umarvel_cli.artifacts.stage import finish_stage, plan_stage
 from umarvel_cli.console import info
+from umarvel_cli.errors import UmarvelError
 
 STAGE = "init-model"
 
 
 def init_model(
-    backbone: str,
+    backbone: str | None,
     out: str | Path,
     seed: int = 0,
     pool_tokens: str = "content",
     kind: str = "embedding",
     force: bool = False,
+    from_model: str | Path | None = None,
 ) -> tuple[Manifest, bool]:
-    """Write the tiny `backbone` at `out` (see `init_tiny_model`); returns (manifest, written)."""
-    from umarvel_cli.models.tiny import init_tiny_model
-
+    """Write the tiny `backbone` at `out` (see `init_tiny_model`), or with `from_model` a reranker
+    whose network is that embedding model's (`reranker_from_embedder`); returns (manifest, written)."""
     out = Path(out)
-    params = {"backbone": backbone, "seed": seed, "pool_tokens": pool_tokens}
-    if kind != "embedding":  # an embedding model's parameters (and so its manifest) stay as they were
-        params["kind"] = kind
-    plan = plan_stage(out, STAGE, params, {}, force=force)
+    inputs: dict[str, str] = {}
+    if from_model is not None:
+        from umarvel_cli.models.checks import check_model_folder
+        from umarvel_cli.models.folder import model_fingerprint
+
+        if kind != "reranker":
+            raise UmarvelError("--from makes a reranker", field="--kind", expected="reranker")
+        from umarvel_cli.models.reranker_init import check_embedder_source
+
+        from_model = check_embedder_source(from_model)
+        check_model_folder(from_model)
+        params: dict[str, object] = {"from": str(from_model), "kind": kind}
+        inputs = {"model": model_fingerprint(from_model)}
+    elif backbone is None:
+        raise UmarvelError("init-model needs --backbone (or --from with --kind reranker)", field="--backbone")
+    else:
+        params = {"backbone": backbone, "seed": seed, "pool_tokens": pool_tokens}
+        if kind != "embedding":  # an embedding model's parameters (and so its manifest) stay as they were
+            params["kind"] = kind
+    plan = plan_stage(out, STAGE, params, inputs, force=force, input_paths=[from_model] if from_model else [])
     if plan.up_to_date:
         info(f"init-model: {out} is up to date ({plan.reason}); --force redoes it")
         manifest = read_manifest(out)
         assert manifest is not None
         return manifest, False
-    init_tiny_model(backbone, out, seed=seed, pool_tokens=pool_tokens, kind=kind)
+    if from_model is not None:
+        from umarvel_cli.models.reranker_init import reranker_from_embedder
+
+        reranker_from_embedder(from_model, out)
+    else:
+        from umarvel_cli.models.tiny import init_tiny_model
+
+        init_tiny_model(backbone, out, seed=seed, pool_tokens=pool_tokens, kind=kind)
     files = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("_"))
     return finish_stage(plan, {"files": len(files)}, extra={"files": files}), True

@@ -20,6 +20,7 @@ from torch import nn
 
 from umarvel_cli.data.records import Record
 from umarvel_cli.errors import UmarvelError
+from umarvel_cli.models.attention import set_attention
 from umarvel_cli.models.batching import collate_ahead, plan_batches, run_batches, to_device
 from umarvel_cli.models.folder import resolve_model_dir, write_model_folder
 from umarvel_cli.models.inputs.collator import MODEL_INPUT_KEYS, collator_for
@@ -156,6 +157,7 @@ class Reranker(nn.Module):
         model = family.generation_cls().from_pretrained(
             path, dtype=dtype or default_dtype(dev), attn_implementation=attention_implementation(dev)
         )
+        set_attention(model, config.attention)  # config.json may carry a retriever's is_causal=False
         model.to(dev).eval()
         image_processor = build_image_processor(family, config.min_pixels, config.max_pixels)
         prompt = prompt or str(config.extra.get("rerank_prompt", "clean"))

@@ -64,6 +64,14 @@ class EmbeddingSet:
     count: int
     manifest: Manifest | None
 
+    def ids(self) -> pa.Array:
+        """Every row's id in shard order, without reading a vector."""
+        parts = [
+            open_shard(p, TABLE).read(columns=["id"]).column("id").combine_chunks()
+            for p in list_shards(self.root, TABLE)
+        ]
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+
     def iter_blocks(
         self,
         rows: int = 65_536,
