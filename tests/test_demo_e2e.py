@@ -85,13 +85,14 @@ def test_every_stage_links_to_its_inputs(demo_run):
     rerank = manifest("train", "rerank")
     assert rerank.extra["init_model"] == str(models / "reranker_init")
     assert rerank.inputs["negatives"] == fingerprint(out / "mine")
-    assert manifest("models", "reranker_init").params["kind"] == "reranker"
-    teacher = manifest("teacher", "train_global")
+    reranker_init = manifest("models", "reranker_init")
+    assert reranker_init.params == {"from": str(train / "hardneg" / "model"), "kind": "reranker"}
+    teacher = manifest("teacher", "train_local")
     assert teacher.inputs["model"] == fingerprint(train / "rerank" / "model")
     assert teacher.params["sample"] == pytest.approx(0.1)
     distill = manifest("train", "distill")
     assert distill.extra["init_model"] == str(train / "hardneg" / "model")
-    assert distill.inputs["teacher"] == fingerprint(out / "teacher" / "train_global")
+    assert distill.inputs["teacher"] == fingerprint(out / "teacher" / "train_local")
     for split in ("val", "test"):  # U-MARVEL+'s lists: the final retriever's top-k
         lists = manifest("teacher", f"{split}_local")
         assert lists.params["split"] == split and lists.params["pool"] == "local"

@@ -209,7 +209,9 @@ class _Demo:
         if hardneg is None:
             return models
         models["hardneg"] = hardneg
-        rr_init = _step(self.result, "init-model --kind reranker", self.init_reranker)
+        rr_init = _step(
+            self.result, "init-model --kind reranker --from hardneg", lambda: self.init_reranker(hardneg)
+        )
         if rr_init is not None:
             self.reranker = _step(
                 self.result, "rerank train", lambda: self.train("rerank", rr_init, tables, negatives=mined)
@@ -252,18 +254,12 @@ class _Demo:
         (done,) = train(req)["stages"]
         return Path(done["model"])
 
-    def init_reranker(self) -> Path:
+    def init_reranker(self, retriever: Path) -> Path:
+        """A tiny reranker from random weights does not learn: it starts from the retriever's network."""
         from umarvel_cli.models.init_stage import init_model
 
         out = self.out / "models" / "reranker_init"
-        init_model(
-            self.backbone,
-            out,
-            seed=self.seed,
-            pool_tokens=DEMO_POOL_TOKENS,
-            kind="reranker",
-            force=self.force,
-        )
+        init_model(None, out, kind="reranker", from_model=retriever, force=self.force)
         return out
 
     def score(
