@@ -20,7 +20,7 @@ from umarvel_cli.console import info
 from umarvel_cli.demo_report import DemoResult, StepTime, write_demo_report
 from umarvel_cli.errors import NotImplementedStage
 
-__all__ = ["DEMO_STAGES", "DemoResult", "run_demo"]
+__all__ = ["DEMO_STAGES", "DemoResult", "DemoSteps", "run_demo"]
 
 DEMO_STAGES = ("nli", "caption", "mbeir")
 # Small zero-shot sets in the CIRCO and MSR-VTT release formats (`data/zeroshot/demo.py`): the
@@ -92,7 +92,7 @@ def run_demo(
     U-MARVEL+ (the final model reranked, W tuned on val) → zero-shot (init and final) → report."""
     out = Path(out)
     result = DemoResult(out=out, split=split)
-    demo = _Demo(out, result, seed, backbone, split, force, list(train_overrides or []))
+    demo = DemoSteps(out, result, seed, backbone, split, force, list(train_overrides or []))
     tables = demo.prepare(size)
 
     models: dict[str, Path] = {}
@@ -125,7 +125,7 @@ def run_demo(
     return result
 
 
-class _Demo:
+class DemoSteps:
     """The demo's steps, each a library call into its own folder under `out`."""
 
     def __init__(
