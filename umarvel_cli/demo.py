@@ -86,13 +86,19 @@ def run_demo(
     split: str = "test",
     force: bool = False,
     train_overrides: list[str] | None = None,
+    ablations: bool = False,
 ) -> DemoResult:
     """prepare → init model → train progressive (nli, caption, mbeir) → mine → train hardneg → init and
     train the reranker → teacher scores → distill → eval every model (local and global pools) →
-    U-MARVEL+ (the final model reranked, W tuned on val) → zero-shot (init and final) → report."""
+    U-MARVEL+ (the final model reranked, W tuned on val) → zero-shot (init and final) → report
+    (→ `ablations`: the paper's switches, `umarvel_cli/ablations.py`)."""
+    from umarvel_cli.training.config import size_sets
+
+    user_overrides = list(train_overrides or [])
     out = Path(out)
     result = DemoResult(out=out, split=split)
-    demo = DemoSteps(out, result, seed, backbone, split, force, list(train_overrides or []))
+    # the size's section of the demo profile (`sizes:`), then the user's --set
+    demo = DemoSteps(out, result, seed, backbone, split, force, size_sets(PROFILE, size, user_overrides))
     tables = demo.prepare(size)
 
     models: dict[str, Path] = {}
@@ -121,6 +127,16 @@ def run_demo(
                     lambda lb=label: _eval_zeroshot(result, zs_root, lb, models[lb], force),
                 )
 
+    if ablations:
+        from umarvel_cli.ablations import run_ablations
+
+        _step(
+            result,
+            "ablations (out/ablations/report.md)",
+            lambda: run_ablations(
+                out, size, backbone=backbone, split=split, force=force, train_overrides=user_overrides
+            ),
+        )
     result.report = write_demo_report(result)
     return result
 

@@ -61,10 +61,23 @@ def test_absolute_margin():
     assert drops["margin"] == 3
 
 
-def test_default_margin_drops_only_what_scores_above_the_positive():
+def test_defaults_drop_what_scores_above_95_percent_of_the_positive():
     ids, drops = kept(FilterSettings(rank_range=(1, 8)))
-    assert ids == [3, 4, 5, 6, 7]
-    assert drops["margin"] == 2 and drops["ratio"] == 0
+    assert ids == [4, 5, 6, 7]  # 0.78 > 0.95 x 0.80 = 0.76 goes too
+    assert drops["margin"] == 2 and drops["ratio"] == 1
+
+
+def test_default_margin_still_guards_a_negative_positive_score():
+    """Where the positive scores below 0, 0.95 x pos_score lies above it; margin 0 keeps the rule
+    "nothing above the positive"."""
+    scores = np.array([[-0.10, -0.12, -0.20, -0.30]], dtype=np.float32)
+    pos = np.array([[False, False, True, False]])
+    f = filter_candidates(
+        scores, np.ones_like(pos), pos, np.zeros_like(pos), np.ones_like(pos),
+        np.array([-0.20], dtype=np.float32), FilterSettings(rank_range=(1, 4)),
+    )  # fmt: skip
+    assert np.flatnonzero(f.keep[0]).tolist() == [3]
+    assert int(f.drops["margin"][0]) == 2 and int(f.drops["ratio"][0]) == 0
 
 
 def test_relative_margin_nv_retriever_95_percent():

@@ -7,6 +7,7 @@ import shutil
 
 import pyarrow.compute as pc
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from tests.models.tiny_models import tiny_model_dir
@@ -17,7 +18,7 @@ from umarvel_cli.data.mbeir.tasks import load_mbeir_spec
 from umarvel_cli.errors import UmarvelError
 from umarvel_cli.mining import make_settings, run_mine
 from umarvel_cli.mining import stage as mine_stage
-from umarvel_cli.mining.filters import FILTERS
+from umarvel_cli.mining.filters import FILTERS, FilterSettings
 from umarvel_cli.mining.pools import SHARED_POOL_DATASETS
 from umarvel_cli.retrieval.embeddings import open_embeddings
 
@@ -222,6 +223,52 @@ def test_cli_one_line_exit_2_and_alias(model, demo_tables, tmp_path):
         assert res.output.strip().splitlines()[-1].startswith("error: field '--range'")
         assert not (tmp_path / "o").exists()
     assert "--max-score-ratio" in runner.invoke(app, ["mine", "--help"]).output
+
+
+def test_command_defaults_are_the_filter_defaults():
+    """`umarvel mine` with no filter options mines with FilterSettings' defaults: NV-Retriever's
+    0.95 ratio and margin 0 (the choice measured in docs/benchmarks.md)."""
+    from umarvel_cli.mining import optional_number
+
+    cmd = typer.main.get_command(app).commands["mine"]
+    default = {p.name: p.default for p in cmd.params}
+    from_cli = make_settings(
+        num_negatives=default["num_negatives"],
+        rank_range=default["rank_range"],
+        margin=optional_number(default["margin"], "--margin"),
+        max_score_ratio=optional_number(default["max_score_ratio"], "--max-score-ratio"),
+        max_score=optional_number(default["max_score"], "--max-score"),
+        same_modality=default["same_modality"],
+        sample=default["sample"],
+    )
+    assert from_cli.filters == make_settings().filters == FilterSettings()
+    assert (FilterSettings().margin, FilterSettings().max_score_ratio) == (0.0, 0.95)
+
+
+def test_search_runs_on_the_rank_gpu_when_torch_sees_one(
+    local_run, model, demo_tables, emb_dir, monkeypatch, tmp_path
+):
+    """On this CPU box the search ran on the CPU (and the manifest says so); when torch sees a GPU,
+    the units get the rank's own `cuda:LOCAL_RANK` (caught here before any tensor moves)."""
+    import torch
+
+    from umarvel_cli.distributed import DistContext
+
+    _, settings, manifest = local_run
+    assert manifest.extra["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    seen = {}
+
+    def stop(*args, **kwargs):
+        seen["device"] = kwargs["device"]
+        raise RuntimeError("stop before searching")
+
+    monkeypatch.setattr(mine_stage, "write_units", stop)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    # the embeddings are up to date, so no model runs before the units
+    with pytest.raises(RuntimeError, match="stop before searching"):
+        run_mine(model, demo_tables, tmp_path / "o", settings, embeddings=emb_dir, query_block=7,
+                 ctx=DistContext(local_rank=3))  # fmt: skip
+    assert seen == {"device": "cuda:3"}
 
 
 def test_thresholds_can_be_switched_off_on_the_command_line(model, demo_tables, tmp_path):

@@ -83,3 +83,19 @@ def test_init_model_refuses_a_folder_it_did_not_write(tmp_path):
         and "refusing to overwrite it" in res.stderr
     )
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_settings_override_umarvel_json_fields_and_are_checked(tmp_path):
+    """`init_model(settings=...)` (the demo's ablations): the fields land in umarvel.json and the
+    manifest; an unknown field or value is a one-line error before anything is written."""
+    import pytest
+
+    from umarvel_cli.errors import UmarvelError
+    from umarvel_cli.models.init_stage import init_model
+
+    manifest, written = init_model("tiny-qwen2-vl", tmp_path / "m", settings={"attention": "causal"})
+    assert written and manifest.params["settings"] == {"attention": "causal"}
+    assert UmarvelConfig.load(tmp_path / "m").attention == "causal"
+    with pytest.raises(UmarvelError, match=r"unknown umarvel.json fields \['atention'\]"):
+        init_model("tiny-qwen2-vl", tmp_path / "x", settings={"atention": "causal"})
+    assert not (tmp_path / "x").exists()

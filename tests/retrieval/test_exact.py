@@ -99,3 +99,13 @@ def test_dimension_mismatch_and_bad_values(tmp_path):
         list(open_embeddings(tmp_path / "n").iter_blocks())
     with pytest.raises(UmarvelError, match="no embeddings table"):
         open_embeddings(tmp_path / "nothing")
+
+
+def test_pick_device_prefers_the_rank_gpu_when_torch_sees_one(monkeypatch):
+    from umarvel_cli.retrieval.exact import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert [pick_device(), pick_device("auto", 3), pick_device("cpu", 3)] == ["cpu", "cpu", "cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert [pick_device(), pick_device(None, 0), pick_device("auto", 3)] == ["cuda", "cuda:0", "cuda:3"]
+    assert pick_device("cpu", 3) == "cpu"  # an explicit device is kept

@@ -90,3 +90,45 @@ def test_approximate_index_with_missing_results_writes_only_real_rows(pool):
     assert table.num_rows == int(real.sum())
     ranks_a = [r["rank"] for r in table.to_pylist() if r["qid"] == "a"]
     assert ranks_a == list(range(1, int(real[0]) + 1))
+
+
+def test_index_goes_to_the_gpus_when_faiss_reports_some(pool, monkeypatch):
+    """The GPU route, with a faiss that reports two GPUs: the index is sharded over them for
+    building and searching and brought back to the CPU to be written. The stand-in "GPU index" is
+    the CPU one, so the results must equal brute force exactly as on the CPU route."""
+    import sys
+    import types
+
+    import faiss as real
+
+    calls: list = []
+
+    class FakeGpuFaiss(types.ModuleType):
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def get_num_gpus(self):
+            return 2
+
+        def GpuMultipleClonerOptions(self):  # noqa: N802 (faiss's name)
+            return types.SimpleNamespace(shard=False)
+
+        def index_cpu_to_all_gpus(self, index, co=None):
+            calls.append(("to_gpus", co.shard))
+            return index
+
+        def index_gpu_to_cpu(self, index):
+            calls.append("to_cpu")
+            return index
+
+    monkeypatch.setitem(sys.modules, "faiss", FakeGpuFaiss("faiss"))
+    tmp, c, _ = pool
+    built = build_index(tmp / "emb", tmp / "gpu_idx")
+    assert built.extra["device"] == "gpu x2 (sharded)"
+    assert calls == [("to_gpus", True), "to_cpu"]
+    loaded = load_index(tmp / "gpu_idx")
+    assert loaded.device == "gpu x2 (sharded)" and calls[2:] == [("to_gpus", True)]
+    q = tie_heavy_vectors(9, seed=12)
+    res = search_index(loaded, q, k=7, query_block=4)
+    assert res.indices.tolist() == brute_force(q, c, 7)[1].tolist()
+    assert load_index(tmp / "gpu_idx", gpu=False).device == "cpu" and len(calls) == 3  # --no-gpu stays

@@ -87,3 +87,23 @@ def test_warmup_then_cosine_to_zero():
     assert f(3 + 47) == pytest.approx(0.5 * (1 + math.cos(math.pi * 47 / 97)))
     assert f(99) == pytest.approx(0.5 * (1 + math.cos(math.pi * 96 / 97))) and f(100) == pytest.approx(0.0)
     assert lr_lambda(10, 0, "constant")(7) == 1.0
+
+
+def test_size_sections_of_the_demo_profile():
+    """`sizes: tiny:` scales the tiny demo's steps; the user's own keys win; small has no section (its
+    scores stay those of the profile's stage sections)."""
+    from umarvel_cli.training.config import size_sets
+
+    tiny = size_sets("demo", "tiny")
+    assert tiny and all(s.split(".", 1)[0] in ("nli", "caption", "mbeir") for s in tiny)
+    assert size_sets("demo", "small", ["lr=1"]) == ["lr=1"] and size_sets("paper", "tiny") == []
+    epochs = {s: resolve_config(s, "demo", sets=tiny).epochs for s in ("nli", "caption", "mbeir")}
+    assert epochs == {"nli": 16, "caption": 16, "mbeir": 24}
+    assert resolve_config("mbeir", "demo", sets=size_sets("demo", "small")).epochs == 4
+    # a key the user sets, bare or for the stage, is not overridden by the size section
+    mine = size_sets("demo", "tiny", ["epochs=2", "mbeir.lr=0.5"])
+    assert mine[-2:] == ["epochs=2", "mbeir.lr=0.5"] and not any("epochs=" in s for s in mine[:-2])
+    cfg = resolve_config("mbeir", "demo", sets=mine)
+    assert (cfg.epochs, cfg.lr) == (2, 0.5)
+    assert "mbeir.epochs=24" not in size_sets("demo", "tiny", ["mbeir.epochs=3"])
+    assert "nli.epochs=16" in size_sets("demo", "tiny", ["mbeir.epochs=3"])

@@ -8,7 +8,8 @@ in a fresh process so its peak memory is its own:
 Goal (issue 15): mining takes at most 1.2x the search. Queries are planted near one or two
 positives, and every other candidate has a same-content twin, so the filters have work to do.
 Sizes: "tiny" runs in seconds (tests), "quick" 10k x 100k, "default" the issue's 100k queries
-against 1M candidates, d = 256 (about half an hour per path on 2 CPU cores: run it on a bigger box).
+against 1M candidates, d = 256 (about a quarter of an hour of CPU time per path). Each path logs its
+time and peak memory as it ends, so a long run that is stopped still leaves the search's numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from umarvel_cli.bench import BenchResult, finish_generated_embeddings, peak_rss_mib
 from umarvel_cli.bench.table import TableSpec
+from umarvel_cli.console import info
 
 SIZES = {"tiny": (20_000, 2_000, 64), "quick": (100_000, 10_000, 256), "default": (1_000_000, 100_000, 256)}
 REPEATS = {"tiny": 3, "quick": 2, "default": 1}  # best of N: the shared box is noisy
@@ -129,7 +131,7 @@ def _mine(root: str, repeats: int) -> tuple[float, float, float, float, dict]:
 
     pool, q, index, queries = _inputs(Path(root))
     spec = load_mbeir_spec()
-    settings = make_settings(pool="global", topk=K, num_negatives=NEGATIVES, max_score_ratio=0.95, spec=spec)
+    settings = make_settings(pool="global", topk=K, num_negatives=NEGATIVES, spec=spec)  # default filters
     units = [
         Unit("bench", np.arange(s, min(s + QUERY_BLOCK, len(q))), None) for s in range(0, len(q), QUERY_BLOCK)
     ]
@@ -163,8 +165,13 @@ def run(size: str = "default") -> BenchResult:
     n, q, dim = SIZES[size]
     with tempfile.TemporaryDirectory(prefix="umarvel-bench-mine-") as tmp:
         _write_data(Path(tmp), n, q, dim)
+        info(f"bench mine: {q:,} queries x {n:,} x {dim} written; search path ...")
         search_s, search_cpu, search_rss0, search_rss = _in_fresh_process(_search, tmp, REPEATS[size])
+        info(
+            f"bench mine: search {search_s:,.1f} s ({search_cpu:,.1f} s CPU), peak RSS {search_rss:,.0f} MiB; mine path ..."
+        )
         mine_s, mine_cpu, mine_rss0, mine_rss, stats = _in_fresh_process(_mine, tmp, REPEATS[size])
+        info(f"bench mine: mine {mine_s:,.1f} s ({mine_cpu:,.1f} s CPU), peak RSS {mine_rss:,.0f} MiB")
     ratio, cpu_ratio = mine_s / search_s, mine_cpu / search_cpu
     rows = [
         {"method": "mine (search + filters + write)", "seconds": mine_s, "cpu seconds": mine_cpu,

@@ -22,6 +22,11 @@ def command(
         help="Training config override for every training stage, or stage.key=value for one (repeatable).",
     ),
     force: bool = typer.Option(False, "--force", help="Redo every step."),
+    ablations: bool = typer.Option(
+        False,
+        "--ablations",
+        help="Also run the paper's switches against the default (two seeds each): OUT/ablations/report.md.",
+    ),
 ) -> None:
     """The whole recipe on demo data: prepare → init-model → train progressive → mine → train hardneg →
     rerank train → rerank score → distill → eval every model (local and global pools) → U-MARVEL+ →
@@ -29,6 +34,13 @@ def command(
     from umarvel_cli.demo import run_demo
 
     result = run_demo(
-        out, size=size, seed=seed, backbone=backbone, split=split, force=force, train_overrides=set_
+        out,
+        size=size,
+        seed=seed,
+        backbone=backbone,
+        split=split,
+        force=force,
+        train_overrides=set_,
+        ablations=ablations,
     )
     typer.echo(result.report.read_text() if result.report else "")

@@ -35,13 +35,15 @@ def command(
         "0.0",
         "--margin",
         metavar="<float|off>",
-        help="Drop candidates scoring above pos_score - M (ST's absolute margin; off disables).",
+        help="Drop candidates scoring above pos_score - M (ST's absolute margin; the default 0 drops "
+        "what outscores the positive; off disables).",
     ),
     max_score_ratio: str = typer.Option(
-        "1.0",
+        "0.95",
         "--max-score-ratio",
         metavar="<ratio|off>",
-        help="Drop candidates scoring above R x pos_score, 0 < R <= 1 (NV-Retriever: 0.95; off disables).",
+        help="Drop candidates scoring above R x pos_score, 0 < R <= 1 (default: NV-Retriever's 0.95; "
+        "off disables).",
     ),  # fmt: skip
     max_score: str = typer.Option(
         "1.0",

@@ -132,3 +132,40 @@ def progression(
         ax.set_axisbelow(True)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, frameon=False)
         return _save(fig, path)
+
+
+def paired_bars(
+    path: Path,
+    title: str,
+    rows: Sequence[str],
+    series: Mapping[str, Sequence[tuple[str, float, float]]],
+    ylabel: str = "UniIR Recall@k (%)",
+) -> Path:
+    """One group per row (e.g. an ablation's switch), one bar per series (e.g. default, alternative):
+    each bar its (label, mean, standard error) as a fraction, the label under the bar, the error as a
+    whisker."""
+    import matplotlib
+
+    with matplotlib.rc_context(FONT):
+        n, m = len(rows), max(len(series), 1)
+        fig = _figure(max(7.0, 1.9 * n + 1.5), 5.5)
+        ax = fig.add_subplot()
+        width = 0.8 / m
+        x = np.arange(n)
+        for j, (name, bars) in enumerate(series.items()):
+            pos = x - 0.4 + width * (j + 0.5)
+            means = np.array([100 * b[1] for b in bars], dtype=float)
+            errors = np.array([100 * b[2] for b in bars], dtype=float)
+            ax.bar(pos, means, width=width * 0.92, color=COLORS[j % len(COLORS)], label=name)
+            ax.errorbar(pos, means, yerr=errors, fmt="none", ecolor="black", capsize=4, lw=1.2)
+            for p, mean, err, (label, _, _) in zip(pos, means, errors, bars, strict=True):
+                ax.text(p, mean + err + 1.0, f"{mean:.1f}", ha="center", va="bottom", fontsize=8)
+                ax.text(p, 1.0, label, ha="center", va="bottom", rotation=90, fontsize=8, color="white")
+        ax.set_xticks(x, list(rows))
+        ax.set_ylim(0, 105)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(axis="y", color="#dddddd")
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper right", framealpha=0.9)
+        return _save(fig, path)

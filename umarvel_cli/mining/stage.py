@@ -3,7 +3,9 @@
 Embeddings come from `run_embed` (reused when their manifest says they are up to date, e.g. from an
 earlier mining run with other filters). Each unit of work is one task's queries (local pools) or one
 block of queries (global pool), searched with the streaming exact search against the union pool's
-shards; the same single pass over the shards also scores every query's labelled positives (for the
+shards: a torch matmul stream, on the rank's GPU (`cuda:LOCAL_RANK`) whenever torch sees one, else
+on the CPU (faiss's flat GPU index would compute the same exact top-k, so mining does not need
+faiss). The same single pass over the shards also scores every query's labelled positives (for the
 positive-aware filters) and any random negatives. A unit writes one shard, so a killed run resumes
 at the first unit without one. The report is built from the table at the end (`report.py`).
 """
@@ -29,6 +31,7 @@ from umarvel_cli.mining.settings import MineSettings
 from umarvel_cli.mining.unit import TABLE, Queries, Unit, load_queries, mine_unit, plan_units, task_spec
 from umarvel_cli.models.folder import resolve_model_dir
 from umarvel_cli.retrieval.embeddings import EmbeddingSet, open_embeddings
+from umarvel_cli.retrieval.exact import pick_device
 
 STAGE = "mine"
 DATA_STAGE = "prepare-mbeir"
@@ -178,6 +181,8 @@ def run_mine(
     index = pool_index(data, pool_set.ids())
     units = plan_units(queries, settings, index, spec, query_block)
     share = out if ctx.world_size == 1 else out / RANKS_DIR / f"rank-{ctx.rank:05d}"
+    device = pick_device(device, ctx.local_rank)
+    info(f"mine: exact search on {device}")
     write_units(
         share, units, queries, q_x, pool_set, index, settings, spec,
         resume=status == "resume", device=device, rank=ctx.rank, world_size=ctx.world_size,
@@ -199,6 +204,7 @@ def run_mine(
         "embeddings": {"queries": str(q_dir.resolve()), "pool": str(c_dir.resolve())},
         "pool_name": union,
         "pool_size": len(index),
+        "device": device,
         "summary": {k: v for k, v in summary.items() if k not in ("per_task", "short_examples")},
     }
     counts = {"queries": len(queries.qids), "rows": summary["queries"], "short": summary["short"]}

@@ -37,6 +37,9 @@ class UmarvelConfig:
     # "content" = only the user turn's image and text (system prompt, role and assistant tokens out).
     # The instruction span and padding are excluded either way.
     pool_tokens: str = "all"
+    # The instruction span (markers included) is masked out of mean pooling (the paper's choice);
+    # True pools it too (the ablation of `umarvel demo --ablations`).
+    pool_instruction: bool = False
     attention: str = "bidirectional"
     position_ids: str = "mrope"
     instruction_start: str = "<instruction_start>"

@@ -31,11 +31,15 @@ class SearchResult:
         return self.indices.shape[1]
 
 
-def pick_device(device: str | None = None) -> str:
+def pick_device(device: str | None = None, local_rank: int | None = None) -> str:
+    """`device` as given, or for None/"auto" the GPU when torch sees one (under torchrun the rank's
+    own, `cuda:LOCAL_RANK`), else the CPU."""
     import torch
 
     if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        return "cuda" if local_rank is None else f"cuda:{local_rank}"
     return device
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import types
 import typing
@@ -232,6 +233,30 @@ def resolve_config(
     cfg = TrainConfig(**values)
     _check_values(cfg)
     return cfg
+
+
+def size_sets(profile: str, size: str, sets: Sequence[str] = ()) -> list[str]:
+    """`sets` preceded by the profile's `sizes: <size>:` section as `stage.key=value` items.
+
+    A data size the profile's epochs were not chosen for (the tiny demo: a few steps per stage)
+    scales its steps there; a key that `sets` names itself (bare or for that stage) keeps the user's
+    value, and a size without a section adds nothing.
+    """
+    if profile == "paper":
+        return list(sets)
+    path = configs_dir() / f"train_{profile}.yaml"
+    section = (_load_yaml(path).get("sizes") or {}).get(size) or {}
+    named = {(stage, key) for stage, key, _ in parse_sets(sets)}
+    out = []
+    for stage, values in section.items():
+        if stage not in STAGES or not isinstance(values, dict):
+            raise UmarvelError(
+                f"sizes.{size}.{stage} must be a stage section", file=path, expected=" | ".join(STAGES)
+            )
+        for key, value in values.items():
+            if (None, key) not in named and (stage, key) not in named:
+                out.append(f"{stage}.{key}={json.dumps(value)}")
+    return [*out, *sets]
 
 
 def _check_values(cfg: TrainConfig) -> None:

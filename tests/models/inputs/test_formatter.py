@@ -239,3 +239,17 @@ def test_all_pooling_is_unchanged_and_sets_no_content_span(formatter, content_fo
     full = formatter.encode(recs[1], "query").input_ids.tolist()
     assert pooled[1] == full  # "all": every non-pad token of a record without instruction
     assert formatter.tokenizer.decode(pooled[0]).startswith(SYSTEM)
+
+
+def test_pool_instruction_pools_the_instruction_span_too(content_formatter):
+    """umarvel.json `pool_instruction: true` (the demo's ablation): the instruction and its markers are
+    pooled with the content; the default masks them (above)."""
+    from dataclasses import replace
+
+    f = content_formatter
+    pooled = InputFormatter(f.tokenizer, f.image_processor, replace(f.config, pool_instruction=True))
+    rec = Record("q", "a red bus", None, "find an image")
+    masked, with_instruction = _pooled_ids(f, [rec], "query")[0], _pooled_ids(pooled, [rec], "query")[0]
+    decoded = f.tokenizer.decode(with_instruction)
+    assert decoded.startswith("<instruction_start>Find an image.<instruction_end>")
+    assert with_instruction[-len(masked) :] == masked and len(with_instruction) > len(masked)

@@ -313,7 +313,7 @@ class InputFormatter:
                 ids_arr = self._expand_images(ids_arr, inputs, prompt.id)
             if clips:
                 ids_arr = self._expand_videos(ids_arr, clips, prompt.id)
-            span = self._instruction_span(ids_arr)
+            span = None if self.config.pool_instruction else self._instruction_span(ids_arr)
             content = self._content_span(ids_arr, prompt.id) if self.pools_content else None
             out.append(EncodedInput(ids_arr, span, inputs, content, clips))
         return out
