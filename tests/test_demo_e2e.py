@@ -143,8 +143,6 @@ def test_scores_are_the_evaluations_and_follow_from_the_written_runs(demo_run):
             assert {t["task"]: t["score"] for t in metrics["tasks"]} == pytest.approx(recomputed, abs=1e-12)
 
 
-# TODO(lead): remove the xfail once h18tiny's tiny-learning fix is merged.
-@pytest.mark.xfail(strict=False, reason="tiny learning: h18tiny")
 def test_the_final_model_beats_the_untrained_one(demo_run):
     out, _, _ = demo_run
     rows = {
