@@ -16,7 +16,10 @@ def command(
     backbone: Backbone = typer.Option("tiny-qwen2-vl", "--backbone", help="The tiny model family."),
     split: EvalSplit = typer.Option("test", "--split", help="Split the models are evaluated on."),
     set_: list[str] = typer.Option(
-        [], "--set", metavar="<key=value>", help="Training config override (repeatable)."
+        [],
+        "--set",
+        metavar="<key=value>",
+        help="Training config override for every training stage, or stage.key=value for one (repeatable).",
     ),
     force: bool = typer.Option(False, "--force", help="Redo every step."),
     ablations: bool = typer.Option(
@@ -25,7 +28,9 @@ def command(
         help="Also run the paper's switches against the default (two seeds each): OUT/ablations/report.md.",
     ),
 ) -> None:
-    """Run prepare → init-model → train progressive → embed → search → eval on demo data; writes OUT/report.md."""
+    """The whole recipe on demo data: prepare → init-model → train progressive → mine → train hardneg →
+    rerank train → rerank score → distill → eval every model (local and global pools) → U-MARVEL+ →
+    eval zeroshot; writes OUT/report.md and OUT/report.json (the paper's ablation table in miniature)."""
     from umarvel_cli.demo import run_demo
 
     result = run_demo(
