@@ -52,6 +52,8 @@ def test_every_step_runs_and_every_model_is_scored_on_both_pools(demo_run):
     assert not [s for s in report["steps"] if s["status"] != "done"]
     assert all(s["wall_s"] >= 0 and s["cpu_s"] >= 0 for s in report["steps"])
     assert set(report["zeroshot"]) == {"init", "distill"}
+    loss = read_manifest(out / "train" / "rerank").extra["final_loss"]  # whether the reranker learned
+    assert [n for n in report["notes"] if n.startswith(f"The reranker's answer loss ended at {loss:.3f}")]
     md = (out / "report.md").read_text()
     assert "## Local pool" in printed  # the command prints the report
     for pool in ("Local", "Global"):

@@ -31,6 +31,7 @@ DEMO_POOL_TOKENS = "content"
 PROFILE = "demo"
 EVAL_DIRS = {"local": "eval", "global": "eval_global"}  # pool -> folder of each model's evaluation
 PLUS = "umarvel_plus"  # the label of U-MARVEL+ (the final retriever, reranked)
+CHANCE_LOSS_SHARE = 0.9  # a reranker whose answer loss stays above 0.9 ln 2 has not learned
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ class DemoSteps:
             )
         if self.reranker is None:
             return models
+        self.note_reranker()
         plan = self.plan
         teacher = _step(
             self.result,
@@ -249,6 +251,27 @@ class DemoSteps:
             if distill is not None:
                 models["distill"] = distill
         return models
+
+    def note_reranker(self) -> None:
+        """Say in the report whether the reranker learned: its answer loss against ln 2, a constant guess."""
+        import math
+
+        from umarvel_cli.artifacts.manifest import read_manifest
+
+        assert self.reranker is not None
+        manifest = read_manifest(self.out / "train" / "rerank")
+        loss = (manifest.extra.get("final_loss") if manifest else None) or float("nan")
+        note = (
+            f"The reranker's answer loss ended at {loss:.3f} (ln 2 = {math.log(2):.3f} is a constant guess)"
+        )
+        if not loss < CHANCE_LOSS_SHARE * math.log(2):
+            note += (
+                ": it did not learn to compare a query with a candidate on this data, so distillation from "
+                'its scores and U-MARVEL+ cannot gain here (docs/benchmarks.md, "Why the tiny reranker '
+                'does not learn": a 2-layer model reading one answer token stays at chance from random '
+                "weights or from the retriever's; the paper's starts from a pretrained Instruct model)"
+            )
+        self.result.notes.append(note + ".")
 
     def mine(self, tables: Path, model: Path) -> Path:
         from umarvel_cli.mining import make_settings, run_mine
