@@ -19,14 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from umarvel_cli.console import info
+from umarvel_cli.demo import (
+    DEMO_POOL_TOKENS,
+    PROFILE,
+    init_reranker,
+    load_plan,
+    mine_negatives,
+    train_chain,
+    train_stage,
+)
 
-PROFILE = "demo"
 ABLATIONS_DIR = "ablations"
 DEFAULT = "default"
 POOL = "local"
-POOL_TOKENS = "content"  # as the demo's own init model (`demo.DEMO_POOL_TOKENS`)
-# distill's teacher lists, as the demo draws them (the `demo:` section of configs/train_demo.yaml wins)
-TEACHER = {"teacher_fraction": 0.1, "teacher_pool": "local"}
 SECOND_OPINION_SE = 2.0  # a delta within this many standard errors is called noise
 
 
@@ -175,20 +180,17 @@ class _Runner:
         return self.mine(self.base, self.model("mbeir"), filtered=True)
 
     def teacher(self) -> Path:
-        """The reranker's P(Yes) of the hardneg model's top-k, on a share of the train queries."""
-        from umarvel_cli.models.init_stage import init_model
+        """The reranker's P(Yes) of the hardneg model's top-k, on a share of the train queries, as the
+        demo draws them (its `demo:` plan)."""
         from umarvel_cli.reranking.score_stage import rerank_score
-        from umarvel_cli.training.config import resolve_config
 
-        rr_init = self.base / "models" / "reranker_init"  # as the demo's: from the hardneg retriever
-        init_model(None, rr_init, kind="reranker", from_model=self.model("hardneg"), force=self.force)
+        rr_init = init_reranker(self.model("hardneg"), self.base / "models" / "reranker_init", self.force)
         reranker = self.stage("rerank", self.base, rr_init, negatives=self.mined())
-        plan = {**TEACHER, **_demo_section()}
+        plan = load_plan(self.sets)
         out = self.base / "teacher"
         rerank_score(
             reranker, self.tables, out, retriever=self.model("hardneg"), split="train",
-            pool=plan["teacher_pool"], topk=resolve_config("distill", PROFILE, sets=self.sets).distill_topk,
-            sample=plan["teacher_fraction"], force=self.force,
+            pool=plan.teacher_pool, topk=plan.teacher_topk, sample=plan.teacher_fraction, force=self.force,
         )  # fmt: skip
         return out
 
@@ -235,38 +237,21 @@ class _Runner:
             self.backbone,
             target,
             seed=self.seed,
-            pool_tokens=POOL_TOKENS,
+            pool_tokens=DEMO_POOL_TOKENS,
             settings=settings,
             force=self.force,
         )
         return target
 
     def chain(self, folder: Path, init: Path) -> dict[str, Path]:
-        from umarvel_cli.training.progressive import train_progressive
-
-        return train_progressive(
-            data=self.tables, nli_pairs=self.out / "pairs_nli", caption_pairs=self.out / "pairs_caption",
-            model=init, out=folder / "train", profile=PROFILE, overrides=self.sets, force=self.force,
-        )  # fmt: skip
+        return train_chain(self.out, self.tables, init, folder / "train", self.sets, self.force)
 
     def stage(self, stage: str, folder: Path, model: Path, extra: Sequence[str] = (), **inputs: Path) -> Path:
-        from umarvel_cli.training.dispatch import train
-        from umarvel_cli.training.stages import StageRequest
-
-        req = StageRequest(
-            stage, model, folder / "train" / stage, self.tables, profile=PROFILE, sets=[*self.sets, *extra],
-            force=self.force, **inputs,
-        )  # fmt: skip
-        (done,) = train(req)["stages"]
-        return Path(done["model"])
+        sets = [*self.sets, *extra]
+        return train_stage(stage, model, self.tables, folder / "train" / stage, sets, self.force, **inputs)
 
     def mine(self, folder: Path, model: Path, filtered: bool) -> Path:
-        from umarvel_cli.mining import make_settings, run_mine
-
-        off: dict[str, Any] = {} if filtered else {"margin": None, "max_score_ratio": None, "max_score": None}
-        out = folder / "mine"
-        run_mine(model, self.tables, out, make_settings(split="train", pool="local", **off), force=self.force)
-        return out
+        return mine_negatives(model, self.tables, folder / "mine", self.force, filtered)
 
     def evaluate(self, folder: Path, model: Path, label: str = "") -> float:
         from umarvel_cli.evaluation import evaluate_mbeir
@@ -276,15 +261,6 @@ class _Runner:
             self.tables, split=self.split, pool=POOL, out=target, model=model, force=self.force
         )
         return float(metrics["headline"]["mean"])
-
-
-def _demo_section() -> dict[str, Any]:
-    import yaml
-
-    from umarvel_cli.training.config import configs_dir
-
-    section = yaml.safe_load((configs_dir() / f"train_{PROFILE}.yaml").read_text()).get("demo") or {}
-    return {k: section[k] for k in TEACHER if k in section}
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:

@@ -20,7 +20,10 @@ from umarvel_cli.console import info
 from umarvel_cli.demo_report import DemoResult, StepTime, write_demo_report
 from umarvel_cli.errors import NotImplementedStage
 
-__all__ = ["DEMO_STAGES", "DemoResult", "DemoSteps", "run_demo"]
+__all__ = [
+    "DEMO_STAGES", "DemoResult", "DemoSteps", "init_reranker", "load_plan", "mine_negatives", "run_demo",
+    "train_chain", "train_stage",
+]  # fmt: skip
 
 DEMO_STAGES = ("nli", "caption", "mbeir")
 # Small zero-shot sets in the CIRCO and MSR-VTT release formats (`data/zeroshot/demo.py`): the
@@ -198,18 +201,7 @@ class DemoSteps:
         return init_tiny_model(self.backbone, target, seed=self.seed, pool_tokens=DEMO_POOL_TOKENS)
 
     def progressive(self, tables: Path, init_dir: Path) -> dict[str, Path]:
-        from umarvel_cli.training.progressive import train_progressive
-
-        return train_progressive(
-            data=tables,
-            nli_pairs=self.out / "pairs_nli",
-            caption_pairs=self.out / "pairs_caption",
-            model=init_dir,
-            out=self.out / "train",
-            profile=PROFILE,
-            overrides=self.overrides,
-            force=self.force,
-        )
+        return train_chain(self.out, tables, init_dir, self.out / "train", self.overrides, self.force)
 
     # -- after the progressive chain ------------------------------------------------------------------
     def recipe_tail(self, tables: Path, mbeir: Path) -> dict[str, Path]:
@@ -274,32 +266,16 @@ class DemoSteps:
         self.result.notes.append(note + ".")
 
     def mine(self, tables: Path, model: Path) -> Path:
-        from umarvel_cli.mining import make_settings, run_mine
-
-        out = self.out / "mine"
-        run_mine(model, tables, out, make_settings(split="train", pool="local"), force=self.force)
-        return out
+        return mine_negatives(model, tables, self.out / "mine", self.force)
 
     def train(self, stage: str, model: Path, tables: Path, **inputs: Path) -> Path:
-        """One training stage (`umarvel train --stage hardneg`, `rerank train`, `distill`) under
-        out/train/<stage>; returns its model folder."""
-        from umarvel_cli.training.dispatch import train
-        from umarvel_cli.training.stages import StageRequest
-
-        req = StageRequest(
-            stage, model, self.out / "train" / stage, tables, profile=PROFILE, sets=self.overrides,
-            force=self.force, **inputs,
-        )  # fmt: skip
-        (done,) = train(req)["stages"]
-        return Path(done["model"])
+        """One training stage under out/train/<stage>; returns its model folder."""
+        return train_stage(
+            stage, model, tables, self.out / "train" / stage, self.overrides, self.force, **inputs
+        )
 
     def init_reranker(self, retriever: Path) -> Path:
-        """A tiny reranker from random weights does not learn: it starts from the retriever's network."""
-        from umarvel_cli.models.init_stage import init_model
-
-        out = self.out / "models" / "reranker_init"
-        init_model(None, out, kind="reranker", from_model=retriever, force=self.force)
-        return out
+        return init_reranker(retriever, self.out / "models" / "reranker_init", self.force)
 
     def score(
         self, tables: Path, retriever: Path, split: str, pool: str, topk: int, sample: float | None = None
@@ -388,6 +364,52 @@ class DemoSteps:
             )
 
         self.evaluate(tables, PLUS, final, rerank=options, pools=self.plan.plus_pools)
+
+
+# -- the steps the demo and its ablations (`ablations.py`) both run, each into a folder it is given --
+def train_chain(
+    root: Path, tables: Path, init: Path, out: Path, sets: list[str], force: bool
+) -> dict[str, Path]:
+    """The progressive chain (nli → caption → mbeir) on the demo's pairs under `root`; {stage: model}."""
+    from umarvel_cli.training.progressive import train_progressive
+
+    return train_progressive(
+        data=tables, nli_pairs=root / "pairs_nli", caption_pairs=root / "pairs_caption", model=init,
+        out=out, profile=PROFILE, overrides=sets, force=force,
+    )  # fmt: skip
+
+
+def train_stage(
+    stage: str, model: Path, tables: Path, out: Path, sets: list[str], force: bool, **inputs: Path
+) -> Path:
+    """One training stage (`train --stage hardneg|mbeir`, `rerank train`, `distill`) into `out`;
+    returns its model folder."""
+    from umarvel_cli.training.dispatch import train
+    from umarvel_cli.training.stages import StageRequest
+
+    req = StageRequest(
+        stage, model, out, tables, profile=PROFILE, sets=sets, force=force, **inputs
+    )  # fmt: skip
+    (done,) = train(req)["stages"]
+    return Path(done["model"])
+
+
+def mine_negatives(model: Path, tables: Path, out: Path, force: bool, filtered: bool = True) -> Path:
+    """`mine` on the train split's local pools: the default filters, or (`filtered=False`) every
+    score filter off (positives and same-content candidates are still dropped)."""
+    from umarvel_cli.mining import make_settings, run_mine
+
+    off: dict[str, Any] = {} if filtered else {"margin": None, "max_score_ratio": None, "max_score": None}
+    run_mine(model, tables, out, make_settings(split="train", pool="local", **off), force=force)
+    return out
+
+
+def init_reranker(retriever: Path, out: Path, force: bool) -> Path:
+    """A tiny reranker from random weights does not learn: it starts from the retriever's network."""
+    from umarvel_cli.models.init_stage import init_model
+
+    init_model(None, out, kind="reranker", from_model=retriever, force=force)
+    return out
 
 
 def _zeroshot_sets(out: Path, seed: int, force: bool) -> Path:
