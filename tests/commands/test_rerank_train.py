@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from umarvel_cli.app import app
+from umarvel_cli.artifacts import read_table
 from umarvel_cli.artifacts.manifest import read_manifest
 from umarvel_cli.models.reranker import RELEASED_PROMPT, Reranker
 from umarvel_cli.models.tiny import init_tiny_model
@@ -47,9 +48,11 @@ def test_lora_reranker_is_saved_scored_and_up_to_date(base, demo_mined, demo_tab
     assert rr.preamble == RELEASED_PROMPT and not hasattr(rr.model, "peft_config")
     scored = runner.invoke(app, ["rerank", "score", "--model", str(out / "model"), "--data", str(demo_tables),
                                  "--retriever", str(retriever), "--split", "val", "--topk", "2",
-                                 "--out", str(tmp_path / "t"), "--device", "cpu"])  # fmt: skip
+                                 "--sample", "0.5", "--out", str(tmp_path / "t"), "--device", "cpu"])  # fmt: skip
     assert scored.exit_code == 0, scored.output
-    assert read_manifest(tmp_path / "t").counts["pairs"] > 0
+    counts = read_manifest(tmp_path / "t").counts
+    val = read_table(demo_tables, "queries", ["split"]).column("split").to_pylist().count("val")
+    assert counts["pairs"] > 0 and 0 < counts["queries"] < val  # `--sample 0.5` scored a share
     again = runner.invoke(app, argv)
     assert again.exit_code == 0 and again.stdout.split("\t")[:2] == ["rerank", "up_to_date"]
 

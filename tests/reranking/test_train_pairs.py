@@ -28,3 +28,24 @@ def test_draws_are_seeded_per_epoch_and_cover_the_choices():
     assert set(negatives) == {"n1", "n2", "n3"} and min(negatives.values()) >= 8  # uniform-ish, never p1
     alone, _ = draw_pairs(["b"], POSITIVES, MINED, seed=1, epoch=3)
     assert alone == again[2:]  # a query's draw does not depend on the others
+
+
+POOL = {"a": ["p1", "p2", "p3", "p4"], "b": ["p3"]}  # per query, its task's training positives
+
+
+def test_random_share_draws_other_positives_of_the_task_never_the_querys_own():
+    draws = [draw_pairs(["a"], POSITIVES, MINED, 1, e, 0.5, POOL)[0][1].did for e in range(200)]
+    counts = Counter(draws)
+    assert set(counts) == {"p3", "p4", "n1", "n2", "n3"}  # never a or its own positives p1, p2
+    assert 70 <= counts["p3"] + counts["p4"] <= 130  # about half of the 200 epochs
+    always = {draw_pairs(["a"], POSITIVES, MINED, 1, e, 1.0, POOL)[0][1].did for e in range(40)}
+    assert always == {"p3", "p4"}
+    # b's task has no positive but its own: its mined list stands in
+    assert draw_pairs(["b"], POSITIVES, MINED, 1, 0, 1.0, POOL)[0][1].did == "n4"
+
+
+def test_random_share_zero_draws_as_released():
+    for e in range(10):
+        assert draw_pairs(["a", "b"], POSITIVES, MINED, 1, e, 0.0, POOL) == draw_pairs(
+            ["a", "b"], POSITIVES, MINED, 1, e
+        )

@@ -55,6 +55,7 @@ def test_set_values_are_yaml_and_typed():
         (["listwise.lr=1"], "unknown stage prefix"),
         (["temperature=5"], "outside"),
         (["batch_size=10", "grad_accum=3"], "not divisible"),
+        (["rerank_random_negatives=1.5"], r"rerank_random_negatives must be in \[0, 1\]"),
     ],
 )
 def test_bad_overrides(sets, message):

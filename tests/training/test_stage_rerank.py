@@ -82,6 +82,24 @@ def test_examples_pair_each_query_with_a_positive_and_a_mined_negative(demo_mine
     ]  # seeded: a resumed run draws the same pairs
 
 
+def test_random_share_draws_other_queries_positives_of_the_same_task(demo_mined, demo_tables):
+    from umarvel_cli.artifacts import read_table
+
+    mined = {r["qid"]: r for r in read_table(demo_mined[1], "mined", ["qid", "top_neg_ids"]).to_pylist()}
+    data = RerankSet(demo_tables, demo_mined[1], "random", 42, random_share=1.0)
+    task_positives: dict[int, set[str]] = {}
+    for row, group in zip(data.base.rows, data.base.groups, strict=True):
+        task_positives.setdefault(int(group), set()).update(row["pos"])
+    for i in range(len(data)):
+        ex = data.example(i, 0)
+        own = set(data.positives[ex.query.id])
+        assert ex.neg_keys[0] not in own
+        assert ex.neg_keys[0] in task_positives[int(data.groups[i])] | set(mined[ex.query.id]["top_neg_ids"])
+    from_pool = sum(data.example(i, 0).neg_keys[0] in data.random_pool[data.example(i, 0).query.id]
+                    for i in range(len(data)))  # fmt: skip
+    assert from_pool >= 0.9 * len(data)  # all but the tasks whose only positives are the query's own
+
+
 def test_loss_falls_on_a_repeated_batch_and_p_yes_of_the_positive_rises(base, demo_mined, demo_tables):
     torch.manual_seed(0)
     cfg = resolve_config("rerank", "demo", None, [])

@@ -4,6 +4,10 @@ As released (spec 6.1): the positive is drawn from the query's positives, the ne
 from its mined list (the retriever's local top-100) minus the positives. Draws are a pure function
 of (seed, epoch, qid), so a resumed run draws the same pairs. A query without a positive or without
 a negative left is skipped and counted.
+
+`random_share` (0 as released) draws that share of the "No" candidates instead from `random_pool`
+(per query: its task's other training positives): easy negatives a small reranker learns to compare
+on before the mined ones, which alone leave it at chance for thousands of steps (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ def draw_pairs(
     mined: Mapping[str, Sequence[str]],
     seed: int = 42,
     epoch: int = 0,
+    random_share: float = 0.0,
+    random_pool: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[list[TrainPair], dict[str, int]]:
     """[positive pair, negative pair] per query, in query order; and how many queries lacked either."""
     pairs: list[TrainPair] = []
@@ -46,5 +52,8 @@ def draw_pairs(
             continue
         rng = np.random.default_rng([seed, epoch, zlib.crc32(q.encode())])
         pairs.append(TrainPair(q, pos[int(rng.integers(len(pos)))], YES))
+        if random_share > 0 and random_pool is not None and rng.random() < random_share:
+            easy = [d for d in random_pool.get(q, ()) if d not in taken]
+            negs = easy or negs  # a task whose positives are all this query's: the mined list
         pairs.append(TrainPair(q, negs[int(rng.integers(len(negs)))], NO))
     return pairs, skipped

@@ -90,6 +90,7 @@ class TrainConfig:
     fusion_weights: dict[str, float] | None = None  # distill: w per task in F = cos + w*P(Yes)
     distill_infonce_weight: float = 0.0  # distill: > 0 adds w x in-batch InfoNCE to the KL
     rerank_prompt: str = "clean"  # rerank: the clean instruction, or the released one verbatim
+    rerank_random_negatives: float = 0.0  # rerank: share of "No" candidates drawn from the task's positives
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -293,6 +294,8 @@ def _check_values(cfg: TrainConfig) -> None:
     for task, w in (cfg.fusion_weights or {}).items():
         if not math.isfinite(w) or w < 0:
             raise UmarvelError(f"fusion weight {w} of {task!r}", field="fusion_weights", expected=">= 0")
+    if not 0 <= cfg.rerank_random_negatives <= 1:
+        raise UmarvelError("rerank_random_negatives must be in [0, 1]", field="rerank_random_negatives")
     if cfg.chunk_size < 0 or cfg.hard_negatives < 0:
         raise UmarvelError("chunk_size and hard_negatives must be >= 0", field="chunk_size/hard_negatives")
     if not 0 < cfg.temperature_min <= cfg.temperature_max:

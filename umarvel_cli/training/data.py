@@ -244,7 +244,7 @@ def load_training_set(
         if negatives is None:
             raise UmarvelError("stage rerank needs --negatives", field="--negatives",
                                expected="the folder `umarvel mine` wrote")  # fmt: skip
-        return RerankSet(data, negatives, cfg.instruction, cfg.seed, split)
+        return RerankSet(data, negatives, cfg.instruction, cfg.seed, split, cfg.rerank_random_negatives)
     if stage == "distill":
         from umarvel_cli.training.distill_data import DistillSet  # it builds on MbeirSet, here
 

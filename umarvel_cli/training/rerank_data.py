@@ -2,7 +2,8 @@
 
 The query (with its instruction) is the mbeir stage's; the positive and the negative are the seeded
 draws of `reranking.train_pairs.draw_pairs` (a positive from the query's positives, a negative from
-its mined list minus the positives: the retriever's local top-k, column `top_neg_ids`, as released),
+its mined list minus the positives: the retriever's local top-k, column `top_neg_ids`, as released;
+or, for the `rerank_random_negatives` share, another training query's positive of the same task),
 so a resumed run draws the same pairs. The mined folder must be a finished `umarvel mine` run on
 the same split of these tables; it was mined with the retriever, not with the reranker's base, so
 no model is checked. A query with no negative left is not trained on and is counted.
@@ -11,6 +12,8 @@ no model is checked. A query with no negative left is not trained on and is coun
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from umarvel_cli.artifacts import read_table
 from umarvel_cli.artifacts.shards import table_dir
@@ -27,7 +30,13 @@ class RerankSet:
     """The queries of `split` with one positive and one mined negative each (module docstring)."""
 
     def __init__(
-        self, data: str | Path, negatives: str | Path, instruction: str, seed: int, split: str = "train"
+        self,
+        data: str | Path,
+        negatives: str | Path,
+        instruction: str,
+        seed: int,
+        split: str = "train",
+        random_share: float = 0.0,
     ) -> None:
         check_mined(negatives, data, None, split)
         base = MbeirSet(data, 0, instruction, seed, split)
@@ -42,6 +51,8 @@ class RerankSet:
         self.base, self.seed = base, seed
         self.positives = {r["qid"]: list(r["pos"]) for r in base.rows}
         self.mined = {q: list(row or []) for q, row in negs.items()}
+        self.random_share = random_share
+        self.random_pool = task_positives(base.rows, base.groups) if random_share > 0 else None
         _, skipped = draw_pairs([r["qid"] for r in base.rows], self.positives, self.mined, seed)
         self.skipped = skipped["no_positive"] + skipped["no_negative"]
         kept = [i for i, r in enumerate(base.rows) if draw_pairs([r["qid"]], self.positives, self.mined)[0]]
@@ -55,7 +66,7 @@ class RerankSet:
         self.groups = base.groups[kept]
         needed = {d for q in self.mined for d in self.mined[q]} | {
             d for p in self.positives.values() for d in p
-        }
+        }  # the random pool is made of positives: all in here
         self.cands = content_keys(data, needed)
         missing = sorted(needed - set(self.cands))
         if missing:
@@ -71,7 +82,9 @@ class RerankSet:
         row = self.index[index]
         ex = self.base.example(row, epoch)
         qid = self.base.rows[row]["qid"]
-        pairs, _ = draw_pairs([qid], self.positives, self.mined, self.seed, epoch)
+        pairs, _ = draw_pairs(
+            [qid], self.positives, self.mined, self.seed, epoch, self.random_share, self.random_pool
+        )
         answer = {p.answer: p.did for p in pairs}
         ex.positive, ex.negatives = self._record(answer[YES]), [self._record(answer[NO])]
         ex.pos_key, ex.neg_keys = answer[YES], [answer[NO]]
@@ -82,3 +95,12 @@ class RerankSet:
 
     def describe(self) -> dict[str, int]:
         return {**self.base.describe(), "examples": len(self.index), "skipped_queries": self.skipped}
+
+
+def task_positives(rows: list[dict], groups: np.ndarray) -> dict[str, list[str]]:
+    """Per query, every positive of its task's queries (one shared list per task)."""
+    by_task: dict[int, list[str]] = {}
+    for row, g in zip(rows, groups, strict=True):
+        by_task.setdefault(int(g), []).extend(row["pos"])
+    pools = {g: list(dict.fromkeys(ids)) for g, ids in by_task.items()}
+    return {row["qid"]: pools[int(g)] for row, g in zip(rows, groups, strict=True)}
