@@ -54,6 +54,12 @@ def test_every_step_runs_and_every_model_is_scored_on_both_pools(demo_run):
     assert set(report["zeroshot"]) == {"init", "distill"}
     loss = read_manifest(out / "train" / "rerank").extra["final_loss"]  # whether the reranker learned
     assert [n for n in report["notes"] if n.startswith(f"The reranker's answer loss ended at {loss:.3f}")]
+    teacher = read_manifest(out / "train" / "distill").extra["teacher_quality"]  # measured by distill
+    assert [
+        n
+        for n in report["notes"]
+        if n.startswith(f"Distillation teacher: over {teacher['lists']} teacher lists")
+    ]
     md = (out / "report.md").read_text()
     assert "## Local pool" in printed  # the command prints the report
     for pool in ("Local", "Global"):

@@ -90,6 +90,20 @@ def test_distill_stage_writes_model_manifest_and_is_up_to_date(tiny_model, demo_
     assert run_stage(_req(tiny_model, out, demo_tables, newer)).status == "redo"
 
 
+def test_a_teacher_worse_than_the_retriever_is_warned_about_and_recorded(
+    tiny_model, demo_tables, tmp_path, capsys
+):
+    rows = teacher_rows(demo_tables)
+    for r in rows:  # the cosine puts each positive first, P(Yes) puts it last
+        r["retrieval_score"], r["rerank_score"] = (0.9, 0.0) if r["rank"] == 1 else (0.5, 1.0)
+    bad = write_teacher(tmp_path / "bad", demo_tables, rows)
+    run_stage(_req(tiny_model, tmp_path / "d", demo_tables, bad))
+    quality = read_manifest(tmp_path / "d").extra["teacher_quality"]
+    assert quality == {"lists": 12, "rerank_auc": 0.0, "retrieval_auc": 1.0, "fused_auc": 0.0}
+    err = capsys.readouterr().err
+    assert "the teacher orders its lists worse than the retriever alone" in err and "12 teacher lists" in err
+
+
 def test_killed_distill_resumes_to_the_same_model(tiny_model, demo_tables, teacher, tmp_path):
     sets = ["lr=0.01", "distill_infonce_weight=0.5"]  # the InfoNCE option trains too
     run_stage(_req(tiny_model, tmp_path / "a", demo_tables, teacher, sets))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,7 @@ from umarvel_cli.evaluation.prepared import task_stem
 from umarvel_cli.reranking.distill_targets import distill_lists
 from umarvel_cli.reranking.fusion import check_weight
 from umarvel_cli.reranking.teacher import check_known, read_teacher, teacher_folder
+from umarvel_cli.reranking.teacher_quality import teacher_quality
 from umarvel_cli.training.config import TrainConfig
 from umarvel_cli.training.data import MbeirSet, TrainExample, candidate_record
 from umarvel_cli.training.hardneg_data import content_keys
@@ -66,6 +68,8 @@ class DistillSet:
         spec = load_mbeir_spec()
         task_of = {r["qid"]: task_stem(spec, r["dataset_id"], r["task_id"]) for r in self.base.rows}
         lists = distill_lists(table, task_of, weights, cfg.distill_topk)
+        positives = {r["qid"]: set(r["pos"]) for r in self.base.rows}
+        self.quality = teacher_quality(table, positives, task_of, weights)
         self.rows = [i for i, q in enumerate(train_qids) if q in lists]  # table order: deterministic
         self.lists = [lists[train_qids[i]] for i in self.rows]
         needed = {d for lst in self.lists for d in lst.dids}
@@ -94,7 +98,7 @@ class DistillSet:
     def _record(self, did: str) -> Record:
         return candidate_record(self.base.root, did, self.cands[did])
 
-    def describe(self) -> dict[str, int]:
+    def describe(self) -> dict[str, Any]:
         sizes = [len(lst.dids) for lst in self.lists]
         return {
             "examples": len(self.rows),
@@ -103,4 +107,5 @@ class DistillSet:
             "topk": self.topk,
             "short_lists": sum(1 for n in sizes if n < self.topk),
             "candidates_used": len({d for lst in self.lists for d in lst.dids}),
+            "teacher_quality": self.quality.as_dict(),
         }

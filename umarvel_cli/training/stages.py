@@ -198,7 +198,7 @@ def load_trainable_model(model_dir: Path, cfg: TrainConfig, device, reranker: bo
 
 def run_stage(req: StageRequest, on_step=None) -> StageResult:
     """Train one stage into `req.out` (up to date → skipped; interrupted → resumed)."""
-    from umarvel_cli.console import info
+    from umarvel_cli.console import info, warn
     from umarvel_cli.models.lora import save_adapter, save_merged
     from umarvel_cli.training.objectives import build_objective
     from umarvel_cli.training.trainer import Trainer, check_batch
@@ -233,6 +233,12 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
         if status != "fresh":  # a fresh run into a new folder says nothing (a refused one: only its error)
             info(f"train {req.stage}: {status} ({reason}); init {model_dir}")
         (out / "config.yaml").write_text(cfg.to_yaml())
+    quality = getattr(data, "quality", None)  # distill: how well the teacher orders its lists
+    if D.is_main() and quality is not None and quality.worse_than_retrieval:
+        warn(
+            f"train {req.stage}: the teacher orders its lists worse than the retriever alone "
+            f"({quality.describe()}): the student is taught a worse order than its own"
+        )
     rerank = req.stage == RERANK_STAGE
     model = load_trainable_model(model_dir, cfg, device, reranker=rerank)
     if hasattr(on_step, "for_stage"):  # a per-stage sink (e.g. TensorBoard)
@@ -260,6 +266,8 @@ def run_stage(req: StageRequest, on_step=None) -> StageResult:
         extra["negatives_model"] = mined.extra.get("model") if mined is not None else None
     if teacher is not None:
         extra["teacher"] = str(teacher.resolve())
+    if quality is not None:
+        extra["teacher_quality"] = quality.as_dict()
     init = UmarvelConfig.load(model_dir) if UmarvelConfig.exists(model_dir) else None
     max_pixels = (init or UmarvelConfig(family=model.config.family)).max_pixels
     if model.config.max_pixels != max_pixels:  # only an embedder trains at another resolution
