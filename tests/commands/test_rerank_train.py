@@ -48,11 +48,11 @@ def test_lora_reranker_is_saved_scored_and_up_to_date(base, demo_mined, demo_tab
     assert rr.preamble == RELEASED_PROMPT and not hasattr(rr.model, "peft_config")
     scored = runner.invoke(app, ["rerank", "score", "--model", str(out / "model"), "--data", str(demo_tables),
                                  "--retriever", str(retriever), "--split", "val", "--topk", "2",
-                                 "--sample", "0.5", "--out", str(tmp_path / "t"), "--device", "cpu"])  # fmt: skip
+                                 "--sample-fraction", "0.5", "--out", str(tmp_path / "t"), "--device", "cpu"])  # fmt: skip
     assert scored.exit_code == 0, scored.output
     counts = read_manifest(tmp_path / "t").counts
     val = read_table(demo_tables, "queries", ["split"]).column("split").to_pylist().count("val")
-    assert counts["pairs"] > 0 and 0 < counts["queries"] < val  # `--sample 0.5` scored a share
+    assert counts["pairs"] > 0 and 0 < counts["queries"] < val  # `--sample-fraction 0.5` scored a share
     again = runner.invoke(app, argv)
     assert again.exit_code == 0 and again.stdout.split("\t")[:2] == ["rerank", "up_to_date"]
 

@@ -74,10 +74,7 @@ def score(
     pool: PoolScope = typer.Option("local", "--pool", help="With --retriever: local or global pool."),
     topk: int = typer.Option(50, "--topk", help="Candidates reranked per query."),
     sample_fraction: float | None = typer.Option(
-        None,
-        "--sample",
-        "--sample-fraction",
-        help="Score this share of every task's queries (seeded), e.g. 0.1.",
+        None, "--sample-fraction", help="Score this share of every task's queries (seeded), e.g. 0.1."
     ),
     seed: int = typer.Option(42, "--seed", help="Seed of the per-task sampler."),
     batch_size: int = typer.Option(16, "--batch-size", help="Pairs per forward pass (at most)."),

@@ -1,6 +1,6 @@
 """Training examples of the distillation stage: the teacher table's queries with their fused top-k lists.
 
-One example per query of the teacher table (the queries `rerank score --sample` drew): the
+One example per query of the teacher table (the queries `rerank score --sample-fraction` drew): the
 mbeir stage's query (with instruction) and one positive, plus its first `distill_topk` candidates by
 F = cosine + w(task)·P(Yes) (`reranking.distill_targets`), positives included as released, and their
 teacher scores F/2. The teacher table must be a finished `rerank score` output made from these
