@@ -17,7 +17,7 @@ import pyarrow as pa
 import yaml
 
 from umarvel_cli.errors import UmarvelError
-from umarvel_cli.reranking.fusion import check_weight
+from umarvel_cli.reranking.fusion import check_weight, teacher_fused
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "train_distill.yaml"
 
@@ -57,14 +57,15 @@ def distill_lists(
 ) -> dict[str, DistillList]:
     """Per query of the teacher table: its first `topk` candidates by F, each F from its own cosine."""
     check_weight(dict(weights))
-    default = float(weights.get("default", 1.0))
-    rows = teacher.sort_by([("qid", "ascending"), ("rank", "ascending"), ("did", "ascending")]).to_pylist()
+    table = teacher.sort_by([("qid", "ascending"), ("rank", "ascending"), ("did", "ascending")])
+    qids = table.column("qid").to_pylist()
+    unknown = next((q for q in qids if q not in task_of), None)
+    if unknown is not None:
+        raise UmarvelError(f"teacher query {unknown!r} is not in the tables", field="qid")
+    fused = teacher_fused(table, weights, task_of)
     grouped: dict[str, list[tuple[str, float]]] = {}
-    for r in rows:
-        if r["qid"] not in task_of:
-            raise UmarvelError(f"teacher query {r['qid']!r} is not in the tables", field="qid")
-        w = float(weights.get(task_of[r["qid"]], default))
-        grouped.setdefault(r["qid"], []).append((r["did"], r["retrieval_score"] + w * r["rerank_score"]))
+    for q, d, f in zip(qids, table.column("did").to_pylist(), fused.tolist(), strict=True):
+        grouped.setdefault(q, []).append((d, f))
     out = {}
     for q, items in grouped.items():
         items = sorted(items, key=lambda x: -x[1])[:topk]  # stable: equal F keep the retriever's order

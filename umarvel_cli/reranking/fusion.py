@@ -27,13 +27,21 @@ WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(21))
 Weight = float | Mapping[str, float]
 
 
-def _row_weights(qids: Sequence[str], weight: Weight, task_of: Mapping[str, str] | None) -> np.ndarray:
+def row_weights(qids: Sequence[str], weight: Weight, task_of: Mapping[str, str] | None) -> np.ndarray:
+    """W of each row's query: one number, or per task ("default" for the tasks not named)."""
     if not isinstance(weight, Mapping):
         return np.full(len(qids), float(weight))
     if task_of is None:
         raise ValueError("per-task weights need task_of")
     default = float(weight.get("default", 1.0))
     return np.array([float(weight.get(task_of[q], default)) for q in qids])
+
+
+def teacher_fused(teacher: pa.Table, weight: Weight, task_of: Mapping[str, str] | None = None) -> np.ndarray:
+    """F = retrieval score + W * P(Yes) of every teacher row (float64), each with its own cosine."""
+    cosine = teacher.column("retrieval_score").to_numpy().astype(np.float64)
+    p_yes = teacher.column("rerank_score").to_numpy().astype(np.float64)
+    return cosine + row_weights(teacher.column("qid").to_pylist(), weight, task_of) * p_yes
 
 
 def check_weight(weight: Weight) -> None:
@@ -72,7 +80,7 @@ def fuse_run(
     score = joined.column("score").to_numpy().astype(np.float64)
     p_yes = joined.column("rerank_score").to_numpy(zero_copy_only=False)
     reranked = ~np.isnan(p_yes.astype(np.float64))
-    fused = np.where(reranked, score + _row_weights(qids, weight, task_of) * np.nan_to_num(p_yes), score)
+    fused = np.where(reranked, score + row_weights(qids, weight, task_of) * np.nan_to_num(p_yes), score)
     table = pa.table(
         {
             "qid": joined.column("qid"),

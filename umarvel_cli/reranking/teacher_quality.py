@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
+from umarvel_cli.reranking.fusion import teacher_fused
+
 
 @dataclass(frozen=True)
 class TeacherQuality:
@@ -54,23 +56,25 @@ def teacher_quality(
     weights: Mapping[str, float],
 ) -> TeacherQuality:
     """Mean per-list AUC of P(Yes), the cosine and F, over the lists with both kinds of candidate."""
-    default = float(weights.get("default", 1.0))
-    cols = {c: teacher.column(c).to_numpy(zero_copy_only=False) for c in teacher.column_names}
-    order = np.argsort(cols["qid"], kind="stable")
-    qids = cols["qid"][order]
+    scores = {
+        "rerank": teacher.column("rerank_score").to_numpy().astype(np.float64),
+        "retrieval": teacher.column("retrieval_score").to_numpy().astype(np.float64),
+        "fused": teacher_fused(teacher, weights, task_of),
+    }
+    qid_col = teacher.column("qid").to_numpy(zero_copy_only=False)
+    dids = teacher.column("did").to_numpy(zero_copy_only=False)
+    order = np.argsort(qid_col, kind="stable")
+    qids = qid_col[order]
     starts = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1]])
-    per: dict[str, list[float]] = {"rerank": [], "retrieval": [], "fused": []}
+    per: dict[str, list[float]] = {name: [] for name in scores}
     for lo, hi in zip(starts, np.r_[starts[1:], len(qids)], strict=True):
         rows = order[lo:hi]
-        q = str(qids[lo])
-        mask = np.array([d in positives.get(q, ()) for d in cols["did"][rows]], dtype=bool)
+        mine = positives.get(str(qids[lo]), ())
+        mask = np.array([d in mine for d in dids[rows]], dtype=bool)
         if mask.all() or not mask.any():
             continue
-        p = cols["rerank_score"][rows].astype(np.float64)
-        c = cols["retrieval_score"][rows].astype(np.float64)
-        w = float(weights.get(task_of.get(q, ""), default))
-        for name, s in (("rerank", p), ("retrieval", c), ("fused", c + w * p)):
-            per[name].append(auc(s, mask))
+        for name, s in scores.items():
+            per[name].append(auc(s[rows], mask))
     n = len(per["fused"])
     mean = {k: float(np.mean(v)) if v else float("nan") for k, v in per.items()}
     return TeacherQuality(n, mean["rerank"], mean["retrieval"], mean["fused"])
